@@ -1,0 +1,15 @@
+"""SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
+
+from models.case import Case, CaseEvent, case_number
+from models.directory import BotChannel, Organisation, Person
+from models.outbox import OutboxMessage
+
+__all__ = [
+    "BotChannel",
+    "Case",
+    "CaseEvent",
+    "Organisation",
+    "OutboxMessage",
+    "Person",
+    "case_number",
+]

@@ -1,0 +1,161 @@
+"""Opening and claiming cases. Each change writes its audit event and the notifications it
+causes in the same transaction (the outbox)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, select
+
+from chatops.cases.intake import IntakeForm, IntakeRejected, check_intake, refusal_for_requester
+from chatops.db import transaction
+from chatops.directory import find_person, is_agent, organisation_of
+from chatops.outbox import enqueue
+from chatops.policy import SupportRules
+from models import Case, CaseEvent, Person
+
+# Outbox kinds, rendered by the delivery side.
+CARD = "case.card"
+CARD_REFRESH = "case.card_refresh"
+REQUESTER_NOTICE = "case.requester_notice"
+
+
+def open_case(
+    engine: Engine, requester_slack_id: str, form: IntakeForm, rules: SupportRules, now: datetime
+) -> Case:
+    """Create a case from an intake submission; raise IntakeRejected with field errors.
+
+    Nothing is written unless every check passes.
+    """
+    with transaction(engine) as session:
+        person = find_person(session, requester_slack_id)
+        organisation = organisation_of(session, person) if person else None
+        refusal = refusal_for_requester(person, organisation, rules)
+        if refusal is not None:
+            raise IntakeRejected({"_": refusal})
+        assert person is not None and organisation is not None
+        errors = check_intake(form, person, organisation, rules)
+        if errors:
+            raise IntakeRejected(errors)
+        assert form.category and form.severity
+        case = Case(
+            organisation_id=organisation.id,  # type: ignore[arg-type]
+            requester_id=person.id,  # type: ignore[arg-type]
+            category=form.category,
+            topic=form.topic or "",
+            severity=form.severity,
+            title=form.title or "",
+            description=form.description or "",
+            contact_method=form.contact_method or "chat",
+            contact_phone=form.phone,
+            contact_email=form.email,
+            business_impact=form.business_impact if form.severity == "A" else None,
+            available_contact=form.available_contact if form.severity == "A" else None,
+            opened_at=now,
+            first_response_due=rules.first_response_due(form.category, form.severity, now),
+        )
+        session.add(case)
+        session.flush()
+        assert case.id is not None
+        session.add(
+            CaseEvent(
+                case_id=case.id,
+                at=now,
+                actor_id=person.id,
+                kind="opened",
+                to_value="new",
+                detail={
+                    "severity": case.severity,
+                    "category": case.category,
+                    "first_response_due": case.first_response_due.isoformat()
+                    if case.first_response_due
+                    else None,
+                },
+            )
+        )
+        enqueue(session, key=f"{case.id}:card", kind=CARD, case_id=case.id, now=now)
+        enqueue(
+            session,
+            key=f"{case.id}:requester:opened",
+            kind=REQUESTER_NOTICE,
+            case_id=case.id,
+            now=now,
+            payload={"event": "opened"},
+        )
+        return case
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """The result of a Claim click: `won` is True for exactly one clicker."""
+
+    outcome: str  # "claimed" | "already_claimed" | "not_agent" | "no_case"
+    case: Case | None = None
+    owner: Person | None = None
+
+    @property
+    def won(self) -> bool:
+        return self.outcome == "claimed"
+
+
+def claim_case(
+    engine: Engine, case_id: int, agent_slack_id: str, now: datetime
+) -> ClaimOutcome:
+    """Make the agent the case owner if nobody is; first click wins.
+
+    The conditional UPDATE (`WHERE assignee_id IS NULL`) is the arbiter: under any number of
+    concurrent clicks exactly one sees a changed row, so exactly one audit event and one card
+    refresh are written.
+    """
+    with transaction(engine) as session:
+        agent = find_person(session, agent_slack_id)
+        if not is_agent(agent):
+            return ClaimOutcome("not_agent")
+        assert agent is not None
+        result = session.exec(  # type: ignore[call-overload]
+            update(Case)
+            .where(Case.id == case_id, Case.assignee_id.is_(None))  # type: ignore[union-attr]
+            .values(assignee_id=agent.id, claimed_at=now, status="claimed")
+        )
+        case = session.get(Case, case_id, populate_existing=True)
+        if case is None:
+            return ClaimOutcome("no_case")
+        if result.rowcount != 1:
+            owner = session.get(Person, case.assignee_id) if case.assignee_id else None
+            return ClaimOutcome("already_claimed", case, owner)
+        session.add(
+            CaseEvent(
+                case_id=case_id,
+                at=now,
+                actor_id=agent.id,
+                kind="claimed",
+                from_value="new",
+                to_value="claimed",
+                detail={"owner": agent.slack_user_id},
+            )
+        )
+        enqueue(session, key=f"{case_id}:card:claimed", kind=CARD_REFRESH, case_id=case_id, now=now)
+        enqueue(
+            session,
+            key=f"{case_id}:requester:claimed",
+            kind=REQUESTER_NOTICE,
+            case_id=case_id,
+            now=now,
+            payload={"event": "claimed", "owner": agent.slack_user_id},
+        )
+        return ClaimOutcome("claimed", case, agent)
+
+
+def get_case(session: Session, case_id: int) -> Case | None:
+    return session.get(Case, case_id)
+
+
+def case_events(session: Session, case_id: int) -> list[CaseEvent]:
+    """The audit trail of a case, oldest first."""
+    return list(
+        session.exec(
+            select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)  # type: ignore[arg-type]
+        ).all()
+    )

@@ -1,0 +1,79 @@
+"""Settings read from the environment (pydantic-settings).
+
+Every setting has the environment variable name an operator sets; the README lists them.
+Missing required settings stop start-up with one message naming all of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SLACK_API_DEFAULT = "https://slack.com/api/"
+
+
+class SettingsError(RuntimeError):
+    """Raised when the environment does not describe a runnable configuration."""
+
+
+class Settings(BaseSettings):
+    """The process configuration: Slack credentials, Web API address, database, policy."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    slack_bot_token: str = Field(default="", validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
+    slack_signing_secret: str = Field(
+        default="", validation_alias=AliasChoices("SLACK_SIGNING_SECRET")
+    )
+    slack_api_url: str = Field(
+        default=SLACK_API_DEFAULT, validation_alias=AliasChoices("SLACK_API_URL")
+    )
+    database_url: str = Field(
+        default="sqlite:///chatops.db", validation_alias=AliasChoices("DATABASE_URL")
+    )
+    policy_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("CHATOPS_POLICY_FILE")
+    )
+    # Slack's /support request and the case UI are in English; the support time zone
+    # comes from the policy, this is only the fallback for people whose tz Slack hides.
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("CHATOPS_LOG_LEVEL"))
+
+
+_ENV_NAMES = {
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+}
+
+
+def load_settings(require_slack: bool = True, **overrides: object) -> Settings:
+    """Read settings from the environment; raise SettingsError naming what is missing.
+
+    Commands that talk to Slack (serve, worker) need the token and the signing secret;
+    operator commands (load, policy) do not.
+    """
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        missing: list[str] = []
+        other = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            name = _ENV_NAMES.get(field, field.upper())
+            if error["type"] == "missing":
+                missing.append(name)
+            else:
+                other.append(f"{name}: {error['msg']}")
+        parts = []
+        if missing:
+            parts.append("missing required setting(s): " + ", ".join(missing))
+        parts.extend(other)
+        raise SettingsError("; ".join(parts)) from None
+    if require_slack:
+        missing = [
+            env for field, env in _ENV_NAMES.items() if not getattr(settings, field).strip()
+        ]
+        if missing:
+            raise SettingsError("missing required setting(s): " + ", ".join(missing))
+    return settings

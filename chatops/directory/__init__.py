@@ -1,0 +1,12 @@
+"""The directory of organisations, people and channels."""
+
+from chatops.directory.lookup import (
+    admins_of,
+    channel_for,
+    find_person,
+    is_agent,
+    is_lead,
+    organisation_of,
+)
+
+__all__ = ["admins_of", "channel_for", "find_person", "is_agent", "is_lead", "organisation_of"]

@@ -1,0 +1,42 @@
+"""Reading the directory: who someone is, which organisation, which channel."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from models import BotChannel, Organisation, Person
+
+
+def find_person(session: Session, slack_user_id: str) -> Person | None:
+    """The person with this Slack user id, or None if the directory does not know them."""
+    return session.exec(select(Person).where(Person.slack_user_id == slack_user_id)).first()
+
+
+def organisation_of(session: Session, person: Person) -> Organisation | None:
+    """The customer organisation a person belongs to (None for support staff)."""
+    if person.organisation_id is None:
+        return None
+    return session.get(Organisation, person.organisation_id)
+
+
+def admins_of(session: Session, organisation_id: int, admin_roles: set[str]) -> list[Person]:
+    """The admins of an organisation (SC-1: the people a non-admin should ask)."""
+    people = session.exec(
+        select(Person).where(Person.organisation_id == organisation_id).order_by(Person.name)
+    ).all()
+    return [p for p in people if any(role in admin_roles for role in p.roles)]
+
+
+def is_agent(person: Person | None) -> bool:
+    """Support staff who may work cases: agents and leads."""
+    return person is not None and ("agent" in person.roles or "lead" in person.roles)
+
+
+def is_lead(person: Person | None) -> bool:
+    return person is not None and "lead" in person.roles
+
+
+def channel_for(session: Session, purpose: str) -> str | None:
+    """The channel id configured for a purpose ("triage", "handoff", ...)."""
+    row = session.get(BotChannel, purpose)
+    return row.channel_id if row else None

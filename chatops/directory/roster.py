@@ -1,0 +1,241 @@
+"""The roster file: organisations, people and their roles, and the bot's channels.
+
+`load_roster` validates the whole file before touching the database and upserts everything
+in one transaction, so an invalid file changes nothing and loading the same file twice is a
+no-op. People and organisations missing from a later file are kept: the roster adds and
+updates, it never deletes (cases refer to them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from chatops.db import transaction
+from chatops.policy import Policy
+from chatops.yamlfile import FileError, explain, problem_at, read_with_lines
+from models import BotChannel, Organisation, Person
+
+STAFF_ROLES = {"agent": "Support agent", "lead": "Support lead"}
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()\-]{5,30}$")
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PartnerEntry(_Entry):
+    name: str = Field(min_length=1, max_length=200)
+    contact: str = Field(min_length=1, max_length=300)
+
+
+class OrganisationEntry(_Entry):
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    name: str = Field(min_length=1, max_length=200)
+    subscription: Literal["direct", "partner"] = "direct"
+    partner: PartnerEntry | None = None
+    online_services_agreement: bool = False
+
+
+class PersonEntry(_Entry):
+    slack_id: str
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = None
+    phone: str | None = None
+    organisation: str | None = None
+    roles: list[str] = []
+
+    @field_validator("slack_id")
+    @classmethod
+    def _slack_id(cls, value: str) -> str:
+        if not _SLACK_USER.match(value):
+            raise ValueError(f"{value!r} is not a Slack user id (like U012ABCDEF)")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an email address")
+        return value
+
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _phone(cls, value: object) -> object:
+        if value is not None and not _PHONE.match(str(value)):
+            raise ValueError(f"{value!r} is not a phone number")
+        return None if value is None else str(value)
+
+
+class RosterFile(_Entry):
+    channels: dict[str, str]
+    organisations: list[OrganisationEntry] = []
+    people: list[PersonEntry] = []
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """What a load changed."""
+
+    organisations_added: int = 0
+    organisations_updated: int = 0
+    people_added: int = 0
+    people_updated: int = 0
+    channels_set: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return any(
+            (
+                self.organisations_added,
+                self.organisations_updated,
+                self.people_added,
+                self.people_updated,
+                self.channels_set,
+            )
+        )
+
+
+def read_roster(path: str | Path, policy: Policy) -> RosterFile:
+    """Validate a roster file completely (shape and cross-references) without side effects."""
+    name = str(path)
+    data, lines = read_with_lines(path)
+    try:
+        roster = RosterFile.model_validate(data)
+    except ValidationError as exc:
+        raise explain(exc, lines, name) from None
+    known_roles = set(policy.admin_roles) | set(STAFF_ROLES)
+    problems: list[str] = []
+    if "triage" not in roster.channels:
+        problems.append(problem_at(("channels",), "a `triage` channel is required", lines))
+    for purpose, channel in roster.channels.items():
+        if not _SLACK_CHANNEL.match(str(channel)):
+            problems.append(
+                problem_at(("channels", purpose), f"{channel!r} is not a channel id", lines)
+            )
+    org_keys: set[str] = set()
+    for i, org in enumerate(roster.organisations):
+        if org.key in org_keys:
+            problems.append(problem_at(("organisations", i, "key"), "duplicate key", lines))
+        org_keys.add(org.key)
+        if org.subscription == "partner" and org.partner is None:
+            problems.append(
+                problem_at(
+                    ("organisations", i),
+                    "an organisation that buys through a partner needs `partner` "
+                    "(name and contact)",
+                    lines,
+                )
+            )
+    slack_ids: set[str] = set()
+    for i, person in enumerate(roster.people):
+        if person.slack_id in slack_ids:
+            problems.append(problem_at(("people", i, "slack_id"), "duplicate Slack id", lines))
+        slack_ids.add(person.slack_id)
+        for j, role in enumerate(person.roles):
+            if role not in known_roles:
+                problems.append(
+                    problem_at(
+                        ("people", i, "roles", j),
+                        f"unknown role {role!r} (known: {', '.join(sorted(known_roles))})",
+                        lines,
+                    )
+                )
+        if person.organisation is not None and person.organisation not in org_keys:
+            problems.append(
+                problem_at(
+                    ("people", i, "organisation"),
+                    f"no organisation with key {person.organisation!r}",
+                    lines,
+                )
+            )
+        is_admin = any(role in policy.admin_roles for role in person.roles)
+        if is_admin and person.organisation is None:
+            problems.append(
+                problem_at(("people", i), "an admin must belong to an organisation", lines)
+            )
+    if problems:
+        raise FileError(name, problems)
+    return roster
+
+
+def load_roster(engine: Engine, path: str | Path, policy: Policy) -> LoadSummary:
+    """Validate the file, then upsert it in one transaction."""
+    roster = read_roster(path, policy)
+    with transaction(engine) as session:
+        return _upsert(session, roster)
+
+
+def _upsert(session: Session, roster: RosterFile) -> LoadSummary:
+    counts = dict.fromkeys(
+        (
+            "organisations_added",
+            "organisations_updated",
+            "people_added",
+            "people_updated",
+            "channels_set",
+        ),
+        0,
+    )
+    for purpose, channel_id in roster.channels.items():
+        row = session.get(BotChannel, purpose)
+        if row is None:
+            session.add(BotChannel(purpose=purpose, channel_id=channel_id))
+            counts["channels_set"] += 1
+        elif row.channel_id != channel_id:
+            row.channel_id = channel_id
+            counts["channels_set"] += 1
+    org_ids: dict[str, int] = {}
+    for entry in roster.organisations:
+        wanted = {
+            "name": entry.name,
+            "subscription": entry.subscription,
+            "partner_name": entry.partner.name if entry.partner else None,
+            "partner_contact": entry.partner.contact if entry.partner else None,
+            "online_services_agreement": entry.online_services_agreement,
+        }
+        org = session.exec(select(Organisation).where(Organisation.key == entry.key)).first()
+        if org is None:
+            org = Organisation(key=entry.key, **wanted)
+            session.add(org)
+            counts["organisations_added"] += 1
+        elif _apply(org, wanted):
+            counts["organisations_updated"] += 1
+        session.flush()
+        assert org.id is not None
+        org_ids[entry.key] = org.id
+    for entry in roster.people:
+        wanted_person = {
+            "name": entry.name,
+            "email": entry.email,
+            "phone": entry.phone,
+            "organisation_id": org_ids[entry.organisation] if entry.organisation else None,
+            "roles": list(entry.roles),
+        }
+        person = session.exec(
+            select(Person).where(Person.slack_user_id == entry.slack_id)
+        ).first()
+        if person is None:
+            session.add(Person(slack_user_id=entry.slack_id, **wanted_person))
+            counts["people_added"] += 1
+        elif _apply(person, wanted_person):
+            counts["people_updated"] += 1
+    return LoadSummary(**counts)
+
+
+def _apply(row: object, wanted: dict[str, object]) -> bool:
+    changed = False
+    for field, value in wanted.items():
+        if getattr(row, field) != value:
+            setattr(row, field, value)
+            changed = True
+    return changed

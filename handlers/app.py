@@ -1,0 +1,138 @@
+"""The Bolt app and the WSGI application that serves it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_bolt import App
+from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import Engine, text
+
+from chatops.clock import Clock
+from chatops.config import Settings
+from chatops.policy import SupportRules
+from handlers import actions, commands, intake
+from handlers.delivery import OutboxDelivery
+from handlers.desk import Desk
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+MAX_BODY = 1_000_000  # Slack's own payloads are far smaller
+
+
+def build_desk(settings: Settings, engine: Engine, rules: SupportRules, clock: Clock) -> Desk:
+    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    return Desk(engine, rules, clock, OutboxDelivery(engine, client, rules, clock))
+
+
+def build_app(settings: Settings, desk: Desk) -> App:
+    """The Bolt app with every listener registered, order mattering for the catch-alls."""
+    app = App(
+        client=desk.delivery.client,
+        signing_secret=settings.slack_signing_secret,
+        token_verification_enabled=False,
+        process_before_response=False,
+    )
+    commands.register(app, desk)
+    intake.register(app, desk)
+    actions.register(app, desk)  # last: holds the catch-all listeners
+    return app
+
+
+class SlackWsgi:
+    """`POST /slack/events` for Bolt, `GET /healthz`; forged requests get 401 before any
+    parsing, malformed ones 400, never a 500."""
+
+    def __init__(self, app: App, engine: Engine, signing_secret: str) -> None:
+        self.app = app
+        self.engine = engine
+        self.verifier = SignatureVerifier(signing_secret)
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/healthz" and method == "GET":
+            return self._health(start_response)
+        if path != EVENTS_PATH:
+            return _reply(start_response, 404, "not found")
+        if method != "POST":
+            return _reply(start_response, 405, "use POST")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_BODY:
+            return _reply(start_response, 413, "request too large")
+        raw = environ["wsgi.input"].read(length) if length else b""
+        headers = {
+            key[5:].replace("_", "-").lower(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return _reply(start_response, 400, "body is not UTF-8")
+        if not self._signed(body, headers):
+            return _reply(start_response, 401, "invalid signature")
+        if not _well_formed(body, headers.get("content-type", "")):
+            return _reply(start_response, 400, "malformed payload")
+        response = self.app.dispatch(
+            BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
+        )
+        out_headers = [(k, v) for k, values in response.headers.items() for v in values]
+        start_response(f"{response.status} {_REASONS.get(response.status, 'OK')}", out_headers)
+        return [response.body.encode("utf-8")]
+
+    def _signed(self, body: str, headers: dict[str, str]) -> bool:
+        """Slack's v0 signature, within five minutes either way of our clock."""
+        timestamp = headers.get("x-slack-request-timestamp", "")
+        signature = headers.get("x-slack-signature", "")
+        if not timestamp.isdigit() or not signature:
+            return False
+        return self.verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+
+    def _health(self, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.error("health check: database unavailable: %s", exc)
+            return _reply(start_response, 503, "database unavailable")
+        return _reply(start_response, 200, "ok")
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
+
+
+def _reply(start_response: Callable[..., Any], status: int, message: str) -> Iterable[bytes]:
+    start_response(
+        f"{status} {_REASONS.get(status, 'Error')}",
+        [("Content-Type", "text/plain; charset=utf-8")],
+    )
+    return [message.encode("utf-8")]
+
+
+def _well_formed(body: str, content_type: str) -> bool:
+    """Slack sends JSON (events) or a form (commands; interactivity as `payload=` JSON)."""
+    try:
+        if content_type.startswith("application/json"):
+            return isinstance(json.loads(body), dict)
+        form = parse_qs(body, keep_blank_values=True)
+        if "payload" in form:
+            payload = json.loads(form["payload"][0])
+            return isinstance(payload, dict) and isinstance(payload.get("type"), str)
+        return "command" in form or "ssl_check" in form
+    except ValueError:
+        return False

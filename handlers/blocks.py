@@ -1,0 +1,469 @@
+"""Every Block Kit message and modal the bot sends, built with slack_sdk.models so Slack's
+limits (section text, button labels, modal titles) are checked before anything is sent."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    EmailInputElement,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    RadioButtonsElement,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from chatops.cases.intake import (
+    CONTACT_METHODS,
+    DESCRIPTION_MAX,
+    IMPACT_MAX,
+    NAME_MAX,
+    TITLE_MAX,
+)
+from chatops.policy import SupportRules
+from chatops.sla import format_time_left
+from chatops.timefmt import format_instant
+from handlers.text import clip, escape, escaped_clip, mention, slack_date
+from models import Case, Organisation, Person
+
+SECTION_MAX = 3000
+QUESTION_MAX = 500
+INTAKE_CALLBACK = "intake"
+
+# action ids, one place so listeners and builders agree
+CONTACT_SUPPORT = "contact_support"
+INTAKE_CATEGORY = "intake_category"
+INTAKE_SEVERITY = "intake_severity"
+CLAIM_CASE = "claim_case"
+
+
+def _as_dicts(blocks: list[Block]) -> list[dict[str, Any]]:
+    return [block.to_dict() for block in blocks]
+
+
+def _mrkdwn(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_MAX)))
+
+
+# --- /support replies -------------------------------------------------------------------
+
+
+def usage(subcommands: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    lines = "\n".join(f"• `/support {name}` — {what}" for name, what in subcommands)
+    return _as_dicts(
+        [
+            _mrkdwn("*Support desk* — here is what `/support` can do:\n" + lines),
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text="A question needs at least two words; a single word is read "
+                        "as a subcommand."
+                    )
+                ]
+            ),
+        ]
+    )
+
+
+def self_help_lines(rules: SupportRules) -> str:
+    links = rules.policy.self_help.links
+    return " · ".join(f"<{link.url}|{escape(link.label)}>" for link in links)
+
+
+def question_answer(question: str, rules: SupportRules) -> list[dict[str, Any]]:
+    """SC-5, SC-6: health and self-help first, then the way to a case."""
+    health_url = rules.policy.self_help.service_health_url
+    return _as_dicts(
+        [
+            _mrkdwn(f"*Your question:* {escaped_clip(question, QUESTION_MAX)}"),
+            _mrkdwn(
+                f"Before opening a case, check <{health_url}|service health> — known issues "
+                f"are listed there — and the self-help: {self_help_lines(rules)}"
+            ),
+            ActionsBlock(
+                block_id="contact",
+                elements=[
+                    ButtonElement(
+                        text="Contact support",
+                        action_id=CONTACT_SUPPORT,
+                        value=clip(question, QUESTION_MAX),
+                        style="primary",
+                    )
+                ],
+            ),
+        ]
+    )
+
+
+def not_registered() -> list[dict[str, Any]]:
+    return _as_dicts(
+        [
+            _mrkdwn(
+                "You are not registered with any customer organisation, so I can't open a "
+                "case for you. Ask your organisation's admin to add you, or ask the support "
+                "desk to add your organisation."
+            )
+        ]
+    )
+
+
+def not_admin(admins: list[Person], rules: SupportRules) -> list[dict[str, Any]]:
+    """SC-1 + SC-25: only admins open cases; everyone gets self-help."""
+    if admins:
+        names = ", ".join(f"{escape(p.name)} ({mention(p.slack_user_id)})" for p in admins)
+        who = f"Your organisation's admins are: {names}."
+    else:
+        who = "Your organisation has no admin registered with support yet."
+    return _as_dicts(
+        [
+            _mrkdwn(
+                "Only your organisation's *admins* can open support cases. "
+                f"{who} Ask one of them to contact support for you."
+            ),
+            _mrkdwn(f"Self-help is open to everyone: {self_help_lines(rules)}"),
+        ]
+    )
+
+
+def partner_only(organisation: Organisation) -> list[dict[str, Any]]:
+    """SC-3: an organisation that bought everything through a partner goes to the partner."""
+    partner = escape(organisation.partner_name or "your partner")
+    contact = escape(organisation.partner_contact or "")
+    return _as_dicts(
+        [
+            _mrkdwn(
+                f"{escape(organisation.name)} bought its subscriptions through *{partner}*, "
+                f"so {partner} provides your support. Contact them: {contact}"
+            )
+        ]
+    )
+
+
+def plain(text: str) -> list[dict[str, Any]]:
+    return _as_dicts([_mrkdwn(text)])
+
+
+# --- the intake modal (SC-7, SC-12..SC-15, SC-18) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class IntakeChoices:
+    """What the modal currently shows; rebuilt when the category or severity changes."""
+
+    categories: list[str]
+    category: str
+    severities: list[str]
+    severity: str | None
+    phone: str | None
+    email: str | None
+    question: str
+    requester_name: str
+    has_agreement: bool
+
+
+def intake_modal(choices: IntakeChoices, rules: SupportRules, now: datetime) -> dict[str, Any]:
+    policy = rules.policy
+    category = policy.categories[choices.category]
+    category_options = [
+        Option(value=key, label=policy.categories[key].label) for key in choices.categories
+    ]
+    topic_options = [
+        Option(value=key, label=clip(topic.label, 75)) for key, topic in category.topics.items()
+    ]
+    severity_options = [
+        Option(
+            value=sev,
+            label=policy.severities[sev].label,  # type: ignore[index]
+            description=policy.severities[sev].summary,  # type: ignore[index]
+        )
+        for sev in choices.severities
+    ]
+    initial_severity = next((o for o in severity_options if o.value == choices.severity), None)
+    blocks: list[Block] = []
+    if choices.question:
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"*Your question:* {escaped_clip(choices.question, QUESTION_MAX)}"
+                    )
+                ]
+            )
+        )
+    blocks += [
+        InputBlock(
+            block_id="category",
+            label="Category",
+            dispatch_action=True,
+            element=StaticSelectElement(
+                action_id=INTAKE_CATEGORY,
+                options=category_options,
+                initial_option=next(o for o in category_options if o.value == choices.category),
+            ),
+        ),
+        InputBlock(
+            block_id="topic",
+            label="Topic",
+            hint=clip(category.description, 150),
+            element=StaticSelectElement(
+                action_id="topic", placeholder="Choose a topic", options=topic_options
+            ),
+        ),
+        InputBlock(
+            block_id="severity",
+            label="Severity",
+            dispatch_action=True,
+            element=RadioButtonsElement(
+                action_id=INTAKE_SEVERITY,
+                options=severity_options,
+                initial_option=initial_severity,
+            ),
+        ),
+    ]
+    blocks.append(_expected_wait(choices, rules, now))
+    blocks += [
+        InputBlock(
+            block_id="title",
+            label="Title",
+            element=PlainTextInputElement(action_id="title", max_length=TITLE_MAX),
+        ),
+        InputBlock(
+            block_id="description",
+            label="Description of the problem",
+            element=PlainTextInputElement(
+                action_id="description", multiline=True, max_length=DESCRIPTION_MAX
+            ),
+        ),
+    ]
+    if choices.severity == "A":
+        blocks += [
+            InputBlock(
+                block_id="business_impact",
+                label="Business impact (required for Sev A)",
+                element=PlainTextInputElement(
+                    action_id="business_impact", multiline=True, max_length=IMPACT_MAX
+                ),
+            ),
+            InputBlock(
+                block_id="available_contact",
+                label="Who stays available to work with support",
+                hint="Sev A needs a named person who stays reachable until it is resolved.",
+                element=PlainTextInputElement(
+                    action_id="available_contact",
+                    max_length=NAME_MAX,
+                    initial_value=clip(choices.requester_name, NAME_MAX),
+                ),
+            ),
+        ]
+    contact_options = [Option(value=k, label=v) for k, v in CONTACT_METHODS.items()]
+    blocks += [
+        InputBlock(
+            block_id="contact_method",
+            label="Preferred contact method",
+            element=RadioButtonsElement(
+                action_id="contact_method",
+                options=contact_options,
+                initial_option=contact_options[0],
+            ),
+        ),
+        InputBlock(
+            block_id="phone",
+            label="Phone (confirm or correct)",
+            optional=True,
+            element=PlainTextInputElement(
+                action_id="phone", max_length=40, initial_value=choices.phone or None
+            ),
+        ),
+        InputBlock(
+            block_id="email",
+            label="Email (confirm or correct)",
+            optional=True,
+            element=EmailInputElement(action_id="email", initial_value=choices.email or None),
+        ),
+    ]
+    metadata = json.dumps({"question": clip(choices.question, QUESTION_MAX)})
+    return View(
+        type="modal",
+        callback_id=INTAKE_CALLBACK,
+        title=PlainTextObject(text="Contact support"),
+        submit=PlainTextObject(text="Open case"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=metadata,
+        blocks=blocks,
+    ).to_dict()
+
+
+def _expected_wait(choices: IntakeChoices, rules: SupportRules, now: datetime) -> Block:
+    """SC-7: the expected wait, shown on the form: for the chosen severity, or for each
+    severity on offer until one is chosen."""
+    policy = rules.policy
+    severities = [choices.severity] if choices.severity else choices.severities
+    parts = []
+    for severity in severities:
+        due = rules.first_response_due(choices.category, severity, now)
+        fallback = format_instant(due, policy.support_timezone, policy.support_timezone_label)
+        parts.append(
+            f"Sev {severity}: first response by {slack_date(due, fallback)} "
+            f"(target {rules.target_label(choices.category, severity)})"
+        )
+    text = (
+        f"*Expected wait* for {escape(policy.categories[choices.category].label)} — "
+        + " · ".join(parts)
+    )
+    return ContextBlock(block_id="expected_wait", elements=[MarkdownTextObject(text=text)])
+
+
+def submission_refused(reason: str) -> str:
+    return {
+        "not_registered": "You are not registered with any customer organisation.",
+        "not_admin": "Only your organisation's admins can open support cases.",
+        "partner_only": "Your organisation's support is provided by its partner.",
+        "no_category": "Your admin role can't open support cases.",
+    }.get(reason, "This request can't become a case.")
+
+
+# --- the case card and notices ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseContext:
+    case: Case
+    organisation: Organisation
+    requester: Person
+    owner: Person | None
+
+
+def _due_text(case: Case, rules: SupportRules, now: datetime) -> str:
+    if case.first_response_due is None:
+        return "clock paused"
+    policy = rules.policy
+    fallback = format_instant(
+        case.first_response_due, policy.support_timezone, policy.support_timezone_label
+    )
+    left = format_time_left(case.first_response_due - now)
+    return f"{slack_date(case.first_response_due, fallback)} ({left})"
+
+
+def case_card(ctx: CaseContext, rules: SupportRules, now: datetime) -> list[dict[str, Any]]:
+    """The triage channel's card for a case; its buttons follow the case's state."""
+    case, policy = ctx.case, rules.policy
+    category = policy.categories.get(case.category)
+    category_label = category.label if category else case.category
+    topic = category.topics.get(case.topic) if category else None
+    severity = policy.severities.get(case.severity)  # type: ignore[call-overload]
+    owner = (
+        f"{mention(ctx.owner.slack_user_id)} ({escape(ctx.owner.name)})"
+        if ctx.owner
+        else "_Unclaimed_"
+    )
+    blocks: list[Block] = [
+        # Slack decodes the three entities in every text field, plain_text included.
+        HeaderBlock(
+            text=escaped_clip(f"{case.number} · Sev {case.severity} · {case.title}", 150)
+        ),
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*Organisation*\n{escape(ctx.organisation.name)}"),
+                MarkdownTextObject(
+                    text=f"*Requester*\n{mention(ctx.requester.slack_user_id)} "
+                    f"({escape(ctx.requester.name)})"
+                ),
+                MarkdownTextObject(
+                    text=f"*Category*\n{escape(category_label)} › "
+                    f"{escape(topic.label if topic else case.topic)}"
+                ),
+                MarkdownTextObject(
+                    text=f"*Severity*\n{severity.label if severity else case.severity}"
+                ),
+                MarkdownTextObject(text=f"*First response due*\n{_due_text(case, rules, now)}"),
+                MarkdownTextObject(text=f"*Owner*\n{owner}"),
+            ]
+        ),
+        _mrkdwn(f"*{escaped_clip(case.title, 300)}*\n{escaped_clip(case.description, 600)}"),
+    ]
+    contact = [f"Prefers {CONTACT_METHODS.get(case.contact_method, case.contact_method)}"]
+    if case.contact_phone:
+        contact.append(f"phone {escape(case.contact_phone)}")
+    if case.contact_email:
+        contact.append(f"email {escape(case.contact_email)}")
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(contact))]))
+    if case.severity == "A" and (case.business_impact or case.available_contact):
+        blocks.append(
+            _mrkdwn(
+                f"*Business impact:* {escaped_clip(case.business_impact or '—', 1000)}\n"
+                f"*Available contact:* {escaped_clip(case.available_contact or '—', NAME_MAX)}"
+            )
+        )
+    if ctx.owner is None:
+        blocks += [
+            DividerBlock(),
+            ActionsBlock(
+                block_id="case_actions",
+                elements=[
+                    ButtonElement(
+                        text="Claim", action_id=CLAIM_CASE, value=str(case.id), style="primary"
+                    )
+                ],
+            ),
+        ]
+    return _as_dicts(blocks)
+
+
+def case_card_text(ctx: CaseContext) -> str:
+    """The notification text of the card (shown in push notifications and by old clients)."""
+    case = ctx.case
+    return clip(
+        f"{case.number} Sev {case.severity} from {escape(ctx.organisation.name)}: "
+        f"{escape(case.title)}",
+        300,
+    )
+
+
+def requester_opened(ctx: CaseContext, rules: SupportRules, now: datetime) -> list[dict[str, Any]]:
+    """The admin's confirmation (DM): number, severity, first-response target as a time."""
+    case, policy = ctx.case, rules.policy
+    severity = policy.severities.get(case.severity)  # type: ignore[call-overload]
+    return _as_dicts(
+        [
+            _mrkdwn(
+                f"Your case *{case.number}* is open: *{escaped_clip(case.title, 300)}*\n"
+                f"Severity: {severity.label if severity else case.severity} · first response "
+                f"by {_due_text(case, rules, now)}, "
+                f"target {rules.target_label(case.category, case.severity)}."
+            ),
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text="Updates on this case will be posted in this thread."
+                    )
+                ]
+            ),
+        ]
+    )
+
+
+def requester_claimed(ctx: CaseContext) -> list[dict[str, Any]]:
+    assert ctx.owner is not None
+    method = CONTACT_METHODS.get(ctx.case.contact_method, ctx.case.contact_method).lower()
+    return _as_dicts(
+        [
+            _mrkdwn(
+                f"{mention(ctx.owner.slack_user_id)} ({escape(ctx.owner.name)}) from support "
+                f"has your case *{ctx.case.number}* and will contact you by {method}."
+            )
+        ]
+    )

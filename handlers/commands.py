@@ -1,0 +1,84 @@
+"""`/support` and its subcommands."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App
+from sqlmodel import Session
+
+from chatops.cases.intake import refusal_for_requester
+from chatops.directory import admins_of, find_person, organisation_of
+from handlers import blocks
+from handlers.desk import Desk
+from handlers.text import escape
+
+# Slack sends at most a few thousand characters; a question longer than this belongs in the
+# case description, not in the search box.
+QUESTION_LIMIT = blocks.QUESTION_MAX
+
+SUBCOMMANDS: list[tuple[str, str]] = [
+    ("help", "this list"),
+    ("<your question>", "search help, then *Contact support* to open a case (admins)"),
+]
+
+
+def register(app: App, desk: Desk) -> None:
+    handlers: dict[str, Callable[[Desk, str, str], list[dict[str, Any]]]] = {
+        "help": lambda _desk, _user, _rest: blocks.usage(SUBCOMMANDS),
+    }
+
+    @app.command("/support")
+    def support(ack: Ack, command: dict[str, Any]) -> None:
+        text = (command.get("text") or "").strip()
+        user_id = command["user_id"]
+        if not text:
+            ack(blocks=blocks.usage(SUBCOMMANDS), text="How to use /support")
+            return
+        if len(text) > QUESTION_LIMIT:
+            message = (
+                f"That is {len(text)} characters; keep `/support` under "
+                f"{QUESTION_LIMIT} and put the details in the case description."
+            )
+            ack(blocks=blocks.plain(message), text=message)
+            return
+        word, _, rest = text.partition(" ")
+        word = word.lower()
+        if word in handlers:
+            ack(blocks=handlers[word](desk, user_id, rest), text="/support")
+            return
+        if not rest:
+            ack(blocks=blocks.plain(_unknown_subcommand(word, list(handlers))), text="Unknown")
+            return
+        ack(blocks=question_reply(desk, user_id, text), text="Support")
+
+
+def _unknown_subcommand(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    hint = f" Did you mean `/support {close[0]}`?" if close else ""
+    names = ", ".join(f"`{name}`" for name in known)
+    return (
+        f"`{escape(word[:40])}` is not a `/support` subcommand.{hint} Subcommands: {names}. "
+        "To ask a question, write a few words, e.g. `/support mail forwarding stopped`."
+    )
+
+
+def question_reply(desk: Desk, user_id: str, question: str) -> list[dict[str, Any]]:
+    """What `/support <question>` answers, by who is asking (SC-1, SC-3, SC-25)."""
+    with Session(desk.engine) as session:
+        person = find_person(session, user_id)
+        organisation = organisation_of(session, person) if person else None
+        refusal = refusal_for_requester(person, organisation, desk.rules)
+        if refusal == "not_registered":
+            return blocks.not_registered()
+        assert organisation is not None
+        if refusal == "not_admin":
+            admins = admins_of(session, organisation.id or 0, set(desk.rules.policy.admin_roles))
+            return blocks.not_admin(admins, desk.rules)
+        if refusal == "partner_only":
+            return blocks.partner_only(organisation)
+        if refusal == "no_category":
+            return blocks.plain(blocks.submission_refused(refusal))
+        return blocks.question_answer(question, desk.rules)

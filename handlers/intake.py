@@ -1,0 +1,199 @@
+"""The intake modal: opening it (Contact support), keeping it in step with the chosen
+category and severity, and turning its submission into a case."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlmodel import Session
+
+from chatops.cases.intake import IntakeForm, IntakeRejected, refusal_for_requester
+from chatops.cases.service import open_case
+from chatops.directory import find_person, organisation_of
+from handlers import blocks
+from handlers.desk import Desk
+
+log = logging.getLogger(__name__)
+
+FIELDS = (
+    "category",
+    "topic",
+    "severity",
+    "title",
+    "description",
+    "contact_method",
+    "phone",
+    "email",
+    "business_impact",
+    "available_contact",
+)
+
+
+def register(app: App, desk: Desk) -> None:
+    @app.action(blocks.CONTACT_SUPPORT)
+    def contact_support(
+        ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        ack()
+        user_id = body["user"]["id"]
+        question = ""
+        for action in body.get("actions", []):
+            if action.get("action_id") == blocks.CONTACT_SUPPORT:
+                question = str(action.get("value") or "")[: blocks.QUESTION_MAX]
+        choices, refusal = initial_choices(desk, user_id, question)
+        if choices is None:
+            respond(
+                replace_original=False,
+                response_type="ephemeral",
+                text=blocks.submission_refused(refusal or ""),
+            )
+            return
+        try:
+            client.views_open(
+                trigger_id=body["trigger_id"],
+                view=blocks.intake_modal(choices, desk.rules, desk.clock.now()),
+            )
+        except SlackApiError as exc:
+            log.warning("views.open failed: %s", exc.response.get("error"))
+            respond(
+                replace_original=False,
+                response_type="ephemeral",
+                text="Slack did not let me open the form in time. Press *Contact support* again.",
+            )
+
+    @app.action(blocks.INTAKE_CATEGORY)
+    @app.action(blocks.INTAKE_SEVERITY)
+    def refresh_modal(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        view = body.get("view") or {}
+        user_id = body["user"]["id"]
+        values = view.get("state", {}).get("values", {})
+        form = read_form(values)
+        question = _metadata(view).get("question", "")
+        choices, _ = initial_choices(desk, user_id, question)
+        if choices is None:
+            return
+        if form.category in choices.categories:
+            choices = _with(desk, choices, form.category or choices.category, form.severity)
+        client.views_update(
+            view_id=view["id"],
+            hash=view.get("hash"),
+            view=blocks.intake_modal(choices, desk.rules, desk.clock.now()),
+        )
+
+    @app.view(blocks.INTAKE_CALLBACK)
+    def submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user_id = body["user"]["id"]
+        form = read_form(view.get("state", {}).get("values", {}))
+        present = _block_ids(view)
+        try:
+            case = open_case(desk.engine, user_id, form, desk.rules, desk.clock.now())
+        except IntakeRejected as rejected:
+            ack(response_action="errors", errors=_errors_for_view(rejected.errors, present))
+            return
+        ack()
+        desk.deliver(case.id)
+
+
+def initial_choices(
+    desk: Desk, user_id: str, question: str
+) -> tuple[blocks.IntakeChoices | None, str | None]:
+    """The modal's starting state for this person, or the reason they get no modal."""
+    with Session(desk.engine) as session:
+        person = find_person(session, user_id)
+        organisation = organisation_of(session, person) if person else None
+        refusal = refusal_for_requester(person, organisation, desk.rules)
+        if refusal is not None:
+            return None, refusal
+        assert person is not None and organisation is not None
+        categories = desk.rules.categories_for(person.roles)
+        choices = blocks.IntakeChoices(
+            categories=categories,
+            category=categories[0],
+            severities=desk.rules.severities_for(
+                categories[0], organisation.online_services_agreement
+            ),
+            severity=None,
+            phone=person.phone,
+            email=person.email,
+            question=question,
+            requester_name=person.name,
+            has_agreement=organisation.online_services_agreement,
+        )
+        return choices, None
+
+
+def _with(
+    desk: Desk, choices: blocks.IntakeChoices, category: str, severity: str | None
+) -> blocks.IntakeChoices:
+    severities = desk.rules.severities_for(category, choices.has_agreement)
+    return blocks.IntakeChoices(
+        categories=choices.categories,
+        category=category,
+        severities=severities,
+        severity=severity if severity in severities else None,
+        phone=choices.phone,
+        email=choices.email,
+        question=choices.question,
+        requester_name=choices.requester_name,
+        has_agreement=choices.has_agreement,
+    )
+
+
+def read_form(values: dict[str, Any]) -> IntakeForm:
+    """Read the modal's state values; every field is optional here, the core checks them."""
+    found: dict[str, str | None] = dict.fromkeys(FIELDS)
+    for block_id, actions in values.items():
+        if block_id not in found or not isinstance(actions, dict):
+            continue
+        for state in actions.values():
+            if isinstance(state, dict):
+                found[block_id] = _state_value(state)
+    return IntakeForm(**found)  # type: ignore[arg-type]
+
+
+def _state_value(state: dict[str, Any]) -> str | None:
+    option = state.get("selected_option")
+    if isinstance(option, dict):
+        value = option.get("value")
+    else:
+        value = state.get("value")
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _block_ids(view: dict[str, Any]) -> list[str]:
+    return [b.get("block_id") for b in view.get("blocks", []) if b.get("type") == "input"]
+
+
+def _errors_for_view(errors: dict[str, str], present: list[str]) -> dict[str, str]:
+    """Slack shows an error only under an input block the view has; put the others on the
+    first field so nothing is lost (e.g. a refusal of the person, or a forged field)."""
+    shown: dict[str, str] = {}
+    spill: list[str] = []
+    for field, message in errors.items():
+        if field == "_":
+            spill.append(blocks.submission_refused(message))
+        elif field in present:
+            shown[field] = message
+        else:
+            spill.append(message)
+    if spill:
+        target = "severity" if "severity" in present else (present[0] if present else "title")
+        shown[target] = " ".join([*spill, shown.get(target, "")]).strip()
+    return shown

@@ -1,0 +1,97 @@
+"""Putting the app on a socket: gunicorn for production, a threaded server in-process for
+the demo and the tests (the same WSGI application either way)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from sqlalchemy import Engine
+
+from chatops.clock import Clock, SystemClock
+from chatops.config import Settings
+from chatops.db import create_schema, make_engine
+from chatops.policy import SupportRules, load_policy
+from handlers.app import SlackWsgi, build_app, build_desk
+from handlers.desk import Desk
+
+
+@dataclass
+class Service:
+    """One running desk: its WSGI app and the parts tests and the demo look into."""
+
+    wsgi: SlackWsgi
+    desk: Desk
+    engine: Engine
+    rules: SupportRules
+
+
+def build_service(
+    settings: Settings,
+    clock: Clock | None = None,
+    engine: Engine | None = None,
+    rules: SupportRules | None = None,
+) -> Service:
+    engine = engine or make_engine(settings.database_url)
+    create_schema(engine)
+    rules = rules or load_policy(settings.policy_file)
+    desk = build_desk(settings, engine, rules, clock or SystemClock())
+    app = build_app(settings, desk)
+    return Service(SlackWsgi(app, engine, settings.slack_signing_secret), desk, engine, rules)
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128  # many Slack requests can arrive at once
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        logging.getLogger("chatops.http").debug(format, *args)
+
+
+class ThreadedServer:
+    """The WSGI app on 127.0.0.1 in a background thread (demo, tests)."""
+
+    def __init__(self, wsgi: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = make_server(
+            host, port, wsgi, server_class=_ThreadingServer, handler_class=_QuietHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> ThreadedServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def run_gunicorn(settings: Settings, host: str, port: int, workers: int, threads: int) -> None:
+    """`chatops serve`: gunicorn with threaded workers; each worker builds its own engine."""
+    from gunicorn.app.base import BaseApplication
+
+    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("timeout", 30)
+
+        def load(self) -> Any:
+            return build_service(settings).wsgi
+
+    _Gunicorn().run()

@@ -1,0 +1,40 @@
+"""Putting text people typed into Slack messages safely."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn gives meaning to.
+
+    Anything a person typed goes through here before it reaches mrkdwn, so `<!channel>`
+    in a case title never pings a channel and `<http://x|y>` never becomes a disguised link.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    """Shorten text to at most `limit` characters, marking the cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - 1)].rstrip() + "…"
+
+
+def escaped_clip(text: str, limit: int) -> str:
+    """Clip then escape, keeping the escaped result within `limit` characters."""
+    out = escape(clip(text, limit))
+    while len(out) > limit:
+        limit -= 10
+        out = escape(clip(text, max(limit, 1)))
+    return out
+
+
+def slack_date(instant: datetime, fallback: str) -> str:
+    """A time Slack shows in each reader's own time zone, with a fallback for old clients."""
+    ts = int(instant.timestamp())
+    return f"<!date^{ts}^{{date_short_pretty}} {{time}}|{escape(fallback)}>"
+
+
+def mention(slack_user_id: str) -> str:
+    return f"<@{slack_user_id}>"

@@ -1,0 +1,63 @@
+"""Cases and their audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime
+
+
+class Case(SQLModel, table=True):
+    """A support case opened by a customer admin. Its number is `CS-` + the zero-padded id."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    requester_id: int = Field(foreign_key="person.id", index=True)
+    category: str = Field(max_length=32)
+    topic: str = Field(max_length=64)
+    severity: str = Field(max_length=1)
+    title: str = Field(max_length=150)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    contact_method: str = Field(max_length=16)
+    contact_phone: str | None = Field(default=None, max_length=40)
+    contact_email: str | None = Field(default=None, max_length=254)
+    business_impact: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    available_contact: str | None = Field(default=None, max_length=200)
+    status: str = Field(default="new", max_length=24, index=True)
+    assignee_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    opened_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    claimed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    first_response_due: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), index=True)
+    )
+    # Where the triage card and the requester's DM thread live, once delivered.
+    card_channel: str | None = Field(default=None, max_length=32)
+    card_ts: str | None = Field(default=None, max_length=32)
+    requester_channel: str | None = Field(default=None, max_length=32)
+    requester_thread_ts: str | None = Field(default=None, max_length=32)
+
+    @property
+    def number(self) -> str:
+        return case_number(self.id or 0)
+
+
+def case_number(case_id: int) -> str:
+    """The human-friendly case number, e.g. CS-00042."""
+    return f"CS-{case_id:05d}"
+
+
+class CaseEvent(SQLModel, table=True):
+    """One change to a case: who did what, when, from which value to which."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    actor_id: int | None = Field(default=None, foreign_key="person.id")
+    kind: str = Field(max_length=32)
+    from_value: str | None = Field(default=None, max_length=200)
+    to_value: str | None = Field(default=None, max_length=200)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,180 @@
+"""The desk under test: the real app served over HTTP on 127.0.0.1, the Slack stand-in
+answering its Web API calls, a movable clock, and a database loaded with the example
+roster. Tests act as Slack does (signed requests) and assert on what people would see."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from chatops.clock import ManualClock
+from chatops.config import Settings
+from chatops.db import make_engine
+from chatops.directory.roster import load_roster
+from chatops.standin import SlackSender, SlackStandIn
+from handlers.server import Service, ThreadedServer, build_service
+from models import Case, CaseEvent, OutboxMessage
+from tests.postgres import fresh_database, postgres_cluster
+
+ROOT = Path(__file__).resolve().parent.parent
+ROSTER = ROOT / "examples" / "workspace.yml"
+SECRET = "test-signing-secret"
+TRIAGE = "C0TRIAGE"
+# Wednesday 25 Nov 2026, 10:00 in Beijing: every support line is open.
+OPEN_HOURS = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+INTAKE_DEFAULTS: dict[str, Any] = {
+    "category": "technical",
+    "topic": "mail",
+    "severity": "B",
+    "title": "Forwarding to shared mailbox stopped",
+    "description": "Since Monday mail sent to sales@ is no longer forwarded.",
+    "contact_method": "chat",
+}
+
+
+@dataclass
+class Desk:
+    """A running desk and the handles a test needs."""
+
+    service: Service
+    standin: SlackStandIn
+    slack: SlackSender
+    clock: ManualClock
+    users: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> Any:
+        return self.service.engine
+
+    def cases(self) -> list[Case]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(Case).order_by(Case.id)).all())  # type: ignore[arg-type]
+
+    def events(self, kind: str | None = None) -> list[CaseEvent]:
+        with Session(self.engine) as session:
+            query = select(CaseEvent)
+            if kind:
+                query = query.where(CaseEvent.kind == kind)
+            return list(session.exec(query.order_by(CaseEvent.id)).all())  # type: ignore[arg-type]
+
+    def outbox(self) -> list[OutboxMessage]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all())  # type: ignore[arg-type]
+
+    def ask(self, user: str, question: str = "mail forwarding stopped") -> dict[str, Any]:
+        """/support <question>; returns the ephemeral reply (the ack body)."""
+        response = self.slack.command(user, question)
+        assert response.status == 200, response.body
+        reply = response.json()
+        assert reply is not None, f"no reply body: {response.body!r}"
+        return reply
+
+    def open_intake(self, user: str, question: str = "mail forwarding stopped") -> dict[str, Any]:
+        """/support <question> then Contact support; returns the modal Slack shows."""
+        reply = self.ask(user, question)
+        response = self.slack.click_in(user, reply, "contact_support", channel_id="C_GENERAL")
+        assert response.status == 200
+        self.standin.wait_for("views.open")
+        view = self.standin.open_view(user)
+        assert view is not None, "no modal opened"
+        return view
+
+    def choose(self, user: str, action_id: str, value: str) -> dict[str, Any]:
+        """Pick a value in a dispatching select/radio of the open modal; return the new view."""
+        before = len(self.standin.calls("views.update"))
+        response = self.slack.view_action(user, action_id, value)
+        assert response.status == 200
+        self.standin.wait_for("views.update", count=before + 1)
+        view = self.standin.open_view(user)
+        assert view is not None
+        return view
+
+    def submit(self, user: str, force: bool = False, **values: Any) -> Any:
+        fields = {**INTAKE_DEFAULTS, **values}
+        fields = {k: v for k, v in fields.items() if v is not None}
+        return self.slack.submit_view(user, fields, force=force)
+
+    def open_case(self, user: str = "U0ALICE", **values: Any) -> Case:
+        """The whole intake through the front door; returns the stored case."""
+        before = len(self.cases())
+        self.open_intake(user)
+        if values.get("severity", INTAKE_DEFAULTS["severity"]) != INTAKE_DEFAULTS["severity"]:
+            self.choose(user, "intake_severity", values["severity"])
+        response = self.submit(user, **values)
+        assert response.status == 200, response.body
+        assert not response.body or "errors" not in response.body, response.body
+        cases = self.cases()
+        assert len(cases) == before + 1
+        return cases[-1]
+
+    def card(self, case: Case) -> dict[str, Any]:
+        """The case card as the triage channel shows it now."""
+        self.standin.wait_for(
+            "chat.postMessage", lambda c: c.args.get("channel") == TRIAGE, timeout=5
+        )
+        deadline = time.monotonic() + 5
+        while True:
+            with Session(self.engine) as session:
+                fresh = session.get(Case, case.id)
+                assert fresh is not None
+                if fresh.card_ts:
+                    return self.standin.message(TRIAGE, fresh.card_ts)
+            assert time.monotonic() < deadline, "card not delivered"
+            time.sleep(0.02)
+
+
+def _make_desk(database_url: str) -> Iterator[Desk]:
+    standin = SlackStandIn().start()
+    for uid, name, tz in [
+        ("U0ALICE", "alice", "Asia/Shanghai"),
+        ("U0FRANK", "frank", "Europe/London"),
+    ]:
+        standin.add_user(uid, name=name, tz=tz)
+    clock = ManualClock(OPEN_HOURS)
+    settings = Settings(
+        slack_bot_token=standin.bot_token,
+        slack_signing_secret=SECRET,
+        slack_api_url=standin.api_url,
+        database_url=database_url,
+    )
+    service = build_service(settings, clock=clock)
+    load_roster(service.engine, ROSTER, service.rules.policy)
+    server = ThreadedServer(service.wsgi).start()
+    sender = SlackSender(server.url + "/slack/events", SECRET, standin)
+    try:
+        yield Desk(service, standin, sender, clock)
+    finally:
+        server.stop()
+        standin.stop()
+        service.engine.dispose()
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[Desk]:
+    yield from _make_desk(f"sqlite:///{tmp_path / 'desk.db'}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_desk(postgres_server: str) -> Iterator[Desk]:
+    yield from _make_desk(fresh_database(postgres_server))
+
+
+@pytest.fixture
+def pg_engine(postgres_server: str) -> Any:
+    engine = make_engine(fresh_database(postgres_server))
+    yield engine
+    engine.dispose()

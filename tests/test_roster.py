@@ -1,0 +1,121 @@
+"""`chatops load`: the roster file is validated whole, loaded once, and never half-loaded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from chatops.db import create_schema, make_engine
+from chatops.directory.roster import load_roster
+from chatops.policy import load_policy
+from chatops.yamlfile import FileError
+from models import BotChannel, Organisation, Person
+from tests.conftest import ROSTER
+
+RULES = load_policy()
+
+
+@pytest.fixture
+def engine(tmp_path: Path):  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path / 'roster.db'}")
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+def _counts(engine) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        return (
+            len(session.exec(select(Organisation)).all()),
+            len(session.exec(select(Person)).all()),
+            len(session.exec(select(BotChannel)).all()),
+        )
+
+
+def test_example_loads_and_reload_changes_nothing(engine) -> None:  # type: ignore[no-untyped-def]
+    first = load_roster(engine, ROSTER, RULES.policy)
+    assert first.organisations_added == 3 and first.people_added == 9
+    assert _counts(engine) == (3, 9, 2)
+    again = load_roster(engine, ROSTER, RULES.policy)
+    assert not again.changed
+    assert _counts(engine) == (3, 9, 2)
+
+
+def test_changed_entry_is_updated_in_place(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    load_roster(engine, ROSTER, RULES.policy)
+    edited = tmp_path / "edited.yml"
+    edited.write_text(ROSTER.read_text().replace("+86 10 5555 0101", "+86 10 5555 0999"))
+    summary = load_roster(engine, edited, RULES.policy)
+    assert summary.people_updated == 1 and summary.people_added == 0
+    with Session(engine) as session:
+        alice = session.exec(select(Person).where(Person.slack_user_id == "U0ALICE")).one()
+        assert alice.phone == "+86 10 5555 0999"
+
+
+BAD_FILES = {
+    "unknown role": (
+        "channels: {triage: C0T}\norganisations:\n  - {key: acme, name: Acme}\n"
+        "people:\n  - slack_id: U0A\n    name: A\n    organisation: acme\n    roles: [admn]\n",
+        "line 8: people[0].roles[0]: unknown role 'admn'",
+    ),
+    "unknown organisation": (
+        "channels: {triage: C0T}\npeople:\n  - slack_id: U0A\n    name: A\n"
+        "    organisation: nowhere\n    roles: [global_admin]\n",
+        "line 5: people[0].organisation: no organisation with key 'nowhere'",
+    ),
+    "bad slack id": (
+        "channels: {triage: C0T}\npeople:\n  - slack_id: alice\n    name: A\n",
+        "line 3: people[0].slack_id: 'alice' is not a Slack user id",
+    ),
+    "no triage channel": ("channels: {handoff: C0H}\n", "a `triage` channel is required"),
+    "partner without details": (
+        "channels: {triage: C0T}\norganisations:\n  - key: nw\n    name: NW\n"
+        "    subscription: partner\n",
+        "line 3: organisations[0]: an organisation that buys through a partner needs",
+    ),
+    "not yaml": ("channels: [triage\n", "line 2"),
+    "unknown field": (
+        "channels: {triage: C0T}\norganisations:\n  - {key: a, name: A, colour: red}\n",
+        "line 3: organisations[0].colour: Extra inputs are not permitted",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_invalid_file_names_the_line_and_loads_nothing(engine, tmp_path: Path, case: str) -> None:  # type: ignore[no-untyped-def]
+    text, expected = BAD_FILES[case]
+    # a valid organisation first, so a half-load would be visible
+    path = tmp_path / "bad.yml"
+    path.write_text(text)
+    with pytest.raises(FileError) as raised:
+        load_roster(engine, path, RULES.policy)
+    assert expected in str(raised.value)
+    assert _counts(engine) == (0, 0, 0)
+
+
+def test_cli_load_reports_and_exits_nonzero(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    ok = subprocess.run(
+        [sys.executable, "-m", "chatops.cli", "load", str(ROSTER)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "people +9" in ok.stdout
+    again = subprocess.run(
+        [sys.executable, "-m", "chatops.cli", "load", str(ROSTER)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert "nothing changed" in again.stdout
+    bad = tmp_path / "bad.yml"
+    bad.write_text(BAD_FILES["unknown role"][0])
+    failed = subprocess.run(
+        [sys.executable, "-m", "chatops.cli", "load", str(bad)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert failed.returncode == 2
+    assert "nothing was loaded" in failed.stderr and "line 8" in failed.stderr

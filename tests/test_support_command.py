@@ -1,0 +1,80 @@
+"""`/support` through the front door: who gets what answer (SC-1, SC-3, SC-5, SC-6, SC-25)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Desk
+
+
+def _text(reply: dict) -> str:
+    return json.dumps(reply)
+
+
+def test_empty_and_help_show_usage(desk: Desk) -> None:
+    for text in ("", "help", "  HELP  "):
+        reply = desk.ask("U0ALICE", text)
+        assert "here is what `/support` can do" in _text(reply)
+        assert "/support help" in _text(reply)
+    assert desk.cases() == []
+
+
+def test_admin_question_offers_contact_support(desk: Desk) -> None:
+    reply = desk.ask("U0ALICE", "mail forwarding stopped")
+    body = _text(reply)
+    assert "mail forwarding stopped" in body
+    assert "service health" in body  # SC-5 before a case
+    assert "Help articles" in body  # SC-6 self-help
+    buttons = [
+        e for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert [b["action_id"] for b in buttons] == ["contact_support"]
+    assert desk.cases() == []
+
+
+def test_non_admin_is_told_who_the_admins_are(desk: Desk) -> None:
+    # SC-1: only admins open cases; SC-25: self-help for everyone.
+    body = _text(desk.ask("U0CARL", "outlook keeps asking for my password"))
+    assert "Only your organisation's *admins* can open support cases" in body
+    for admin in ("Alice Chen", "Bill Zhou", "Helen Wu"):
+        assert admin in body
+    assert "Frank Li" not in body  # another organisation's admin
+    assert "Self-help is open to everyone" in body
+    assert "contact_support" not in body
+    assert desk.cases() == []
+
+
+def test_unknown_person_is_not_registered(desk: Desk) -> None:
+    body = _text(desk.ask("U0STRANGER", "please help me"))
+    assert "not registered with any customer organisation" in body
+    assert "contact_support" not in body
+    assert desk.cases() == []
+
+
+def test_partner_only_organisation_goes_to_its_partner(desk: Desk) -> None:
+    # SC-3
+    body = _text(desk.ask("U0NORA", "we need more licences"))
+    assert "Litware Partners" in body
+    assert "support@litware.example" in body
+    assert "contact_support" not in body
+
+
+def test_unknown_subcommand_gets_a_clear_answer(desk: Desk) -> None:
+    body = _text(desk.ask("U0ALICE", "frobnicate"))
+    assert "`frobnicate` is not a `/support` subcommand" in body
+    body = _text(desk.ask("U0ALICE", "hepl"))
+    assert "Did you mean `/support help`?" in body
+    assert desk.cases() == []
+
+
+def test_oversized_question_is_refused_with_the_limit(desk: Desk) -> None:
+    reply = desk.ask("U0ALICE", "word " * 400)
+    assert "keep `/support` under 500" in _text(reply)
+    assert desk.cases() == []
+
+
+def test_question_text_is_escaped(desk: Desk) -> None:
+    reply = desk.ask("U0ALICE", "<!channel> help & <http://evil|click>")
+    shown = _text([b["text"] for b in reply["blocks"] if b["type"] == "section"])
+    assert "&lt;!channel&gt; help &amp; &lt;http://evil|click&gt;" in shown
+    assert "<!channel>" not in shown
