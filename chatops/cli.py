@@ -135,8 +135,12 @@ def policy_show() -> None:
 
 @main.command()
 @click.option("--roster", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--script", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="read demo commands from a file instead of the keyboard")
+@click.option(
+    "--script",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="read demo commands from a file instead of the keyboard",
+)
 def demo(roster: Path | None, script: Path | None) -> None:
     """The whole desk offline: the real app, a local Slack stand-in, SQLite, a roster."""
     from chatops.demo import run_demo

@@ -71,9 +71,7 @@ def load_settings(require_slack: bool = True, **overrides: object) -> Settings:
         parts.extend(other)
         raise SettingsError("; ".join(parts)) from None
     if require_slack:
-        missing = [
-            env for field, env in _ENV_NAMES.items() if not getattr(settings, field).strip()
-        ]
+        missing = [env for field, env in _ENV_NAMES.items() if not getattr(settings, field).strip()]
         if missing:
             raise SettingsError("missing required setting(s): " + ", ".join(missing))
     return settings

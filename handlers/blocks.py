@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
     InputBlock,
     MarkdownTextObject,
     Option,
+    OptionGroup,
     PlainTextInputElement,
     PlainTextObject,
     RadioButtonsElement,
@@ -32,9 +33,11 @@ from chatops.cases.intake import (
     DESCRIPTION_MAX,
     IMPACT_MAX,
     NAME_MAX,
+    OUT_OF_SCOPE_PREFIX,
     TITLE_MAX,
 )
 from chatops.policy import SupportRules
+from chatops.policy.hours import SupportLine
 from chatops.sla import format_time_left
 from chatops.timefmt import format_instant
 from handlers.text import clip, escape, escaped_clip, mention, slack_date
@@ -72,6 +75,36 @@ def usage(subcommands: list[tuple[str, str]]) -> list[dict[str, Any]]:
                     MarkdownTextObject(
                         text="A question needs at least two words; a single word is read "
                         "as a subcommand."
+                    )
+                ]
+            ),
+        ]
+    )
+
+
+def support_hours(lines: list[SupportLine], rules: SupportRules) -> list[dict[str, Any]]:
+    """SC-19..SC-21: every line, open or closed now, next opening, the phone number."""
+    policy = rules.policy
+    rows = []
+    for line in lines:
+        if line.open_now:
+            state = ":large_green_circle: open now"
+        else:
+            assert line.next_opening is not None
+            when = format_instant(
+                line.next_opening, policy.support_timezone, policy.support_timezone_label
+            )
+            state = f":red_circle: closed, opens {slack_date(line.next_opening, when)} ({when})"
+        rows.append(f"*{escape(line.label)}* — {escape(line.hours)}\n{state}")
+    return _as_dicts(
+        [
+            HeaderBlock(text="Support hours"),
+            _mrkdwn("\n\n".join(rows)),
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"Phone support: *{escape(policy.phone.number)}* "
+                        "(phone lines and their hours are listed above)."
                     )
                 ]
             ),
@@ -181,9 +214,26 @@ def intake_modal(choices: IntakeChoices, rules: SupportRules, now: datetime) -> 
     category_options = [
         Option(value=key, label=policy.categories[key].label) for key in choices.categories
     ]
-    topic_options = [
-        Option(value=key, label=clip(topic.label, 75)) for key, topic in category.topics.items()
+    topic_groups = [
+        OptionGroup(
+            label=clip(f"{category.label} topics", 75),
+            options=[
+                Option(value=key, label=clip(topic.label, 75))
+                for key, topic in category.topics.items()
+            ],
+        )
     ]
+    if policy.out_of_scope:
+        # SC-11: offered so the admin learns who owns it, instead of opening a dead case.
+        topic_groups.append(
+            OptionGroup(
+                label="Not handled by support",
+                options=[
+                    Option(value=OUT_OF_SCOPE_PREFIX + key, label=clip(spec.label, 75))
+                    for key, spec in policy.out_of_scope.items()
+                ],
+            )
+        )
     severity_options = [
         Option(
             value=sev,
@@ -220,7 +270,7 @@ def intake_modal(choices: IntakeChoices, rules: SupportRules, now: datetime) -> 
             label="Topic",
             hint=clip(category.description, 150),
             element=StaticSelectElement(
-                action_id="topic", placeholder="Choose a topic", options=topic_options
+                action_id="topic", placeholder="Choose a topic", option_groups=topic_groups
             ),
         ),
         InputBlock(
@@ -327,6 +377,28 @@ def _expected_wait(choices: IntakeChoices, rules: SupportRules, now: datetime) -
     return ContextBlock(block_id="expected_wait", elements=[MarkdownTextObject(text=text)])
 
 
+def out_of_scope_view(key: str, rules: SupportRules) -> dict[str, Any]:
+    """SC-11: the reason and the right owner, in place of the intake form."""
+    spec = rules.policy.out_of_scope[key]
+    return View(
+        type="modal",
+        title=PlainTextObject(text="Not a support case"),
+        close=PlainTextObject(text="Close"),
+        blocks=[
+            _mrkdwn(f"*{escape(spec.label)}*\n{escape(spec.reason)}"),
+            _mrkdwn(f"Who can help: *{escape(spec.owner)}*."),
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text="No case was opened. If the problem is in the service itself, "
+                        "start again with `/support` and choose a topic of support's."
+                    )
+                ]
+            ),
+        ],
+    ).to_dict()
+
+
 def submission_refused(reason: str) -> str:
     return {
         "not_registered": "You are not registered with any customer organisation.",
@@ -372,9 +444,7 @@ def case_card(ctx: CaseContext, rules: SupportRules, now: datetime) -> list[dict
     )
     blocks: list[Block] = [
         # Slack decodes the three entities in every text field, plain_text included.
-        HeaderBlock(
-            text=escaped_clip(f"{case.number} · Sev {case.severity} · {case.title}", 150)
-        ),
+        HeaderBlock(text=escaped_clip(f"{case.number} · Sev {case.severity} · {case.title}", 150)),
         SectionBlock(
             fields=[
                 MarkdownTextObject(text=f"*Organisation*\n{escape(ctx.organisation.name)}"),
@@ -447,9 +517,7 @@ def requester_opened(ctx: CaseContext, rules: SupportRules, now: datetime) -> li
             ),
             ContextBlock(
                 elements=[
-                    MarkdownTextObject(
-                        text="Updates on this case will be posted in this thread."
-                    )
+                    MarkdownTextObject(text="Updates on this case will be posted in this thread.")
                 ]
             ),
         ]

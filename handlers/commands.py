@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from chatops.cases.intake import refusal_for_requester
 from chatops.directory import admins_of, find_person, organisation_of
+from chatops.policy.hours import support_lines
 from handlers import blocks
 from handlers.desk import Desk
 from handlers.text import escape
@@ -21,6 +22,7 @@ QUESTION_LIMIT = blocks.QUESTION_MAX
 
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("help", "this list"),
+    ("hours", "support hours: which lines are open now, the phone number"),
     ("<your question>", "search help, then *Contact support* to open a case (admins)"),
 ]
 
@@ -28,6 +30,9 @@ SUBCOMMANDS: list[tuple[str, str]] = [
 def register(app: App, desk: Desk) -> None:
     handlers: dict[str, Callable[[Desk, str, str], list[dict[str, Any]]]] = {
         "help": lambda _desk, _user, _rest: blocks.usage(SUBCOMMANDS),
+        "hours": lambda desk, _user, _rest: blocks.support_hours(
+            support_lines(desk.rules, desk.clock.now()), desk.rules
+        ),
     }
 
     @app.command("/support")

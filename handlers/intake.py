@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
-from chatops.cases.intake import IntakeForm, IntakeRejected, refusal_for_requester
+from chatops.cases.intake import IntakeForm, IntakeRejected, OutOfScope, refusal_for_requester
 from chatops.cases.service import open_case
 from chatops.directory import find_person, organisation_of
 from handlers import blocks
@@ -96,6 +96,12 @@ def register(app: App, desk: Desk) -> None:
         except IntakeRejected as rejected:
             ack(response_action="errors", errors=_errors_for_view(rejected.errors, present))
             return
+        except OutOfScope as out_of_scope:
+            ack(
+                response_action="update",
+                view=blocks.out_of_scope_view(out_of_scope.key, desk.rules),
+            )
+            return
         ack()
         desk.deliver(case.id)
 
@@ -159,10 +165,7 @@ def read_form(values: dict[str, Any]) -> IntakeForm:
 
 def _state_value(state: dict[str, Any]) -> str | None:
     option = state.get("selected_option")
-    if isinstance(option, dict):
-        value = option.get("value")
-    else:
-        value = state.get("value")
+    value = option.get("value") if isinstance(option, dict) else state.get("value")
     if value is None:
         return None
     value = str(value).strip()

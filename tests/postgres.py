@@ -64,9 +64,16 @@ def postgres_cluster() -> Iterator[str]:
         subprocess.run(
             _as_owner(
                 [
-                    pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60",
-                    "-o", f"-p {port} -h 127.0.0.1 -k {base} -c fsync=off "
-                    "-c max_connections=200",
+                    pg_ctl,
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(log),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    f"-p {port} -h 127.0.0.1 -k {base} -c fsync=off -c max_connections=200",
                     "start",
                 ]
             ),

@@ -52,6 +52,10 @@ LON_FULL_DAYS = BusinessCalendar.from_spec(
     "Europe/London", {"daily": "00:00-24:00"}, closed_dates={date(2035, 1, 1)}
 )
 ALWAYS_SH = BusinessCalendar.always("Asia/Shanghai")
+# Chile changes clocks at midnight (spring: 00:00 -> 01:00; autumn: Sunday 00:00 -> Saturday 23:00).
+SANTIAGO = BusinessCalendar.from_spec(
+    "America/Santiago", {"daily": "00:00-00:30,08:00-18:00,23:30-24:00", "sun": "10:00-12:00"}
+)
 
 CALENDARS = {
     "always": ALWAYS_SH,
@@ -60,6 +64,7 @@ CALENDARS = {
     "ny_split": NY_SPLIT,
     "ny_nasty_dst": NY_NASTY,
     "london_full_days": LON_FULL_DAYS,
+    "santiago_midnight_dst": SANTIAGO,
 }
 
 # --- naive reference implementation ---------------------------------------------------------
@@ -180,6 +185,16 @@ def test_friday_afternoon_over_the_weekend() -> None:
 def test_landing_on_window_end_is_not_rolled_forward() -> None:
     due = SH_PLAIN_OFFICE.add_business_minutes(local(SH, 2026, 3, 6, 16, 0), 60)
     assert due == local(SH, 2026, 3, 6, 17, 0)  # Friday 17:00, not Monday 09:00
+
+
+def test_exact_multiple_of_a_week_ends_at_friday_close() -> None:
+    saturday = local(SH, 2026, 3, 7, 12, 0)
+    weekly = SH_PLAIN_OFFICE.weekly_open_minutes
+    assert weekly == 2400
+    for weeks in (1, 3, 52):
+        due = SH_PLAIN_OFFICE.add_business_minutes(saturday, weeks * weekly)
+        assert due == local(SH, 2026, 3, 13, 17, 0) + timedelta(weeks=weeks - 1)
+        assert SH_PLAIN_OFFICE.business_minutes_between(saturday, due) == weeks * weekly
 
 
 def test_zero_minutes() -> None:
@@ -369,6 +384,57 @@ def test_windows_overlapping_after_gap_conversion_are_merged() -> None:
     )
     start = local(NY, 2026, 3, 8, 0, 0)
     assert ny.business_minutes_between(start, start + timedelta(days=1)) == 120
+    # A window entirely inside the gap lands after the next window's start: sorted, merged.
+    ny = BusinessCalendar.from_spec("America/New_York", {"daily": "02:30-02:45,03:00-03:40"})
+    assert ny.intervals_on(date(2026, 3, 8)) == (
+        (datetime(2026, 3, 8, 7, 0, tzinfo=UTC), datetime(2026, 3, 8, 7, 45, tzinfo=UTC)),
+    )
+    assert ny.business_minutes_between(start, start + timedelta(days=1)) == 45
+
+
+def test_nasty_dst_windows_exact_intervals() -> None:
+    utc = lambda *args: datetime(*args, tzinfo=UTC)  # noqa: E731
+    # 02:15 and 02:30 fall in the gap (read as EST); 02:30-03:30 becomes empty.
+    assert NY_NASTY.intervals_on(date(2026, 3, 8)) == (
+        (utc(2026, 3, 8, 5, 0), utc(2026, 3, 8, 6, 30)),
+        (utc(2026, 3, 8, 6, 45), utc(2026, 3, 8, 7, 15)),
+        (utc(2026, 3, 9, 2, 0), utc(2026, 3, 9, 4, 0)),
+    )
+    assert NY_NASTY.next_opening(utc(2026, 3, 8, 7, 20)) == utc(2026, 3, 9, 2, 0)
+    assert not NY_NASTY.is_open(utc(2026, 3, 8, 7, 30))
+    # 01:30 and 01:45 are ambiguous (first = EDT occurrence); 02:15 is EST.
+    assert NY_NASTY.intervals_on(date(2026, 11, 1)) == (
+        (utc(2026, 11, 1, 4, 0), utc(2026, 11, 1, 5, 30)),
+        (utc(2026, 11, 1, 5, 45), utc(2026, 11, 1, 7, 15)),
+        (utc(2026, 11, 1, 7, 30), utc(2026, 11, 1, 8, 30)),
+        (utc(2026, 11, 2, 3, 0), utc(2026, 11, 2, 5, 0)),
+    )
+
+
+def test_skipped_local_day_has_no_hours() -> None:
+    # Samoa skipped Friday 2011-12-30 entirely (UTC-10 -> UTC+14 at midnight).
+    apia = ZoneInfo("Pacific/Apia")
+    cal = BusinessCalendar.from_spec("Pacific/Apia", {"weekdays": "09:00-17:00"})
+    assert cal.intervals_on(date(2011, 12, 30)) == ()
+    due = cal.add_business_minutes(local(apia, 2011, 12, 29, 16), 120)
+    assert due == local(apia, 2012, 1, 2, 10)
+
+
+def test_fall_back_across_midnight_keeps_full_days_continuous() -> None:
+    # Antarctica/Casey 2010-03-05 02:00 (+11) -> 2010-03-04 23:00 (+08): the fold spans midnight.
+    casey = ZoneInfo("Antarctica/Casey")
+    cal = BusinessCalendar.from_spec(
+        "Antarctica/Casey", {"daily": "00:00-24:00"}, closed_dates={date(2099, 1, 1)}
+    )
+    a = local(casey, 2010, 3, 3).astimezone(UTC)
+    for hours in (0, 1, 24, 26, 27, 40, 99):
+        b = a + timedelta(hours=hours)
+        assert cal.business_minutes_between(a, b) == hours * 60
+        assert cal.add_business_minutes(a, hours * 60) == b
+    second_pass = datetime(2010, 3, 4, 15, 30, tzinfo=UTC)  # 23:30 +08, local date 03-04
+    assert second_pass.astimezone(casey).date() == date(2010, 3, 4)
+    assert cal.is_open(second_pass)
+    assert cal.add_business_minutes(second_pass, 10) == second_pass + 10 * MINUTE
 
 
 def test_office_hours_across_dst() -> None:
@@ -585,6 +651,8 @@ def test_prop_due_is_open_or_window_end_and_matches_reference(
 ) -> None:
     cal = CALENDARS[name]
     start = data.draw(instants(cal))
+    if data.draw(st.booleans()):  # whole weeks: the arithmetic week skip's edge case
+        minutes = cal.weekly_open_minutes * data.draw(st.integers(0, 30))
     due = cal.add_business_minutes(start, minutes)
     assert due >= start
     assert cal.is_open(due) or is_window_end(cal, due)

@@ -13,9 +13,7 @@ from tests.conftest import TRIAGE, Desk
 def _claim(desk: Desk, user: str, card: dict) -> int:
     """Click Claim on the card as this person's Slack client shows it (possibly stale: a
     second clicker still sees the button the first click removed)."""
-    response = desk.slack.click_in(
-        user, card, "claim_case", channel_id=TRIAGE, is_ephemeral=False
-    )
+    response = desk.slack.click_in(user, card, "claim_case", channel_id=TRIAGE, is_ephemeral=False)
     return response.status
 
 

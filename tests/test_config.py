@@ -34,7 +34,10 @@ def test_serve_refuses_to_start_without_settings() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     result = subprocess.run(
         [sys.executable, "-m", "chatops.cli", "serve", "--port", "0"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "missing required setting(s): SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET" in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from tests.conftest import TRIAGE, Desk
+from tests.conftest import Desk
 
 
 def _input_ids(view: dict) -> list[str]:
@@ -17,15 +17,24 @@ def _block(view: dict, block_id: str) -> dict:
 
 
 def _options(view: dict, block_id: str) -> list[str]:
-    return [o["value"] for o in _block(view, block_id)["element"]["options"]]
+    element = _block(view, block_id)["element"]
+    if "option_groups" in element:
+        return [o["value"] for g in element["option_groups"] for o in g["options"]]
+    return [o["value"] for o in element["options"]]
 
 
 def test_modal_has_the_intake_fields_prefilled(desk: Desk) -> None:
     view = desk.open_intake("U0ALICE")
     assert view["title"]["text"] == "Contact support"
     assert _input_ids(view) == [
-        "category", "topic", "severity", "title", "description",
-        "contact_method", "phone", "email",
+        "category",
+        "topic",
+        "severity",
+        "title",
+        "description",
+        "contact_method",
+        "phone",
+        "email",
     ]
     assert _options(view, "category") == ["technical", "billing", "presales"]
     assert _options(view, "severity") == ["A", "B", "C"]  # Contoso has the agreement
@@ -34,7 +43,9 @@ def test_modal_has_the_intake_fields_prefilled(desk: Desk) -> None:
     assert _block(view, "phone")["element"]["initial_value"] == "+86 10 5555 0101"
     assert _block(view, "email")["element"]["initial_value"] == "alice@contoso.example"
     # SC-12..SC-14 one-line definitions on the severity choices
-    descriptions = [o["description"]["text"] for o in _block(view, "severity")["element"]["options"]]
+    descriptions = [
+        o["description"]["text"] for o in _block(view, "severity")["element"]["options"]
+    ]
     assert descriptions[0].startswith("Service down or unusable")
     # SC-7: the expected wait is on the form
     wait = json.dumps(_block(view, "expected_wait"))
@@ -80,8 +91,14 @@ def test_submission_creates_case_card_and_confirmation(desk: Desk) -> None:
     card = desk.card(case)
     card_text = json.dumps(card["blocks"])
     for expected in (
-        "CS-00001", "Contoso Trading Co.", "Alice Chen", "Technical", "Mail",
-        "Sev B (high)", "Forwarding to shared mailbox stopped", "First response due",
+        "CS-00001",
+        "Contoso Trading Co.",
+        "Alice Chen",
+        "Technical",
+        "Mail",
+        "Sev B (high)",
+        "Forwarding to shared mailbox stopped",
+        "First response due",
         "Unclaimed",
     ):
         assert expected in card_text, expected
@@ -185,3 +202,17 @@ def test_user_text_is_escaped_in_every_message(desk: Desk) -> None:
         assert "<http://x|y>" not in posted
         assert "<@U0LEAD>" not in posted
         assert "&lt;!channel&gt;" in posted
+
+
+def test_out_of_scope_topic_gets_the_owner_not_a_case(desk: Desk) -> None:
+    # SC-11: third-party add-ins and the customer's own network are answered, not worked
+    view = desk.open_intake("U0ALICE")
+    assert "oos:customer_network" in _options(view, "topic")
+    response = desk.submit("U0ALICE", topic="oos:customer_network")
+    reply = response.json()
+    assert reply["response_action"] == "update"
+    shown = json.dumps(reply["view"])
+    assert "your organisation's network team" in shown
+    assert "No case was opened" in shown
+    assert desk.cases() == []
+    assert desk.outbox() == []

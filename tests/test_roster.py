@@ -102,20 +102,29 @@ def test_cli_load_reports_and_exits_nonzero(tmp_path: Path) -> None:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
     ok = subprocess.run(
         [sys.executable, "-m", "chatops.cli", "load", str(ROSTER)],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert ok.returncode == 0, ok.stderr
     assert "people +9" in ok.stdout
     again = subprocess.run(
         [sys.executable, "-m", "chatops.cli", "load", str(ROSTER)],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "nothing changed" in again.stdout
     bad = tmp_path / "bad.yml"
     bad.write_text(BAD_FILES["unknown role"][0])
     failed = subprocess.run(
         [sys.executable, "-m", "chatops.cli", "load", str(bad)],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert failed.returncode == 2
     assert "nothing was loaded" in failed.stderr and "line 8" in failed.stderr

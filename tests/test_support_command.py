@@ -25,9 +25,7 @@ def test_admin_question_offers_contact_support(desk: Desk) -> None:
     assert "mail forwarding stopped" in body
     assert "service health" in body  # SC-5 before a case
     assert "Help articles" in body  # SC-6 self-help
-    buttons = [
-        e for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]
-    ]
+    buttons = [e for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [b["action_id"] for b in buttons] == ["contact_support"]
     assert desk.cases() == []
 
@@ -78,3 +76,26 @@ def test_question_text_is_escaped(desk: Desk) -> None:
     shown = _text([b["text"] for b in reply["blocks"] if b["type"] == "section"])
     assert "&lt;!channel&gt; help &amp; &lt;http://evil|click&gt;" in shown
     assert "<!channel>" not in shown
+
+
+def test_hours_on_a_weekday_morning(desk: Desk) -> None:
+    # SC-19..SC-21 at Wed 10:00 Beijing time: every line is open
+    body = _text(desk.ask("U0CARL", "hours"))  # anyone may ask
+    for line in (
+        "Technical, Sev A", "Technical, Sev B/C", "Billing &amp; subscriptions, Sev B/C",
+        "Pre-sales, Sev B/C", "Billing by phone",
+    ):
+        assert line in body, line
+    assert "closed" not in body
+    assert "+86 400-089-0365" in body
+
+
+def test_hours_on_a_saturday_night(desk: Desk) -> None:
+    from datetime import UTC, datetime
+
+    desk.clock.set(datetime(2026, 11, 28, 16, 30, tzinfo=UTC))  # Sun 00:30 Beijing
+    body = _text(desk.ask("U0ALICE", "hours"))
+    assert "open now" in body  # Sev A and phone technical: 24x7 (SC-19, SC-21)
+    # technical B/C open at 09:00 the same day; billing waits for Monday (SC-20)
+    assert "opens" in body and "Sun 29 Nov, 09:00 Beijing time" in body
+    assert "Mon 30 Nov, 09:00 Beijing time" in body

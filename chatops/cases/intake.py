@@ -36,6 +36,26 @@ class IntakeForm:
     available_contact: str | None = None
 
 
+OUT_OF_SCOPE_PREFIX = "oos:"
+
+
+class OutOfScope(Exception):
+    """SC-11: the request belongs to someone else; `key` names the policy's reason."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def out_of_scope_key(topic: str | None, rules: SupportRules) -> str | None:
+    """The out-of-scope entry a topic choice names, if it names one (SC-11)."""
+    if topic and topic.startswith(OUT_OF_SCOPE_PREFIX):
+        key = topic[len(OUT_OF_SCOPE_PREFIX) :]
+        if key in rules.policy.out_of_scope:
+            return key
+    return None
+
+
 class IntakeRejected(Exception):
     """The submission cannot become a case; `errors` maps form fields to messages."""
 
@@ -91,9 +111,7 @@ def check_intake(
             else:
                 errors["severity"] = "Choose a severity."
     _check_text(errors, "title", form.title, TITLE_MAX, "Give the case a short title.")
-    _check_text(
-        errors, "description", form.description, DESCRIPTION_MAX, "Describe the problem."
-    )
+    _check_text(errors, "description", form.description, DESCRIPTION_MAX, "Describe the problem.")
     if form.contact_method not in CONTACT_METHODS:
         errors["contact_method"] = "Choose how support should contact you."
     if form.email and not _EMAIL.match(form.email):

@@ -9,7 +9,14 @@ from datetime import datetime
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
-from chatops.cases.intake import IntakeForm, IntakeRejected, check_intake, refusal_for_requester
+from chatops.cases.intake import (
+    IntakeForm,
+    IntakeRejected,
+    OutOfScope,
+    check_intake,
+    out_of_scope_key,
+    refusal_for_requester,
+)
 from chatops.db import transaction
 from chatops.directory import find_person, is_agent, organisation_of
 from chatops.outbox import enqueue
@@ -25,9 +32,10 @@ REQUESTER_NOTICE = "case.requester_notice"
 def open_case(
     engine: Engine, requester_slack_id: str, form: IntakeForm, rules: SupportRules, now: datetime
 ) -> Case:
-    """Create a case from an intake submission; raise IntakeRejected with field errors.
+    """Create a case from an intake submission.
 
-    Nothing is written unless every check passes.
+    Raises IntakeRejected with field errors, or OutOfScope when the topic is one support does
+    not work (SC-11). Nothing is written unless every check passes.
     """
     with transaction(engine) as session:
         person = find_person(session, requester_slack_id)
@@ -36,6 +44,9 @@ def open_case(
         if refusal is not None:
             raise IntakeRejected({"_": refusal})
         assert person is not None and organisation is not None
+        out_of_scope = out_of_scope_key(form.topic, rules)
+        if out_of_scope is not None:
+            raise OutOfScope(out_of_scope)
         errors = check_intake(form, person, organisation, rules)
         if errors:
             raise IntakeRejected(errors)
@@ -100,9 +111,7 @@ class ClaimOutcome:
         return self.outcome == "claimed"
 
 
-def claim_case(
-    engine: Engine, case_id: int, agent_slack_id: str, now: datetime
-) -> ClaimOutcome:
+def claim_case(engine: Engine, case_id: int, agent_slack_id: str, now: datetime) -> ClaimOutcome:
     """Make the agent the case owner if nobody is; first click wins.
 
     The conditional UPDATE (`WHERE assignee_id IS NULL`) is the arbiter: under any number of

@@ -221,9 +221,7 @@ def _upsert(session: Session, roster: RosterFile) -> LoadSummary:
             "organisation_id": org_ids[entry.organisation] if entry.organisation else None,
             "roles": list(entry.roles),
         }
-        person = session.exec(
-            select(Person).where(Person.slack_user_id == entry.slack_id)
-        ).first()
+        person = session.exec(select(Person).where(Person.slack_user_id == entry.slack_id)).first()
         if person is None:
             session.add(Person(slack_user_id=entry.slack_id, **wanted_person))
             counts["people_added"] += 1

@@ -22,8 +22,11 @@ def _roles(rules: SupportRules, roles: list[str]) -> str:
 def render_policy(rules: SupportRules) -> str:
     """Categories, severities, targets, calendars and phone lines, as plain text."""
     policy = rules.policy
-    parts = [f"{policy.name} (version {policy.version}), support time zone "
-             f"{policy.support_timezone} ({policy.support_timezone_label})", ""]
+    parts = [
+        f"{policy.name} (version {policy.version}), support time zone "
+        f"{policy.support_timezone} ({policy.support_timezone_label})",
+        "",
+    ]
     rows = []
     for key, category in policy.categories.items():
         for severity, target in category.targets.items():

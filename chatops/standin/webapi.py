@@ -405,6 +405,13 @@ def _tz_details(tz: str) -> tuple[int, str]:
     return int(offset.total_seconds()) if offset else 0, now.tzname() or tz
 
 
+class _Server(ThreadingHTTPServer):
+    """Threaded server with a listen backlog big enough for bursts of concurrent calls."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
 class _Handler(BaseHTTPRequestHandler):
     """HTTP plumbing; all logic lives in :class:`SlackStandIn`."""
 
@@ -533,8 +540,7 @@ class SlackStandIn:
         if self._server is not None:
             raise RuntimeError("SlackStandIn already started")
         handler = type("_BoundHandler", (_Handler,), {"standin": self})
-        server = ThreadingHTTPServer((self.host, self._requested_port), handler)
-        server.daemon_threads = True
+        server = _Server((self.host, self._requested_port), handler)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.01},
