@@ -450,6 +450,8 @@ class BusinessCalendar:
                 extra_open_dates=adjusted_working_days("CN", range(2025, 2029)),
             )
         """
+        if always_open and hours:
+            raise ValueError("give either hours or always_open=True, not both")
         weekly: list[DayWindows] = [()] * 7
         if hours:
             if not isinstance(hours, Mapping):
@@ -472,8 +474,6 @@ class BusinessCalendar:
                     weekly[day] = windows
         elif not always_open:
             raise ValueError("hours is required unless always_open=True")
-        if always_open and hours:
-            raise ValueError("give either hours or always_open=True, not both")
 
         extra: dict[date, DayWindows] = {}
         if isinstance(extra_open_dates, Mapping):
@@ -489,8 +489,8 @@ class BusinessCalendar:
                 _check_date(day, where="extra_open_dates")
                 if not default:
                     raise ValueError(
-                        "extra_open_dates: Monday is closed, so pass extra_open_hours for the "
-                        "make-up working days"
+                        "extra_open_dates: plain dates need hours; Monday is closed, so pass "
+                        "a non-empty extra_open_hours"
                     )
                 extra[day] = default
 

@@ -33,6 +33,14 @@ MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=60)
 
 
+def _lane(row: OutboxMessage) -> tuple[int, str] | None:
+    """Messages in one lane go out in order: a case's card then its refreshes; a case's
+    notices to the requester (the first one opens the DM thread the others reply in)."""
+    if row.case_id is None:
+        return None
+    return (row.case_id, "card" if row.kind in (CARD, CARD_REFRESH) else "requester")
+
+
 class PermanentFailure(Exception):
     """Slack refused in a way a retry will not fix (e.g. channel_not_found)."""
 
@@ -48,27 +56,41 @@ class OutboxDelivery:
         self.owner = f"deliver-{uuid.uuid4().hex[:12]}"
 
     def deliver_pending(self, case_id: int | None = None, limit: int = 200) -> int:
-        """Send what is due (for one case, or all); return how many rows were sent."""
+        """Send what is due (for one case, or all); return how many rows were sent.
+
+        Passes repeat while they make progress, so a row written by a concurrent request
+        while this one was sending (e.g. a claim during the card post) goes out now rather
+        than at the worker's next sweep.
+        """
+        total = 0
+        for _ in range(20):
+            sent = self._one_pass(case_id, limit)
+            total += sent
+            if sent == 0:
+                break
+        return total
+
+    def _one_pass(self, case_id: int | None, limit: int) -> int:
         now = self.clock.now()
         with Session(self.engine) as session:
             query = select(OutboxMessage).where(OutboxMessage.status == "pending")
             if case_id is not None:
                 query = query.where(OutboxMessage.case_id == case_id)
             rows = session.exec(query.order_by(OutboxMessage.id).limit(limit)).all()  # type: ignore[arg-type]
-            pending = [(row.id, row.case_id, row.next_attempt_at) for row in rows]
+            pending = [(row.id, _lane(row), row.next_attempt_at) for row in rows]
         sent = 0
-        blocked: set[int] = set()
-        for row_id, row_case, next_attempt_at in pending:
-            if row_case is not None and row_case in blocked:
+        blocked: set[tuple[int, str]] = set()
+        for row_id, lane, next_attempt_at in pending:
+            if lane is not None and lane in blocked:
                 continue
             if next_attempt_at > now or not self._lease(row_id, now):
-                if row_case is not None:
-                    blocked.add(row_case)  # keep this case's messages in order
+                if lane is not None:
+                    blocked.add(lane)  # keep this lane's messages in order
                 continue
             if self._send(row_id):
                 sent += 1
-            elif row_case is not None:
-                blocked.add(row_case)
+            elif lane is not None:
+                blocked.add(lane)
         return sent
 
     def _lease(self, row_id: int | None, now: Any) -> bool:
