@@ -359,20 +359,27 @@ def intake_modal(choices: IntakeChoices, rules: SupportRules, now: datetime) -> 
 
 def _expected_wait(choices: IntakeChoices, rules: SupportRules, now: datetime) -> Block:
     """SC-7: the expected wait, shown on the form: for the chosen severity, or for each
-    severity on offer until one is chosen."""
+    severity on offer until one is chosen. Times show in the reader's own time zone (Slack's
+    date token) and, spelled out, in the support time zone; a closed line says when it
+    opens (SC-19, SC-20)."""
     policy = rules.policy
     severities = [choices.severity] if choices.severity else choices.severities
-    parts = []
+    lines = []
     for severity in severities:
         due = rules.first_response_due(choices.category, severity, now)
-        fallback = format_instant(due, policy.support_timezone, policy.support_timezone_label)
-        parts.append(
-            f"Sev {severity}: first response by {slack_date(due, fallback)} "
-            f"(target {rules.target_label(choices.category, severity)})"
-        )
+        calendar = rules.calendar_for(choices.category, severity)
+        due_words = format_instant(due, policy.support_timezone, policy.support_timezone_label)
+        line = f"• Sev {severity} (target {rules.target_label(choices.category, severity)}): "
+        if not calendar.is_open(now):
+            opens = format_instant(
+                calendar.next_opening(now), policy.support_timezone, policy.support_timezone_label
+            )
+            line += f"support is closed now; it opens {opens}. "
+        line += f"First response by {slack_date(due, due_words)} ({due_words})."
+        lines.append(line)
     text = (
-        f"*Expected wait* for {escape(policy.categories[choices.category].label)} — "
-        + " · ".join(parts)
+        f"*Expected wait — {escape(policy.categories[choices.category].label)}*\n"
+        + "\n".join(lines)
     )
     return ContextBlock(block_id="expected_wait", elements=[MarkdownTextObject(text=text)])
 

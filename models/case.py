@@ -34,6 +34,11 @@ class Case(SQLModel, table=True):
     first_response_due: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), index=True)
     )
+    # The SLA clock, kept exact across severity changes and pauses: business minutes
+    # already counted against the target up to `sla_checkpoint_at` (chatops/cases/clock.py).
+    sla_elapsed_minutes: float = 0.0
+    sla_checkpoint_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    sla_paused: bool = False
     # Where the triage card and the requester's DM thread live, once delivered.
     card_channel: str | None = Field(default=None, max_length=32)
     card_ts: str | None = Field(default=None, max_length=32)
@@ -61,3 +66,12 @@ class CaseEvent(SQLModel, table=True):
     from_value: str | None = Field(default=None, max_length=200)
     to_value: str | None = Field(default=None, max_length=200)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class CasePause(SQLModel, table=True):
+    """An interval during which the first-response clock stood still (awaiting customer)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

@@ -49,7 +49,7 @@ def test_modal_has_the_intake_fields_prefilled(desk: Desk) -> None:
     assert descriptions[0].startswith("Service down or unusable")
     # SC-7: the expected wait is on the form
     wait = json.dumps(_block(view, "expected_wait"))
-    assert "Expected wait" in wait and "first response by" in wait
+    assert "Expected wait" in wait and "First response by" in wait
 
 
 def test_choosing_sev_a_asks_for_impact_and_available_person(desk: Desk) -> None:
@@ -216,3 +216,28 @@ def test_out_of_scope_topic_gets_the_owner_not_a_case(desk: Desk) -> None:
     assert "No case was opened" in shown
     assert desk.cases() == []
     assert desk.outbox() == []
+
+
+def test_expected_wait_when_billing_is_closed(desk: Desk) -> None:
+    # SC-7 + SC-20: Saturday 11:00 Beijing, billing closed until Monday 09:00;
+    # one billing support day (8 h) -> Monday 17:00
+    desk.clock.set(datetime(2026, 11, 28, 3, 0, tzinfo=UTC))
+    desk.open_intake("U0BILL")
+    view = desk.choose("U0BILL", "intake_category", "billing")
+    wait = json.dumps(_block(view, "expected_wait"))
+    assert "support is closed now; it opens Mon 30 Nov, 09:00 Beijing time" in wait
+    assert "First response by" in wait and "Mon 30 Nov, 17:00 Beijing time" in wait
+    # technical B/C is open on Saturdays (SC-19)
+    view = desk.choose("U0BILL", "intake_category", "technical")
+    assert "closed" not in json.dumps(_block(view, "expected_wait"))
+
+
+def test_billing_case_opened_on_a_holiday_starts_the_next_working_day(desk: Desk) -> None:
+    # SC-20 Reading: public holidays (CN National Day, 1-7 Oct 2026) are closed days
+    desk.clock.set(datetime(2026, 10, 2, 2, 0, tzinfo=UTC))  # Fri 2 Oct, 10:00 Beijing
+    desk.open_intake("U0BILL")
+    desk.choose("U0BILL", "intake_category", "billing")
+    desk.submit("U0BILL", category="billing", topic="invoice")
+    [case] = desk.cases()
+    # the days off run to Wed 7 Oct; Thu 8 Oct 09:00-17:00 is the first support day
+    assert case.first_response_due == datetime(2026, 10, 8, 9, 0, tzinfo=UTC)

@@ -66,6 +66,7 @@ def open_case(
             available_contact=form.available_contact if form.severity == "A" else None,
             opened_at=now,
             first_response_due=rules.first_response_due(form.category, form.severity, now),
+            sla_checkpoint_at=now,
         )
         session.add(case)
         session.flush()

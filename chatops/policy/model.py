@@ -78,6 +78,8 @@ class TopicSpec(Strict):
 class TargetSpec(Strict):
     first_response: Duration
     calendar: str
+    # Whether the first-response clock stops while the case awaits the customer.
+    pause_while_awaiting_customer: bool = True
 
 
 class CategorySpec(Strict):

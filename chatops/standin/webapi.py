@@ -589,7 +589,7 @@ class SlackStandIn:
         user_id: str,
         name: str | None = None,
         real_name: str | None = None,
-        tz: str = "Asia/Shanghai",
+        tz: str = "UTC",
         tz_offset: int | None = None,
         *,
         email: str | None = None,

@@ -1,0 +1,204 @@
+"""The first-response clock of a stored case: severity changes and pauses (SC-16, SC-17).
+
+The case keeps `sla_elapsed_minutes` (business time already counted against its target)
+and `sla_checkpoint_at` (up to when). Every change first banks the business time since the
+checkpoint on the calendar that was in force, then computes the new due from the banked
+time. So however many changes a case sees, each stretch of time is measured on the
+calendar that applied to it:
+
+* **severity change**: the time already spent counts against the new target; the rest runs
+  on the new severity's calendar. If the time spent already exceeds the new target, the
+  case is due (breached) at the moment of the change.
+* **pause** (awaiting customer, only where the policy says so for that category and
+  severity): the due is cleared while paused, and recomputed from the banked time on resume.
+
+Each change writes an audit event with the old and the new due.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from chatops.cases.service import CARD_REFRESH
+from chatops.db import transaction
+from chatops.directory import find_person, is_agent, organisation_of
+from chatops.outbox import enqueue
+from chatops.policy import SupportRules
+from chatops.sla import elapsed_business_minutes, recompute_due_on_severity_change
+from models import Case, CaseEvent, CasePause, Person
+
+
+class ClockChangeRefused(Exception):
+    """The change is not allowed; the message says why, for the person who asked."""
+
+
+@dataclass(frozen=True)
+class DueChange:
+    old_due: datetime | None
+    new_due: datetime | None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _bank(case: Case, rules: SupportRules, now: datetime) -> float:
+    """Business minutes counted so far, measured on the calendar in force since the
+    checkpoint; a paused clock banks nothing."""
+    checkpoint = case.sla_checkpoint_at or case.opened_at
+    if case.sla_paused or now <= checkpoint:
+        return case.sla_elapsed_minutes
+    calendar = rules.calendar_for(case.category, case.severity)
+    return case.sla_elapsed_minutes + elapsed_business_minutes(calendar, checkpoint, now)
+
+
+def _due_from_bank(case: Case, rules: SupportRules, elapsed: float, now: datetime) -> datetime:
+    calendar = rules.calendar_for(case.category, case.severity)
+    target = rules.target_minutes(case.category, case.severity)
+    due = recompute_due_on_severity_change(calendar, now, now, elapsed, target)
+    assert due is not None  # no pauses are passed, so the due is always defined
+    return due
+
+
+def _agent(session: Session, slack_user_id: str) -> Person:
+    person = find_person(session, slack_user_id)
+    if not is_agent(person):
+        raise ClockChangeRefused("Only support agents can change a case's severity or clock.")
+    assert person is not None
+    return person
+
+
+def change_severity(
+    engine: Engine,
+    case_id: int,
+    new_severity: str,
+    actor_slack_id: str,
+    reason: str,
+    rules: SupportRules,
+    now: datetime,
+) -> DueChange:
+    """Set a new severity (agent only, with a reason) and recompute the due (SC-15, SC-16)."""
+    reason = reason.strip()
+    if not reason:
+        raise ClockChangeRefused("Give a reason for the severity change.")
+    with transaction(engine) as session:
+        actor = _agent(session, actor_slack_id)
+        case = session.get(Case, case_id, with_for_update=True)
+        if case is None:
+            raise ClockChangeRefused("That case does not exist.")
+        requester = session.get(Person, case.requester_id)
+        organisation = organisation_of(session, requester) if requester else None
+        allowed = rules.severities_for(
+            case.category, bool(organisation and organisation.online_services_agreement)
+        )
+        if new_severity not in allowed:
+            raise ClockChangeRefused(
+                f"Sev {new_severity} is not available for this case "
+                f"(allowed: {', '.join(allowed)})."
+            )
+        if new_severity == case.severity:
+            raise ClockChangeRefused(f"{case.number} is already Sev {new_severity}.")
+        old_severity, old_due = case.severity, case.first_response_due
+        elapsed = _bank(case, rules, now)
+        case.severity = new_severity
+        case.sla_elapsed_minutes = elapsed
+        case.sla_checkpoint_at = now
+        if case.sla_paused and not _pauses(rules, case):
+            _close_pause(session, case, now)  # e.g. raised to Sev A, whose clock never stops
+        case.first_response_due = None if case.sla_paused else _due_from_bank(
+            case, rules, elapsed, now
+        )
+        session.add(
+            CaseEvent(
+                case_id=case_id,
+                at=now,
+                actor_id=actor.id,
+                kind="severity_changed",
+                from_value=old_severity,
+                to_value=new_severity,
+                detail={
+                    "reason": reason[:500],
+                    "old_due": _iso(old_due),
+                    "new_due": _iso(case.first_response_due),
+                    "elapsed_business_minutes": round(elapsed, 3),
+                },
+            )
+        )
+        enqueue(
+            session,
+            key=f"{case_id}:card:severity:{now.isoformat()}",
+            kind=CARD_REFRESH,
+            case_id=case_id,
+            now=now,
+        )
+        return DueChange(old_due, case.first_response_due)
+
+
+def _pauses(rules: SupportRules, case: Case) -> bool:
+    target = rules.policy.categories[case.category].targets[case.severity]  # type: ignore[index]
+    return target.pause_while_awaiting_customer
+
+
+def _close_pause(session: Session, case: Case, now: datetime) -> None:
+    open_pause = session.exec(
+        select(CasePause).where(CasePause.case_id == case.id, CasePause.ended_at.is_(None))  # type: ignore[union-attr]
+    ).first()
+    if open_pause is not None:
+        open_pause.ended_at = now
+    case.sla_paused = False
+    case.sla_checkpoint_at = now
+
+
+def pause_clock(engine: Engine, case_id: int, rules: SupportRules, now: datetime) -> DueChange:
+    """Stop the first-response clock while the case awaits the customer, where the policy
+    says so; otherwise leave it running. Idempotent."""
+    with transaction(engine) as session:
+        case = session.get(Case, case_id, with_for_update=True)
+        if case is None:
+            raise ClockChangeRefused("That case does not exist.")
+        old_due = case.first_response_due
+        if case.sla_paused or not _pauses(rules, case):
+            return DueChange(old_due, old_due)
+        case.sla_elapsed_minutes = _bank(case, rules, now)
+        case.sla_checkpoint_at = now
+        case.sla_paused = True
+        already_breached = old_due is not None and old_due <= now
+        if not already_breached:  # a breach that happened stays on record with its instant
+            case.first_response_due = None
+        session.add(CasePause(case_id=case_id, started_at=now))
+        session.add(
+            CaseEvent(
+                case_id=case_id,
+                at=now,
+                kind="clock_paused",
+                detail={"old_due": _iso(old_due), "new_due": _iso(case.first_response_due)},
+            )
+        )
+        return DueChange(old_due, case.first_response_due)
+
+
+def resume_clock(engine: Engine, case_id: int, rules: SupportRules, now: datetime) -> DueChange:
+    """Restart a paused clock; the due moves by the business time spent paused."""
+    with transaction(engine) as session:
+        case = session.get(Case, case_id, with_for_update=True)
+        if case is None:
+            raise ClockChangeRefused("That case does not exist.")
+        if not case.sla_paused:
+            return DueChange(case.first_response_due, case.first_response_due)
+        old_due = case.first_response_due
+        _close_pause(session, case, now)
+        if old_due is None:
+            case.first_response_due = _due_from_bank(case, rules, case.sla_elapsed_minutes, now)
+        session.add(
+            CaseEvent(
+                case_id=case_id,
+                at=now,
+                kind="clock_resumed",
+                detail={"old_due": _iso(old_due), "new_due": _iso(case.first_response_due)},
+            )
+        )
+        return DueChange(old_due, case.first_response_due)

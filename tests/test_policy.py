@@ -1,0 +1,102 @@
+"""The policy file: the shipped default restates the contract; bad files stop start-up with
+the path of the bad key; `chatops policy check/show`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from chatops.policy import PolicyError, default_policy_path, load_policy
+
+RULES = load_policy()
+
+
+def test_default_targets_restate_sc17_and_sc21() -> None:
+    # SC-17: A 1 hour; B 1 business day; C 3 business days.
+    # SC-21 Reading: a business day is a full support day of the calendar.
+    assert RULES.target_minutes("technical", "A") == 60
+    assert RULES.target_minutes("technical", "B") == 15 * 60  # 09:00-24:00 (SC-19)
+    assert RULES.target_minutes("technical", "C") == 3 * 15 * 60
+    assert RULES.target_minutes("billing", "B") == 8 * 60  # 09:00-17:00 (SC-20)
+    assert RULES.target_minutes("presales", "C") == 3 * 8 * 60
+
+
+def test_sev_a_rules_sc15() -> None:
+    assert RULES.severities_for("technical", has_agreement=True) == ["A", "B", "C"]
+    assert RULES.severities_for("technical", has_agreement=False) == ["B", "C"]
+    assert RULES.severities_for("billing", has_agreement=True) == ["B", "C"]
+    assert RULES.severities_for("presales", has_agreement=True) == ["B", "C"]
+
+
+def test_roles_per_category_sc2() -> None:
+    assert RULES.categories_for(["billing_admin"]) == ["technical", "billing", "presales"]
+    assert RULES.categories_for(["helpdesk_admin"]) == ["technical", "presales"]
+    assert RULES.categories_for(["agent"]) == []
+    assert RULES.is_admin(["teams_admin"]) and not RULES.is_admin(["agent", "lead"])
+
+
+def test_calendars_sc19_sc20() -> None:
+    sev_a = RULES.calendar_for("technical", "A")
+    tech = RULES.calendar_for("technical", "B")
+    billing = RULES.calendar_for("billing", "B")
+    night = datetime(2026, 11, 28, 18, 0, tzinfo=UTC)  # Sun 02:00 Beijing
+    assert sev_a.is_open(night)
+    assert not tech.is_open(night)
+    assert tech.next_opening(night) == datetime(2026, 11, 29, 1, 0, tzinfo=UTC)  # Sun 09:00
+    assert billing.next_opening(night) == datetime(2026, 11, 30, 1, 0, tzinfo=UTC)  # Mon
+    # holidays (CN National Day) close billing; the official make-up Saturday opens it
+    assert not billing.is_open(datetime(2026, 10, 5, 3, 0, tzinfo=UTC))
+    assert billing.is_open(datetime(2026, 10, 10, 3, 0, tzinfo=UTC))
+    assert tech.is_open(datetime(2026, 10, 5, 3, 0, tzinfo=UTC))  # every day of the year
+
+
+def _write(tmp_path: Path, old: str, new: str) -> Path:
+    text = default_policy_path().read_text()
+    assert old in text
+    path = tmp_path / "policy.yml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("{minutes: 60}", "{minutes: -5}", "categories.technical.targets.A.first_response"),
+        ("calendar: around_the_clock}", "calendar: moonlight}", "unknown calendar 'moonlight'"),
+        ("timezone: Asia/Shanghai\n    always_open", "timezone: Mars/Base\n    always_open",
+         "unknown time zone 'Mars/Base'"),
+        ("max_severity: B                      # SC-15", "max_severity: Z",
+         "categories.billing.max_severity"),
+        ('weekdays: "09:00-17:00"', 'weekdays: "17:00-09:00"', "calendars"),
+    ],
+)
+def test_bad_policy_names_the_key(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    path = _write(tmp_path, old, new)
+    with pytest.raises(PolicyError) as raised:
+        load_policy(path)
+    assert expected in str(raised.value)
+
+
+def test_policy_check_and_show_cli(tmp_path: Path) -> None:
+    ok = subprocess.run(
+        [sys.executable, "-m", "chatops.cli", "policy", "check", str(default_policy_path())],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert ok.returncode == 0 and "valid" in ok.stdout
+    bad = _write(tmp_path, "{minutes: 60}", "{minutes: 0}")
+    failed = subprocess.run(
+        [sys.executable, "-m", "chatops.cli", "policy", "check", str(bad)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert failed.returncode == 2
+    assert "line" in failed.stderr and "first_response" in failed.stderr
+    shown = subprocess.run(
+        [sys.executable, "-m", "chatops.cli", "policy", "show"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert shown.returncode == 0
+    assert "1 business day" in shown.stdout and "+86 400-089-0365" in shown.stdout
