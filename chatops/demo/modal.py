@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 _SELECTS = {"static_select", "radio_buttons", "external_select"}
 _MULTI = {"checkboxes", "multi_static_select"}
-_TEXT = {"plain_text_input", "email_text_input", "url_text_input", "number_input"}
 
 
 class _Keep:
@@ -85,6 +84,8 @@ class ModalWalker:
         except InputEnded:
             self._close("The input ended with the form open: closed it, nothing was sent.")
             return WalkResult(None, True)
+        except _Closed:
+            return WalkResult(None, False)
         return WalkResult(submitted_at, False)
 
     def _fields(self, view: JSONDict) -> JSONDict | None:
@@ -149,8 +150,6 @@ class ModalWalker:
         current = self._current(view, block)
         if kind in _SELECTS | _MULTI and _options(element):
             return self._choose(element, current, multi=kind in _MULTI)
-        if kind in _TEXT or kind not in _SELECTS | _MULTI:
-            return self._type(element, current)
         return self._type(element, current)
 
     def _read(self) -> str:
