@@ -385,7 +385,7 @@ def test_people_and_workspace(client: WebClient, standin: SlackStandIn) -> None:
     assert dm.startswith("D")
     alice = client.users_info(user="U1")["user"]
     assert alice["real_name"] == "Alice Liddell" and alice["tz"] == "UTC"
-    assert alice["tz_offset"] == 8 * 3600
+    assert alice["tz_offset"] == 0
     standin.add_user("U3", name="carol", tz="America/New_York", tz_offset=-18000)
     assert client.users_info(user="U3")["user"]["tz_offset"] == -18000
     with pytest.raises(SlackApiError) as err:
