@@ -1,0 +1,606 @@
+"""The demo's command loop: type as someone, see what the bot shows, press its buttons."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from chatops.demo.lines import LineSource
+from chatops.demo.modal import ModalWalker
+from chatops.demo.render import JSONDict, Renderer, Style, visible_len, wrap
+from chatops.demo.world import GENERAL, DemoPerson, World
+from chatops.standin import WebApiCall
+
+HELP = [
+    ("/support <question>", "ask the desk as the current person (also: /support help)"),
+    ("press N", "press button [N] of a message shown above"),
+    ("as NAME", "become someone else (first name or Slack id); `who` lists everyone"),
+    ("triage, general", "show a channel (also `channel NAME`); `dm` shows your DMs with the bot"),
+    ("cases", "the cases in the database"),
+    ("advance 2h|30m|1d", "move the demo clock forward; `now` shows the time"),
+    ("help, quit", "this list; leave the demo (Ctrl-D works too)"),
+]
+FORM_HELP = (
+    "In a form, answer each field in turn: a number or an option's name for a choice, a line "
+    "of text for text (\\n for a new line); Enter keeps the value shown; cancel closes it."
+)
+_DURATION = re.compile(
+    r"(\d+(?:\.\d+)?)(days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
+)
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+@dataclass
+class Button:
+    """A button the demo has shown, and the message it was in (as it was shown)."""
+
+    number: int
+    label: str
+    action_id: str
+    block_id: str | None
+    value: str | None
+    message: JSONDict
+    channel: str
+    only_for: str | None  # the one user who can see it (ephemeral message, DM), or None
+
+
+class Shell:
+    """Reads commands from a line source and shows what Slack would show."""
+
+    def __init__(
+        self,
+        world: World,
+        lines: LineSource,
+        out: TextIO,
+        style: Style,
+        width: int,
+        roster: Path,
+    ) -> None:
+        self.world = world
+        self.lines = lines
+        self.out = out
+        self.style = style
+        self.width = width
+        self.roster = roster
+        self.renderer = Renderer(world.display_name, style, width)
+        admins = [p for p in world.people if p.is_admin]
+        self.me: DemoPerson = admins[0] if admins else world.people[0]
+        self.buttons: dict[int, Button] = {}
+        self._button_keys: dict[tuple[Any, ...], int] = {}
+        self._seen_ephemerals: set[tuple[str, str]] = set()
+        self.ended = False
+
+    # --- output helpers ------------------------------------------------------------------
+
+    def write(self, line: str = "") -> None:
+        self.out.write(line + "\n")
+
+    def warn(self, message: str) -> None:
+        for line in wrap(self.style.warn("⚠ " + message), self.width, "  ", "    "):
+            self.write(line)
+
+    def note(self, message: str) -> None:
+        for line in wrap(self.style.dim(message), self.width, "  ", "  "):
+            self.write(line)
+
+    def rule(self, label: str, aside: str = "") -> None:
+        """``── label ───── aside``: the heading above each thing the bot showed."""
+        head = "── " + self.style.accent(label) + " "
+        tail = (" " + self.style.dim(aside)) if aside else ""
+        room = min(self.width, 88) - visible_len(head) - visible_len(tail)
+        self.write(head + self.style.dim("─" * max(3, room)) + tail)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.banner()
+        while not self.ended:
+            try:
+                line = self.lines.read(self.prompt(), skip_blank=True)
+            except KeyboardInterrupt:
+                self.write("")
+                continue
+            if line is None:
+                break
+            try:
+                self.execute(line.strip())
+            except KeyboardInterrupt:
+                self.write("")
+                self.note("(interrupted)")
+            self.out.flush()
+        self.write("")
+        self.note("Bye. The demo database and the local Slack stand-in are gone with it.")
+        self.out.flush()
+        return 0
+
+    def prompt(self) -> str:
+        return f"\n{self.me.short}> "
+
+    def execute(self, line: str) -> None:
+        word, _, rest = line.partition(" ")
+        word, rest = word.lower(), rest.strip()
+        if word.startswith("/"):
+            self.slash(word, rest)
+            return
+        simple = {
+            "help": self.help,
+            "?": self.help,
+            "who": self.who,
+            "cases": self.cases,
+            "now": self.now,
+        }
+        if word in simple and not rest:
+            simple[word]()
+        elif word in ("quit", "exit", "bye"):
+            self.ended = True
+        elif word in ("press", "click", "p"):
+            self.press(rest)
+        elif word == "as":
+            self.become(rest)
+        elif word in ("channel", "ch"):
+            self.channel(rest)
+        elif word == "dm":
+            self.dm(rest)
+        elif word == "advance":
+            self.advance(rest)
+        elif self.world.channel_by_name(word) and not rest:
+            self.channel(word)
+        else:
+            self.unknown(word)
+
+    def unknown(self, word: str) -> None:
+        known = ["help", "who", "cases", "now", "quit", "press", "as", "channel", "dm", "advance"]
+        known += list(self.world.channels.values())
+        close = difflib.get_close_matches(word, known, n=1)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        self.note(f"I don't know `{word}`.{hint} Type `help` for the commands.")
+
+    # --- banner, help, who ---------------------------------------------------------------
+
+    def banner(self) -> None:
+        style = self.style
+        self.write(style.bold("chatops demo") + " — the support desk, offline in your terminal")
+        self.write("")
+        intro = (
+            f"The real Slack app is running at {self.world.server.url}. A local stand-in plays "
+            "Slack: it sends your /support commands, button presses and forms to the app, "
+            "and shows what the bot posts and where. Cases go into a throwaway SQLite "
+            "database; time is a demo clock you can move."
+        )
+        for line in wrap(intro, self.width):
+            self.write(line)
+        self.write("")
+        self.write(style.bold(f"People (from {self.roster.name})"))
+        self.who(heading=False)
+        self.write("")
+        channels = []
+        purposes = {"general": "where you type /support", "triage": "new case cards"}
+        for channel_id, name in self.world.channels.items():
+            what = purposes.get(name)
+            channels.append(f"#{name} ({channel_id})" + (f" {what}" if what else ""))
+        for line in wrap("Channels: " + " · ".join(channels), self.width):
+            self.write(line)
+        self.write("")
+        self.help()
+        self.write("")
+        me = self.me
+        self.write(f"You are {style.accent(me.short)} — {me.describe()}.")
+        self.note("Try: /support outlook stopped forwarding mail")
+
+    def help(self) -> None:
+        self.write(self.style.bold("Commands"))
+        width = max(len(cmd) for cmd, _ in HELP) + 2
+        for command, what in HELP:
+            lines = wrap(what, self.width, "  " + command.ljust(width), " " * (width + 2))
+            for line in lines:
+                self.write(line)
+        for line in wrap(self.style.dim(FORM_HELP), self.width):
+            self.write(line)
+
+    def who(self, heading: bool = True) -> None:
+        if heading:
+            self.write(self.style.bold("People"))
+        rows = [("", "who", "Slack id", "name", "organisation", "roles")]
+        for p in self.world.people:
+            roles = ", ".join(p.role_labels) or "— (no admin role)"
+            here = "▸" if p is self.me else ""
+            rows.append((here, p.short, p.slack_id, p.name, p.organisation or "(support)", roles))
+        self._table(rows)
+        if heading:
+            self.note(f"You are {self.me.short}. `as NAME` switches.")
+
+    def _table(self, rows: list[tuple[str, ...]]) -> None:
+        widths = [max(visible_len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for n, row in enumerate(rows):
+            cells = [cell + " " * (widths[i] - visible_len(cell)) for i, cell in enumerate(row)]
+            text = " " + "  ".join(cells).rstrip()
+            self.write(self.style.dim(text) if n == 0 else text)
+
+    def become(self, word: str) -> None:
+        if not word:
+            self.note("Say who: `as dana` (first name or Slack id). `who` lists everyone.")
+            return
+        person = self.world.find(word)
+        if person is None:
+            names = ", ".join(p.short for p in self.world.people)
+            self.note(f"No one called `{word}` in the roster. People: {names}.")
+            return
+        self.me = person
+        self.write(f"  You are now {self.style.accent(person.short)} — {person.describe()}.")
+
+    # --- /support ------------------------------------------------------------------------
+
+    def slash(self, command: str, text: str) -> None:
+        if command != "/support":
+            self.note(f"This workspace has no {command} command; the desk answers /support.")
+            return
+        world, me = self.world, self.me.slack_id
+        since = len(world.standin.calls())
+        response = world.sender.command(me, text, channel_id=GENERAL)
+        shown = False
+        if response.status != 200:
+            self.warn(f"The app answered HTTP {response.status}: {response.body[:200]}")
+        for problem in response.problems:
+            self.warn(problem)
+        for message in world.standin.ephemerals(me, GENERAL):
+            if message.get("source") == "ack" and self._new_ephemeral(me, message):
+                self.write("")
+                self.rule("only visible to you", "in #general")
+                self.show_message(message, GENERAL, only_for=me)
+                shown = True
+        self.follow(since, shown)
+
+    # --- buttons -------------------------------------------------------------------------
+
+    def press(self, rest: str) -> None:
+        number = rest.strip().lstrip("[").rstrip("]")
+        if not number.isdigit():
+            self.note("Press which button? e.g. `press 1` (the numbers are shown as [1], [2] …).")
+            return
+        button = self.buttons.get(int(number))
+        if button is None:
+            self.note(f"There is no button [{number}] yet.")
+            return
+        if button.only_for and button.only_for != self.me.slack_id:
+            owner = self.world.person(button.only_for)
+            name = owner.short if owner else button.only_for
+            self.note(
+                f"Button [{button.number}] is in a message only {owner.name if owner else name} "
+                f"can see. `as {name}` first."
+            )
+            return
+        world, me = self.world, self.me.slack_id
+        since = len(world.standin.calls())
+        self.note(f"{self.me.name} presses [{button.number}] {button.label}")
+        try:
+            response = world.sender.click_in(
+                me,
+                button.message,
+                button.action_id,
+                channel_id=button.channel,
+                value=button.value,
+                block_id=button.block_id,
+                is_ephemeral=button.only_for is not None and not button.channel.startswith("D"),
+            )
+        except (LookupError, ValueError) as exc:
+            self.warn(f"Could not press it: {exc}")
+            return
+        if response.status != 200:
+            self.warn(f"The app answered HTTP {response.status}: {response.body[:200]}")
+        for problem in response.problems:
+            self.warn(problem)
+        self.follow(since)
+
+    def _register(self, block: JSONDict, element: JSONDict, context: JSONDict) -> int:
+        message, channel, only_for = context["message"], context["channel"], context["only_for"]
+        key = (
+            channel,
+            only_for,
+            message.get("ts"),
+            block.get("block_id"),
+            element.get("action_id"),
+            element.get("value"),
+        )
+        number = self._button_keys.get(key)
+        if number is None:
+            number = len(self.buttons) + 1
+            self._button_keys[key] = number
+        text = element.get("text")
+        label = self.renderer.text(text) if text else str(element.get("action_id"))
+        self.buttons[number] = Button(
+            number=number,
+            label=label,
+            action_id=str(element.get("action_id")),
+            block_id=block.get("block_id"),
+            value=element.get("value"),
+            message=message,
+            channel=channel,
+            only_for=only_for,
+        )
+        return number
+
+    # --- what the bot did ----------------------------------------------------------------
+
+    def show_message(
+        self, message: JSONDict, channel: str, only_for: str | None, indent: str = "  "
+    ) -> None:
+        context = {"message": message, "channel": channel, "only_for": only_for}
+
+        def sink(block: JSONDict, element: JSONDict) -> int | None:
+            if element.get("url"):
+                return None  # a link button opens a page, nothing to press here
+            return self._register(block, element, context)
+
+        for line in self.renderer.message(message, indent, sink):
+            self.write(line)
+
+    def follow(self, since: int, shown: bool = False) -> None:
+        """Show what the app did after an action; walk any form it opened for me."""
+        calls = self.world.settle(since)
+        shown = self.show_calls(calls) or shown
+        while self.world.standin.open_view(self.me.slack_id) is not None:
+            result = ModalWalker(self).walk()
+            shown = True
+            if result.ended:
+                self.ended = True
+                return
+            if result.submitted_at is None:
+                break
+            self.show_calls(self.world.settle(result.submitted_at))
+        if not shown:
+            self.note("(Nothing visible happened.)")
+
+    def show_calls(self, calls: list[WebApiCall]) -> bool:
+        shown = False
+        for call in calls:
+            if call.failed:
+                what = call.error or f"HTTP {call.status}"
+                self.write("")
+                self.warn(f"Slack refused {call.method}: {what}")
+                shown = True
+                continue
+            handler = getattr(self, "_call_" + call.method.replace(".", "_"), None)
+            if handler is not None and handler(call):
+                shown = True
+        return shown
+
+    def _where(self, channel: str, message: JSONDict) -> str:
+        if channel.startswith("D"):
+            where = f"DM to {self.world.display_name(channel[1:]) or channel[1:]}"
+        else:
+            where = self.world.channel_label(channel)
+        return where
+
+    def _thread_note(self, message: JSONDict) -> str:
+        thread = message.get("thread_ts")
+        return "reply in thread" if thread and thread != message.get("ts") else ""
+
+    def _call_chat_postMessage(self, call: WebApiCall) -> bool:
+        response = call.response if isinstance(call.response, dict) else {}
+        channel, message = str(response.get("channel")), response.get("message") or {}
+        self.write("")
+        self.rule(self._where(channel, message), self._thread_note(message))
+        self.show_message(message, channel, only_for=_dm_user(channel))
+        return True
+
+    def _call_chat_update(self, call: WebApiCall) -> bool:
+        response = call.response if isinstance(call.response, dict) else {}
+        channel, message = str(response.get("channel")), response.get("message") or {}
+        where = self._where(channel, message)
+        label = f"updated DM to {where[6:]}" if channel.startswith("D") else f"updated message in {where}"
+        self.write("")
+        self.rule(label, self._thread_note(message))
+        self.show_message(message, channel, only_for=_dm_user(channel))
+        return True
+
+    def _call_chat_postEphemeral(self, call: WebApiCall) -> bool:
+        user, channel = str(call.args.get("user")), str(call.args.get("channel"))
+        ts = (call.response or {}).get("message_ts") if isinstance(call.response, dict) else None
+        stored = next(
+            (m for m in self.world.standin.ephemerals(user) if m.get("ts") == ts),
+            {"text": call.args.get("text") or "", "blocks": call.args.get("blocks"), "ts": ts},
+        )
+        self._seen_ephemerals.add((user, str(ts)))
+        self.write("")
+        self.rule(self._visible_to(user), f"in {self.world.channel_label(channel)}")
+        self.show_message(stored, str(stored.get("channel") or channel), only_for=user)
+        return True
+
+    def _call_response_url(self, call: WebApiCall) -> bool:
+        args, me = call.args, self.me.slack_id
+        if str(args.get("delete_original")).lower() == "true":
+            self.write("")
+            self.rule("a message only visible to you was removed")
+            return True
+        fresh = [
+            m for m in self.world.standin.ephemerals(me)
+            if m.get("source") == "response_url" and self._new_ephemeral(me, m)
+        ]
+        self.write("")
+        if str(args.get("response_type")) == "in_channel":
+            self.rule("posted in the channel")
+            self.show_message(args, GENERAL, only_for=None)
+        elif fresh:
+            message = fresh[0]
+            channel = str(message.get("channel") or GENERAL)
+            self.rule("only visible to you", f"in {self.world.channel_label(channel)}")
+            self.show_message(message, channel, only_for=me)
+        else:
+            self.rule("updated a message only visible to you")
+            self.show_message(args, GENERAL, only_for=me)
+        return True
+
+    def _call_views_open(self, call: WebApiCall) -> bool:
+        view = (call.response or {}).get("view") if isinstance(call.response, dict) else None
+        mine = self.world.standin.open_view(self.me.slack_id)
+        if view and mine and mine.get("id") == view.get("id"):
+            return True  # the form walk shows it
+        title = self.renderer.text((view or {}).get("title")) or "a form"
+        self.write("")
+        self.rule(f"a form opened: {title}")
+        return True
+
+    def _call_views_push(self, call: WebApiCall) -> bool:
+        return self._call_views_open(call)
+
+    def _call_views_publish(self, call: WebApiCall) -> bool:
+        user = str(call.args.get("user_id"))
+        self.write("")
+        self.rule(f"App Home updated for {self.world.display_name(user) or user}")
+        return True
+
+    def _call_chat_delete(self, call: WebApiCall) -> bool:
+        channel = str(call.args.get("channel"))
+        self.write("")
+        self.rule(f"a message was deleted in {self.world.channel_label(channel)}")
+        return True
+
+    def _visible_to(self, user: str) -> str:
+        if user == self.me.slack_id:
+            return "only visible to you"
+        return f"only visible to {self.world.display_name(user) or user}"
+
+    def _new_ephemeral(self, user: str, message: JSONDict) -> bool:
+        key = (user, str(message.get("ts")))
+        if key in self._seen_ephemerals:
+            return False
+        self._seen_ephemerals.add(key)
+        return True
+
+    # --- conversations -------------------------------------------------------------------
+
+    def channel(self, word: str) -> None:
+        if not word:
+            names = ", ".join(f"#{n}" for n in self.world.channels.values())
+            self.note(f"Which channel? {names}")
+            return
+        channel = self.world.channel_by_name(word)
+        if channel is None:
+            names = ", ".join(f"#{n}" for n in self.world.channels.values())
+            self.note(f"No channel `{word}` here. Channels: {names}.")
+            return
+        self.conversation(channel, self.world.channel_label(channel), only_for=None)
+
+    def dm(self, word: str) -> None:
+        person = self.world.find(word) if word else self.me
+        if person is None:
+            self.note(f"No one called `{word}` in the roster.")
+            return
+        channel = self.world.standin.dm_channel(person.slack_id)
+        whose = "your" if person is self.me else f"{person.name}'s"
+        self.conversation(channel, f"{whose} DMs with the bot", only_for=person.slack_id)
+
+    def conversation(self, channel: str, title: str, only_for: str | None) -> None:
+        messages = self.world.standin.messages(channel)
+        top = [m for m in messages if m.get("thread_ts") in (None, m.get("ts"))]
+        count = f"{len(top)} message" + ("" if len(top) == 1 else "s")
+        self.write("")
+        self.rule(title, count)
+        if not top:
+            self.note("(nothing here yet)")
+        for n, message in enumerate(top):
+            if n:
+                self.write("")
+            self._conversation_message(message, channel, only_for, "  ")
+            replies = [
+                m for m in messages
+                if m.get("thread_ts") == message.get("ts") and m.get("ts") != message.get("ts")
+            ]
+            if replies:
+                what = f"{len(replies)} repl" + ("y" if len(replies) == 1 else "ies")
+                self.write("  " + self.style.dim(f"↳ thread, {what}:"))
+            for reply in replies:
+                self._conversation_message(reply, channel, only_for, "      ")
+
+    def _conversation_message(
+        self, message: JSONDict, channel: str, only_for: str | None, indent: str
+    ) -> None:
+        author = self.world.display_name(str(message.get("user"))) or "someone"
+        edited = " (edited)" if message.get("edited") else ""
+        self.write(indent + self.style.dim(f"{author}{edited}:"))
+        self.show_message(message, channel, only_for=only_for, indent=indent + "  ")
+
+    # --- cases and time ------------------------------------------------------------------
+
+    def cases(self) -> None:
+        from chatops.timefmt import format_instant
+        from models import Case, Organisation, Person
+
+        policy = self.world.rules.policy
+        with Session(self.world.engine) as session:
+            cases = list(session.exec(select(Case).order_by(Case.id)).all())  # type: ignore[arg-type]
+            orgs = {o.id: o.name for o in session.exec(select(Organisation)).all()}
+            people = {p.id: p.name for p in session.exec(select(Person)).all()}
+        self.write("")
+        if not cases:
+            self.note("No cases yet. An admin opens one with /support <question> → Contact support.")
+            return
+        rows = [("", "case", "sev", "status", "organisation", "owner", "first response due", "title")]
+        for case in cases:
+            due = (
+                format_instant(
+                    case.first_response_due, policy.support_timezone, policy.support_timezone_label
+                )
+                if case.first_response_due
+                else "—"
+            )
+            owner = people.get(case.assignee_id, "—") if case.assignee_id else "—"
+            title = case.title if len(case.title) <= 40 else case.title[:39] + "…"
+            rows.append(
+                ("", case.number, case.severity, case.status, orgs.get(case.organisation_id, "?"),
+                 owner, due, title)
+            )
+        self._table(rows)
+
+    def now(self) -> None:
+        policy = self.world.rules.policy
+        now = self.world.clock.now()
+        local = now.astimezone(ZoneInfo(policy.support_timezone))
+        moved = now - self.world.started_at
+        self.write(
+            f"  {now:%a %d %b %Y, %H:%M} UTC · {local:%a %d %b, %H:%M} "
+            f"{policy.support_timezone_label}"
+        )
+        if moved > timedelta(0):
+            self.note(f"(the demo clock is {_duration(moved)} ahead of real time)")
+
+    def advance(self, text: str) -> None:
+        spec = text.replace(" ", "").lower()
+        parts = _DURATION.findall(spec)
+        if not spec or not parts or _DURATION.sub("", spec):
+            self.note("Advance by how much? e.g. `advance 2h`, `advance 30m`, `advance 1d 4h`.")
+            return
+        delta = timedelta(**_sum_units(parts))
+        if delta <= timedelta(0):
+            self.note("The demo clock only moves forward.")
+            return
+        self.world.clock.advance(delta)
+        self.write(f"  The demo clock moved forward {_duration(delta)}.")
+        self.now()
+
+
+def _dm_user(channel: str) -> str | None:
+    return channel[1:] if channel.startswith("D") else None
+
+
+def _sum_units(parts: list[tuple[str, str]]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for amount, unit in parts:
+        key = _UNITS[unit[0]]
+        total[key] = total.get(key, 0.0) + float(amount)
+    return total
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{mins} min" if mins else ""]
+    return " ".join(p for p in parts if p) or f"{int(delta.total_seconds())} s"
