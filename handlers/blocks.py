@@ -54,6 +54,19 @@ INTAKE_SEVERITY = "intake_severity"
 CLAIM_CASE = "claim_case"
 
 
+def when(instant: datetime, rules: SupportRules, reader_tz: str | None = None) -> str:
+    """An instant for a reader: in their own time zone when the directory knows it, else as
+    Slack's date token (each client shows it in its own zone); always also in the support
+    time zone, which is what the contract's hours are in."""
+    policy = rules.policy
+    support = format_instant(instant, policy.support_timezone, policy.support_timezone_label)
+    if reader_tz and reader_tz != policy.support_timezone:
+        return f"{format_instant(instant, reader_tz)} your time ({support})"
+    if reader_tz:
+        return support
+    return f"{slack_date(instant, support)} ({support})"
+
+
 def _as_dicts(blocks: list[Block]) -> list[dict[str, Any]]:
     return [block.to_dict() for block in blocks]
 
@@ -82,7 +95,9 @@ def usage(subcommands: list[tuple[str, str]]) -> list[dict[str, Any]]:
     )
 
 
-def support_hours(lines: list[SupportLine], rules: SupportRules) -> list[dict[str, Any]]:
+def support_hours(
+    lines: list[SupportLine], rules: SupportRules, reader_tz: str | None = None
+) -> list[dict[str, Any]]:
     """SC-19..SC-21: every line, open or closed now, next opening, the phone number."""
     policy = rules.policy
     rows = []
@@ -91,10 +106,7 @@ def support_hours(lines: list[SupportLine], rules: SupportRules) -> list[dict[st
             state = ":large_green_circle: open now"
         else:
             assert line.next_opening is not None
-            when = format_instant(
-                line.next_opening, policy.support_timezone, policy.support_timezone_label
-            )
-            state = f":red_circle: closed, opens {slack_date(line.next_opening, when)} ({when})"
+            state = f":red_circle: closed, opens {when(line.next_opening, rules, reader_tz)}"
         rows.append(f"*{escape(line.label)}* — {escape(line.hours)}\n{state}")
     return _as_dicts(
         [
@@ -206,6 +218,7 @@ class IntakeChoices:
     question: str
     requester_name: str
     has_agreement: bool
+    requester_tz: str | None = None
 
 
 def intake_modal(choices: IntakeChoices, rules: SupportRules, now: datetime) -> dict[str, Any]:
@@ -368,18 +381,14 @@ def _expected_wait(choices: IntakeChoices, rules: SupportRules, now: datetime) -
     for severity in severities:
         due = rules.first_response_due(choices.category, severity, now)
         calendar = rules.calendar_for(choices.category, severity)
-        due_words = format_instant(due, policy.support_timezone, policy.support_timezone_label)
         line = f"• Sev {severity} (target {rules.target_label(choices.category, severity)}): "
         if not calendar.is_open(now):
-            opens = format_instant(
-                calendar.next_opening(now), policy.support_timezone, policy.support_timezone_label
-            )
+            opens = when(calendar.next_opening(now), rules, choices.requester_tz)
             line += f"support is closed now; it opens {opens}. "
-        line += f"First response by {slack_date(due, due_words)} ({due_words})."
+        line += f"First response by {when(due, rules, choices.requester_tz)}."
         lines.append(line)
-    text = (
-        f"*Expected wait — {escape(policy.categories[choices.category].label)}*\n"
-        + "\n".join(lines)
+    text = f"*Expected wait — {escape(policy.categories[choices.category].label)}*\n" + "\n".join(
+        lines
     )
     return ContextBlock(block_id="expected_wait", elements=[MarkdownTextObject(text=text)])
 
@@ -426,15 +435,11 @@ class CaseContext:
     owner: Person | None
 
 
-def _due_text(case: Case, rules: SupportRules, now: datetime) -> str:
+def _due_text(case: Case, rules: SupportRules, now: datetime, reader_tz: str | None = None) -> str:
     if case.first_response_due is None:
-        return "clock paused"
-    policy = rules.policy
-    fallback = format_instant(
-        case.first_response_due, policy.support_timezone, policy.support_timezone_label
-    )
+        return "clock paused (awaiting customer)"
     left = format_time_left(case.first_response_due - now)
-    return f"{slack_date(case.first_response_due, fallback)} ({left})"
+    return f"{when(case.first_response_due, rules, reader_tz)}, {left}"
 
 
 def case_card(ctx: CaseContext, rules: SupportRules, now: datetime) -> list[dict[str, Any]]:
@@ -519,7 +524,7 @@ def requester_opened(ctx: CaseContext, rules: SupportRules, now: datetime) -> li
             _mrkdwn(
                 f"Your case *{case.number}* is open: *{escaped_clip(case.title, 300)}*\n"
                 f"Severity: {severity.label if severity else case.severity} · first response "
-                f"by {_due_text(case, rules, now)}, "
+                f"by {_due_text(case, rules, now, ctx.requester.tz)}, "
                 f"target {rules.target_label(case.category, case.severity)}."
             ),
             ContextBlock(

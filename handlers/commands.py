@@ -30,8 +30,8 @@ SUBCOMMANDS: list[tuple[str, str]] = [
 def register(app: App, desk: Desk) -> None:
     handlers: dict[str, Callable[[Desk, str, str], list[dict[str, Any]]]] = {
         "help": lambda _desk, _user, _rest: blocks.usage(SUBCOMMANDS),
-        "hours": lambda desk, _user, _rest: blocks.support_hours(
-            support_lines(desk.rules, desk.clock.now()), desk.rules
+        "hours": lambda desk, user, _rest: blocks.support_hours(
+            support_lines(desk.rules, desk.clock.now()), desk.rules, _reader_tz(desk, user)
         ),
     }
 
@@ -58,6 +58,12 @@ def register(app: App, desk: Desk) -> None:
             ack(blocks=blocks.plain(_unknown_subcommand(word, list(handlers))), text="Unknown")
             return
         ack(blocks=question_reply(desk, user_id, text), text="Support")
+
+
+def _reader_tz(desk: Desk, user_id: str) -> str | None:
+    with Session(desk.engine) as session:
+        person = find_person(session, user_id)
+        return person.tz if person else None
 
 
 def _unknown_subcommand(word: str, known: list[str]) -> str:

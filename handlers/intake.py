@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from chatops.cases.intake import IntakeForm, IntakeRejected, OutOfScope, refusal_for_requester
 from chatops.cases.service import open_case
-from chatops.directory import find_person, organisation_of
+from chatops.directory import find_person, learn_timezone, organisation_of
 from handlers import blocks
 from handlers.desk import Desk
 
@@ -65,6 +65,15 @@ def register(app: App, desk: Desk) -> None:
                 response_type="ephemeral",
                 text="Slack did not let me open the form in time. Press *Contact support* again.",
             )
+            return
+        if choices.requester_tz is None:
+            # After the modal is open (trigger_id lives 3 s): learn the admin's time zone so
+            # the form and the confirmation can show times in it from now on.
+            try:
+                profile = client.users_info(user=user_id)
+                learn_timezone(desk.engine, user_id, (profile.get("user") or {}).get("tz"))
+            except SlackApiError as exc:
+                log.info("users.info failed: %s", exc.response.get("error"))
 
     @app.action(blocks.INTAKE_CATEGORY)
     @app.action(blocks.INTAKE_SEVERITY)
@@ -130,6 +139,7 @@ def initial_choices(
             question=question,
             requester_name=person.name,
             has_agreement=organisation.online_services_agreement,
+            requester_tz=person.tz,
         )
         return choices, None
 
@@ -148,6 +158,7 @@ def _with(
         question=choices.question,
         requester_name=choices.requester_name,
         has_agreement=choices.has_agreement,
+        requester_tz=choices.requester_tz,
     )
 
 

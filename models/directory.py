@@ -30,6 +30,8 @@ class Person(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=254)
     phone: str | None = Field(default=None, max_length=40)
     organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    # IANA time zone: from the roster, or learnt from Slack (users.info) on first contact.
+    tz: str | None = Field(default=None, max_length=64)
     roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 

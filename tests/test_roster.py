@@ -78,6 +78,11 @@ BAD_FILES = {
         "    subscription: partner\n",
         "line 3: organisations[0]: an organisation that buys through a partner needs",
     ),
+    "unknown time zone": (
+        "channels: {triage: C0T}\npeople:\n  - slack_id: U0A\n    name: A\n"
+        "    tz: Mars/Olympus\n",
+        "line 5: people[0].tz: unknown time zone 'Mars/Olympus'",
+    ),
     "not yaml": ("channels: [triage\n", "line 2"),
     "unknown field": (
         "channels: {triage: C0T}\norganisations:\n  - {key: a, name: A, colour: red}\n",

@@ -6,7 +6,16 @@ from chatops.directory.lookup import (
     find_person,
     is_agent,
     is_lead,
+    learn_timezone,
     organisation_of,
 )
 
-__all__ = ["admins_of", "channel_for", "find_person", "is_agent", "is_lead", "organisation_of"]
+__all__ = [
+    "admins_of",
+    "channel_for",
+    "find_person",
+    "is_agent",
+    "is_lead",
+    "learn_timezone",
+    "organisation_of",
+]

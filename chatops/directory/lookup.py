@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from chatops.db import transaction
 from models import BotChannel, Organisation, Person
 
 
@@ -40,3 +44,24 @@ def channel_for(session: Session, purpose: str) -> str | None:
     """The channel id configured for a purpose ("triage", "handoff", ...)."""
     row = session.get(BotChannel, purpose)
     return row.channel_id if row else None
+
+
+def known_zone(name: str) -> bool:
+    """True for an IANA time zone name this machine knows."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def learn_timezone(engine: Engine, slack_user_id: str, tz: str | None) -> None:
+    """Remember the time zone Slack reports for someone the roster gave none for."""
+    if not tz or not known_zone(tz):
+        return
+    with transaction(engine) as session:
+        session.exec(  # type: ignore[call-overload]
+            update(Person)
+            .where(Person.slack_user_id == slack_user_id, Person.tz.is_(None))  # type: ignore[union-attr]
+            .values(tz=tz)
+        )

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from chatops.db import transaction
+from chatops.directory.lookup import known_zone
 from chatops.policy import Policy
 from chatops.yamlfile import FileError, explain, problem_at, read_with_lines
 from models import BotChannel, Organisation, Person
@@ -53,6 +54,14 @@ class PersonEntry(_Entry):
     phone: str | None = None
     organisation: str | None = None
     roles: list[str] = []
+    tz: str | None = None  # IANA zone; learnt from Slack when not given
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        if value is not None and not known_zone(value):
+            raise ValueError(f"unknown time zone {value!r}")
+        return value
 
     @field_validator("slack_id")
     @classmethod
@@ -221,6 +230,8 @@ def _upsert(session: Session, roster: RosterFile) -> LoadSummary:
             "organisation_id": org_ids[entry.organisation] if entry.organisation else None,
             "roles": list(entry.roles),
         }
+        if entry.tz is not None:  # otherwise keep what Slack told us
+            wanted_person["tz"] = entry.tz
         person = session.exec(select(Person).where(Person.slack_user_id == entry.slack_id)).first()
         if person is None:
             session.add(Person(slack_user_id=entry.slack_id, **wanted_person))
