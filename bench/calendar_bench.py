@@ -34,7 +34,8 @@ def main() -> None:
     rng = random.Random(7)
     base = datetime(2026, 1, 1, tzinfo=UTC)
     starts = [base + timedelta(minutes=rng.randrange(0, 3 * 365 * 24 * 60)) for _ in range(200)]
-    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    machine = platform.processor() or platform.machine()
+    print(f"machine: {machine}, Python {platform.python_version()}")
     print(f"{'calendar':<22}{'span':>10}{'calls/s':>14}{'µs/call':>10}")
     spans = {"1 hour": 60, "1 day": 24 * 60, "30 days": 30 * 24 * 60}
     for name, calendar in rules.calendars.items():

@@ -145,7 +145,7 @@ def demo(roster: Path | None, script: Path | None) -> None:
     """The whole desk offline: the real app, a local Slack stand-in, SQLite, a roster."""
     from chatops.demo import run_demo
 
-    run_demo(roster=roster, script=script)
+    sys.exit(run_demo(roster=roster, script=script))
 
 
 if __name__ == "__main__":

@@ -41,9 +41,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # IMMEDIATE takes the write lock up front: a deferred transaction that reads and
-            # then writes can fail with SQLITE_BUSY at once instead of waiting its turn.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Write transactions (see `transaction`) take the write lock up front: a deferred
+            # one that reads and then writes fails with SQLITE_BUSY at once instead of waiting
+            # its turn. Read-only sessions stay deferred so WAL readers never wait.
+            immediate = conn.get_execution_options().get(WRITE_OPTION)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -57,10 +59,17 @@ def create_schema(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
 
 
+WRITE_OPTION = "chatops_write"
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """A session whose work commits on success and rolls back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
+    """A write session whose work commits on success and rolls back on any error.
+
+    Keep it short: no network calls inside (on SQLite it holds the database's write lock).
+    """
+    bind = engine.execution_options(**{WRITE_OPTION: True})
+    with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -23,7 +23,7 @@ QUESTION_LIMIT = blocks.QUESTION_MAX
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("help", "this list"),
     ("hours", "support hours: which lines are open now, the phone number"),
-    ("<your question>", "search help, then *Contact support* to open a case (admins)"),
+    ("&lt;your question&gt;", "search help, then *Contact support* to open a case (admins)"),
 ]
 
 

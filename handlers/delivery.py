@@ -110,19 +110,31 @@ class OutboxDelivery:
             return bool(result.rowcount == 1)
 
     def _send(self, row_id: int | None) -> bool:
+        # Read what the message needs, then let go of the database before calling Slack.
         with Session(self.engine, expire_on_commit=False) as session:
             row = session.get(OutboxMessage, row_id)
             assert row is not None
             try:
-                updates = self._render_and_post(session, row)
-            except SlackApiError as exc:
-                return self._failed(row, exc)
+                ctx = self._context(session, row.case_id)
+                triage = channel_for(session, "triage")
             except PermanentFailure as exc:
-                self._finish(row.id, "parked", str(exc))
-                log.error("outbox %s parked: %s", row.key, exc)
-                return False
-            except OSError as exc:  # timeouts, refused connections
-                return self._failed(row, exc)
+                ctx, triage, failure = None, None, exc
+            else:
+                failure = None
+        if failure is not None or ctx is None:
+            self._finish(row.id, "parked", str(failure))
+            log.error("outbox %s parked: %s", row.key, failure)
+            return False
+        try:
+            updates = self._post(row, ctx, triage)
+        except SlackApiError as exc:
+            return self._failed(row, exc)
+        except PermanentFailure as exc:
+            self._finish(row.id, "parked", str(exc))
+            log.error("outbox %s parked: %s", row.key, exc)
+            return False
+        except OSError as exc:  # timeouts, refused connections
+            return self._failed(row, exc)
         self._finish(row.id, "sent", None, case_updates=(row.case_id, updates))
         return True
 
@@ -198,12 +210,13 @@ class OutboxDelivery:
         assert organisation is not None and requester is not None
         return blocks.CaseContext(case, organisation, requester, owner)
 
-    def _render_and_post(self, session: Session, row: OutboxMessage) -> dict[str, Any]:
+    def _post(
+        self, row: OutboxMessage, ctx: blocks.CaseContext, triage: str | None
+    ) -> dict[str, Any]:
         """Post one row; return the case columns to record (card ts, DM thread)."""
         now = self.clock.now()
-        ctx = self._context(session, row.case_id)
         if row.kind == CARD:
-            channel = channel_for(session, "triage")
+            channel = triage
             if channel is None:
                 raise PermanentFailure("no triage channel configured")
             response = self.client.chat_postMessage(

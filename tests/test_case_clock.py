@@ -23,7 +23,12 @@ def test_raise_b_to_a_after_five_business_hours_is_due_at_once(desk: Desk) -> No
     case = desk.open_case("U0ALICE")
     changed_at = WED_10_BJ + timedelta(hours=5)
     change = change_severity(
-        desk.engine, case.id, "A", "U0AGENT1", "whole company affected", desk.service.rules,
+        desk.engine,
+        case.id,
+        "A",
+        "U0AGENT1",
+        "whole company affected",
+        desk.service.rules,
         changed_at,
     )
     assert change.old_due == datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
@@ -43,7 +48,12 @@ def test_lower_a_to_b_runs_the_rest_on_the_b_calendar(desk: Desk) -> None:
         "U0ALICE", severity="A", business_impact="mail down", available_contact="Alice"
     )
     change = change_severity(
-        desk.engine, case.id, "B", "U0AGENT1", "only one mailbox", desk.service.rules,
+        desk.engine,
+        case.id,
+        "B",
+        "U0AGENT1",
+        "only one mailbox",
+        desk.service.rules,
         WED_10_BJ + timedelta(minutes=30),
     )
     assert change.new_due == datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
@@ -53,10 +63,12 @@ def test_each_stretch_is_measured_on_its_own_calendar(desk: Desk) -> None:
     # B (09-24) for 1 h, then A (24x7) overnight for 10 h, then back to B.
     case = desk.open_case("U0ALICE", severity="C")
     rules = desk.service.rules
-    change_severity(desk.engine, case.id, "B", "U0AGENT1", "worse", rules,
-                    WED_10_BJ + timedelta(hours=1))
-    change_severity(desk.engine, case.id, "C", "U0AGENT1", "better", rules,
-                    WED_10_BJ + timedelta(hours=2))
+    change_severity(
+        desk.engine, case.id, "B", "U0AGENT1", "worse", rules, WED_10_BJ + timedelta(hours=1)
+    )
+    change_severity(
+        desk.engine, case.id, "C", "U0AGENT1", "better", rules, WED_10_BJ + timedelta(hours=2)
+    )
     stored = _reload(desk, case.id)
     assert stored.sla_elapsed_minutes == pytest.approx(120)
     # C: 3 support days = 2700 min; 120 spent; 2580 left from Wed 12:00 Beijing
@@ -103,8 +115,9 @@ def test_raising_a_paused_case_to_a_restarts_its_clock(desk: Desk) -> None:
     case = desk.open_case("U0ALICE")
     rules = desk.service.rules
     pause_clock(desk.engine, case.id, rules, WED_10_BJ + timedelta(minutes=10))
-    change = change_severity(desk.engine, case.id, "A", "U0AGENT1", "escalated", rules,
-                             WED_10_BJ + timedelta(hours=3))
+    change = change_severity(
+        desk.engine, case.id, "A", "U0AGENT1", "escalated", rules, WED_10_BJ + timedelta(hours=3)
+    )
     # 10 min spent before the pause; 50 min left on 24x7 from the change
     assert change.new_due == WED_10_BJ + timedelta(hours=3, minutes=50)
     assert _reload(desk, case.id).sla_paused is False

@@ -67,10 +67,16 @@ def _write(tmp_path: Path, old: str, new: str) -> Path:
     [
         ("{minutes: 60}", "{minutes: -5}", "categories.technical.targets.A.first_response"),
         ("calendar: around_the_clock}", "calendar: moonlight}", "unknown calendar 'moonlight'"),
-        ("timezone: Asia/Shanghai\n    always_open", "timezone: Mars/Base\n    always_open",
-         "unknown time zone 'Mars/Base'"),
-        ("max_severity: B                      # SC-15", "max_severity: Z",
-         "categories.billing.max_severity"),
+        (
+            "timezone: Asia/Shanghai\n    always_open",
+            "timezone: Mars/Base\n    always_open",
+            "unknown time zone 'Mars/Base'",
+        ),
+        (
+            "max_severity: B                      # SC-15",
+            "max_severity: Z",
+            "categories.billing.max_severity",
+        ),
         ('weekdays: "09:00-17:00"', 'weekdays: "17:00-09:00"', "calendars"),
     ],
 )
@@ -84,19 +90,25 @@ def test_bad_policy_names_the_key(tmp_path: Path, old: str, new: str, expected: 
 def test_policy_check_and_show_cli(tmp_path: Path) -> None:
     ok = subprocess.run(
         [sys.executable, "-m", "chatops.cli", "policy", "check", str(default_policy_path())],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert ok.returncode == 0 and "valid" in ok.stdout
     bad = _write(tmp_path, "{minutes: 60}", "{minutes: 0}")
     failed = subprocess.run(
         [sys.executable, "-m", "chatops.cli", "policy", "check", str(bad)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert failed.returncode == 2
     assert "line" in failed.stderr and "first_response" in failed.stderr
     shown = subprocess.run(
         [sys.executable, "-m", "chatops.cli", "policy", "show"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert shown.returncode == 0
     assert "1 business day" in shown.stdout and "+86 400-089-0365" in shown.stdout

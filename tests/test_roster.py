@@ -79,8 +79,7 @@ BAD_FILES = {
         "line 3: organisations[0]: an organisation that buys through a partner needs",
     ),
     "unknown time zone": (
-        "channels: {triage: C0T}\npeople:\n  - slack_id: U0A\n    name: A\n"
-        "    tz: Mars/Olympus\n",
+        "channels: {triage: C0T}\npeople:\n  - slack_id: U0A\n    name: A\n    tz: Mars/Olympus\n",
         "line 5: people[0].tz: unknown time zone 'Mars/Olympus'",
     ),
     "not yaml": ("channels: [triage\n", "line 2"),

@@ -181,36 +181,52 @@ def sample_modal() -> dict[str, Any]:
                     "type": "static_select",
                     "action_id": "category_select",
                     "option_groups": [
-                        {"label": {"type": "plain_text", "text": "IT"},
-                         "options": [opt("laptop"), opt("network")]},
-                        {"label": {"type": "plain_text", "text": "HR"},
-                         "options": [opt("payroll")]},
+                        {
+                            "label": {"type": "plain_text", "text": "IT"},
+                            "options": [opt("laptop"), opt("network")],
+                        },
+                        {
+                            "label": {"type": "plain_text", "text": "HR"},
+                            "options": [opt("payroll")],
+                        },
                     ],
                 },
             ),
             input_block(
                 "priority",
-                {"type": "radio_buttons", "action_id": "priority_radio",
-                 "options": [opt("p1"), opt("p2"), opt("p3")], "initial_option": opt("p3")},
+                {
+                    "type": "radio_buttons",
+                    "action_id": "priority_radio",
+                    "options": [opt("p1"), opt("p2"), opt("p3")],
+                    "initial_option": opt("p3"),
+                },
             ),
             input_block(
                 "flags",
-                {"type": "checkboxes", "action_id": "flags_cb",
-                 "options": [opt("urgent"), opt("vip")]},
+                {
+                    "type": "checkboxes",
+                    "action_id": "flags_cb",
+                    "options": [opt("urgent"), opt("vip")],
+                },
                 optional=True,
             ),
             input_block("email", {"type": "email_text_input", "action_id": "email_in"}, True),
             input_block(
-                "count", {"type": "number_input", "action_id": "count_in",
-                          "is_decimal_allowed": False}, True,
+                "count",
+                {"type": "number_input", "action_id": "count_in", "is_decimal_allowed": False},
+                True,
             ),
             input_block("link", {"type": "url_text_input", "action_id": "link_in"}, True),
             input_block("assignee", {"type": "users_select", "action_id": "assignee_in"}, True),
             input_block("due", {"type": "datepicker", "action_id": "due_in"}, True),
             input_block(
                 "details",
-                {"type": "plain_text_input", "action_id": "details_in", "multiline": True,
-                 "initial_value": "n/a"},
+                {
+                    "type": "plain_text_input",
+                    "action_id": "details_in",
+                    "multiline": True,
+                    "initial_value": "n/a",
+                },
                 True,
             ),
         ],
@@ -507,8 +523,9 @@ def test_signatures_verify(sender: SlackSender, receiver: Receiver) -> None:
     assert verifier.is_valid("abc", str(now), sender.sign("abc", now))
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=st.text(max_size=60))
 def test_any_command_text_arrives_intact_and_signed(
     sender: SlackSender, receiver: Receiver, text: str
@@ -530,8 +547,12 @@ def test_low_level_post_forgeries(sender: SlackSender, receiver: Receiver) -> No
         receiver.last.headers["X-Slack-Request-Timestamp"],
         receiver.last.headers["X-Slack-Signature"],
     )
-    sender.post("{", "application/json", signature="v0=deadbeef",
-                headers={"X-Slack-Request-Timestamp": None, "X-Extra": "1"})
+    sender.post(
+        "{",
+        "application/json",
+        signature="v0=deadbeef",
+        headers={"X-Slack-Request-Timestamp": None, "X-Extra": "1"},
+    )
     assert receiver.last.headers["X-Slack-Signature"] == "v0=deadbeef"
     assert "X-Slack-Request-Timestamp" not in receiver.last.headers
     assert receiver.last.headers["X-Extra"] == "1" and receiver.last.body == b"{"
@@ -571,7 +592,9 @@ def test_click_builds_block_actions(
     assert payload["type"] == "block_actions"
     assert payload["user"] == {"id": "U2", "username": "bob", "name": "bob", "team_id": "T0001"}
     assert payload["container"] == {
-        "type": "message", "message_ts": posted["ts"], "channel_id": "C_GENERAL",
+        "type": "message",
+        "message_ts": posted["ts"],
+        "channel_id": "C_GENERAL",
         "is_ephemeral": False,
     }
     assert payload["channel"] == {"id": "C_GENERAL", "name": "general"}
@@ -627,7 +650,8 @@ def test_submit_view_state_for_each_element(
 ) -> None:
     opened = client.views_open(trigger_id=standin.issue_trigger_id("U1"), view=sample_modal())
     receiver.reply = lambda req: (
-        200, json.dumps({"response_action": "errors", "errors": {"title": "Too vague"}}),
+        200,
+        json.dumps({"response_action": "errors", "errors": {"title": "Too vague"}}),
         {"Content-Type": "application/json"},
     )
     response = sender.submit_view(
@@ -652,15 +676,20 @@ def test_submit_view_state_for_each_element(
     assert view["hash"] and view["blocks"]
     values = view["state"]["values"]
     assert values["title"]["title_input"] == {
-        "type": "plain_text_input", "value": "Printer on fire",
+        "type": "plain_text_input",
+        "value": "Printer on fire",
     }
     assert values["category"]["category_select"] == {
-        "type": "static_select", "selected_option": opt("network"),
+        "type": "static_select",
+        "selected_option": opt("network"),
     }
-    assert values["priority"]["priority_radio"] == {"type": "radio_buttons",
-                                                    "selected_option": opt("p3")}
+    assert values["priority"]["priority_radio"] == {
+        "type": "radio_buttons",
+        "selected_option": opt("p3"),
+    }
     assert values["flags"]["flags_cb"] == {
-        "type": "checkboxes", "selected_options": [opt("urgent"), opt("vip")],
+        "type": "checkboxes",
+        "selected_options": [opt("urgent"), opt("vip")],
     }
     assert values["email"]["email_in"] == {"type": "email_text_input", "value": "a@b.c"}
     assert values["count"]["count_in"] == {"type": "number_input", "value": "3"}
@@ -690,7 +719,9 @@ def test_submit_view_missing_forced_and_strict(
     with pytest.raises(ValueError, match="required"):
         sender.submit_view("U1", {}, strict=True)
     receiver.reply = lambda req: (
-        200, json.dumps({"response_action": "errors", "errors": {"category": "Pick one"}}), {}
+        200,
+        json.dumps({"response_action": "errors", "errors": {"category": "Pick one"}}),
+        {},
     )
     response = sender.submit_view("U1", {"category": "printer", "nope": 1}, force=True)
     assert "nope" in response.problems[0]
@@ -709,9 +740,18 @@ def test_view_action_and_response_actions(
     modal = sample_modal()
     modal["blocks"][1]["dispatch_action"] = True
     modal["blocks"].append(
-        {"type": "actions", "block_id": "extra",
-         "elements": [{"type": "button", "action_id": "more", "text":
-                       {"type": "plain_text", "text": "More"}, "value": "m"}]}
+        {
+            "type": "actions",
+            "block_id": "extra",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "more",
+                    "text": {"type": "plain_text", "text": "More"},
+                    "value": "m",
+                }
+            ],
+        }
     )
     view_id = client.views_open(trigger_id=standin.issue_trigger_id("U1"), view=modal)["view"]["id"]
     sender.view_action("U1", "category_select", "payroll", values={"title": "Salary missing"})
@@ -732,7 +772,9 @@ def test_view_action_and_response_actions(
     updated["title"]["text"] = "New HR ticket"
     client.views_update(view_id=view_id, view=updated)
     receiver.reply = lambda req: (
-        200, json.dumps({"response_action": "update", "view": sample_modal()}), {}
+        200,
+        json.dumps({"response_action": "update", "view": sample_modal()}),
+        {},
     )
     sender.submit_view("U1")
     values = receiver.last.payload()["view"]["state"]["values"]
@@ -777,8 +819,12 @@ def test_events(sender: SlackSender, receiver: Receiver, standin: SlackStandIn) 
 def test_home_and_close(
     sender: SlackSender, receiver: Receiver, standin: SlackStandIn, client: WebClient
 ) -> None:
-    go = {"type": "button", "action_id": "go", "value": "1",
-          "text": {"type": "plain_text", "text": "Go"}}
+    go = {
+        "type": "button",
+        "action_id": "go",
+        "value": "1",
+        "text": {"type": "plain_text", "text": "Go"},
+    }
     home = {"type": "home", "blocks": [{"type": "actions", "elements": [go]}]}
     view_id = client.views_publish(user_id="U1", view=home)["view"]["id"]
     sender.app_home_opened("U1")
@@ -837,7 +883,8 @@ def test_end_to_end_with_bolt(standin: SlackStandIn) -> None:
     def acked(ack: Callable, body: dict, client: WebClient) -> None:
         ack()
         client.chat_update(
-            channel=body["channel"]["id"], ts=body["message"]["ts"],
+            channel=body["channel"]["id"],
+            ts=body["message"]["ts"],
             text=f"Acked by <@{body['user']['id']}>",
         )
 

@@ -82,8 +82,11 @@ def test_hours_on_a_weekday_morning(desk: Desk) -> None:
     # SC-19..SC-21 at Wed 10:00 Beijing time: every line is open
     body = _text(desk.ask("U0CARL", "hours"))  # anyone may ask
     for line in (
-        "Technical, Sev A", "Technical, Sev B/C", "Billing &amp; subscriptions, Sev B/C",
-        "Pre-sales, Sev B/C", "Billing by phone",
+        "Technical, Sev A",
+        "Technical, Sev B/C",
+        "Billing &amp; subscriptions, Sev B/C",
+        "Pre-sales, Sev B/C",
+        "Billing by phone",
     ):
         assert line in body, line
     assert "closed" not in body

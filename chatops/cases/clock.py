@@ -109,8 +109,8 @@ def change_severity(
         case.sla_checkpoint_at = now
         if case.sla_paused and not _pauses(rules, case):
             _close_pause(session, case, now)  # e.g. raised to Sev A, whose clock never stops
-        case.first_response_due = None if case.sla_paused else _due_from_bank(
-            case, rules, elapsed, now
+        case.first_response_due = (
+            None if case.sla_paused else _due_from_bank(case, rules, elapsed, now)
         )
         session.add(
             CaseEvent(

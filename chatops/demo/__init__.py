@@ -57,8 +57,11 @@ def run_demo(
     out: TextIO = sys.stdout,
     inp: TextIO = sys.stdin,
 ) -> int:
-    """Run the demo until `quit` or the end of the input; 0 on a normal end, 2 when the
-    roster or the script cannot be read."""
+    """Run the demo until `quit` or the end of the input.
+
+    Returns 0 on a normal end, 1 when a script went out of step with a form (an answer that
+    is not one of the choices), 2 when the roster or the script cannot be read.
+    """
     from chatops.demo.lines import open_lines
     from chatops.demo.render import Style
     from chatops.demo.shell import Shell
@@ -68,6 +71,9 @@ def run_demo(
     roster = roster or default_roster()
     if roster is None:
         out.write(f"error: no roster given and {EXAMPLE_ROSTER} not found; use --roster FILE\n")
+        return 2
+    if not roster.is_file():
+        out.write(f"error: the roster {roster} does not exist\n")
         return 2
     if script is not None and not script.is_file():
         out.write(f"error: the script {script} does not exist\n")
@@ -89,6 +95,9 @@ def run_demo(
             out.write(f"error: could not start the demo: {exc}\n")
             return 2
         try:
+            if not world.people:
+                out.write(f"error: the roster {roster} has no people to play\n")
+                return 2
             lines = open_lines(script, inp, out)
             shell = Shell(world, lines, out, Style(color=tty), _width(tty), roster)
             return shell.run()

@@ -6,6 +6,8 @@ transcript reads like a session typed by hand.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,10 +68,8 @@ class KeyboardLines:
         # On the real console, input() gets line editing and history from readline.
         self._use_input = inp is sys.stdin and out is sys.stdout and _isatty(out)
         if self._use_input:
-            try:
+            with contextlib.suppress(ImportError):  # not on every platform
                 import readline  # noqa: F401
-            except ImportError:  # pragma: no cover - platforms without readline
-                pass
 
     def read(self, prompt: str, *, skip_blank: bool = False) -> str | None:
         while True:
@@ -83,7 +83,8 @@ class KeyboardLines:
     def _read_one(self, prompt: str) -> str | None:
         if self._use_input:
             try:
-                return input(prompt)
+                # readline must be told which prompt characters take no room (colours)
+                return input(re.sub(r"(\x1b\[[0-9;]*m)", "\x01\\1\x02", prompt))
             except EOFError:
                 return None
         self._out.write(prompt)

@@ -8,6 +8,7 @@ submit, errors the app sends back are shown under their fields and only those ar
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,10 +37,15 @@ class InputEnded(Exception):
     """The script or keyboard input ended with the form open."""
 
 
+class ScriptMismatch(Exception):
+    """A script's answer does not fit the form (e.g. an option that is not offered)."""
+
+
 @dataclass
 class WalkResult:
     submitted_at: int | None  # index into the stand-in's calls just before the last submit
-    ended: bool  # the input ran out
+    ended: bool  # the input ran out, or a script went out of step with the form
+    failed: bool = False  # a script went out of step with the form
 
 
 def _options(element: JSONDict) -> list[JSONDict]:
@@ -78,12 +84,16 @@ class ModalWalker:
                     continue
                 submitted_at = len(self.world.standin.calls())
                 view = self._submit(view)
-        except Cancelled:
+        except (Cancelled, KeyboardInterrupt):
             self._close("Form closed; nothing was sent.")
             return WalkResult(None, False)
         except InputEnded:
             self._close("The input ended with the form open: closed it, nothing was sent.")
             return WalkResult(None, True)
+        except ScriptMismatch as mismatch:
+            self.shell.warn(f"The script is out of step with the form: {mismatch}. Stopping here.")
+            self._close("Closed the form; nothing was sent.")
+            return WalkResult(None, True, failed=True)
         except _Closed:
             return WalkResult(None, False)
         return WalkResult(submitted_at, False)
@@ -114,8 +124,15 @@ class ModalWalker:
                 if updated is not None:
                     return updated
         if not any(b.get("type") == "input" for b in blocks) and not view.get("submit"):
-            # nothing to fill in and nothing to submit: read it, then it is closed
-            self._close("(The form has nothing to fill in; closed it.)")
+            # nothing to fill in and nothing to submit: read it, then close it
+            close = self.shell.renderer.text(view.get("close")) or "Close"
+            self.shell.write("")
+            self.shell.write(
+                "  "
+                + self.shell.style.accent(f"[{close}]")
+                + self.shell.style.dim(" pressed (nothing to fill in)")
+            )
+            self._close("")
             raise _Closed
         return None
 
@@ -149,7 +166,7 @@ class ModalWalker:
                 shell.write(line)
         current = self._current(view, block)
         if kind in _SELECTS | _MULTI and _options(element):
-            return self._choose(element, current, multi=kind in _MULTI)
+            return self._choose(element, label, current, multi=kind in _MULTI)
         return self._type(element, current)
 
     def _read(self) -> str:
@@ -160,7 +177,7 @@ class ModalWalker:
             raise Cancelled
         return line
 
-    def _choose(self, element: JSONDict, current: Any, *, multi: bool) -> Any:
+    def _choose(self, element: JSONDict, label: str, current: Any, *, multi: bool) -> Any:
         shell, style = self.shell, self.shell.style
         options = _options(element)
         values = [str(o.get("value")) for o in options]
@@ -181,15 +198,22 @@ class ModalWalker:
             line = self._read().strip()
             if not line:
                 return KEEP if current else ([] if multi else None)
-            picked = [_match(options, part.strip()) for part in line.split(",")] if multi else [
-                _match(options, line)
-            ]
+            picked = (
+                [_match(options, part.strip()) for part in line.split(",")]
+                if multi
+                else [_match(options, line)]
+            )
             if all(p is not None for p in picked) and picked:
                 chosen_values = [values[p] for p in picked if p is not None]
-                if line.strip() != self._labels(options, chosen_values):
+                if line.strip().lower() != self._labels(options, chosen_values).lower():
                     shell.write(style.dim("    → " + self._labels(options, chosen_values)))
                 return chosen_values if multi else chosen_values[0]
-            shell.write(style.warn(f"    Type {how}, or an option's name (cancel closes the form)."))
+            if not shell.lines.interactive:
+                # a script cannot answer again: its next lines are meant for other fields
+                raise ScriptMismatch(f"`{line}` is not one of the choices for {label}")
+            shell.write(
+                style.warn(f"    Type {how}, or an option's name (cancel closes the form).")
+            )
 
     def _labels(self, options: list[JSONDict], values: Any) -> str:
         wanted = values if isinstance(values, list) else [values]
@@ -246,6 +270,7 @@ class ModalWalker:
         world, sender = self.world, self.world.sender
         element = block.get("element") or {}
         since = len(world.standin.calls())
+        updates = len(world.standin.calls("views.update"))
         response = sender.view_action(
             self.user,
             str(element.get("action_id")),
@@ -255,7 +280,11 @@ class ModalWalker:
         )
         if response.status != 200:
             self.shell.warn(f"The app answered HTTP {response.status} to that choice.")
-        world.settle(since)
+        else:
+            # the app answers a choice by updating the form (views.update), or leaves it be
+            with contextlib.suppress(AssertionError):
+                world.standin.wait_for("views.update", count=updates + 1, timeout=3)
+        world.settle(since, quiet=0.05)
         updated = world.standin.open_view(self.user)
         if updated is None:
             raise _Closed
@@ -265,11 +294,20 @@ class ModalWalker:
         after = _input_labels(updated, self.shell)
         added = [label for key, label in after.items() if key not in before]
         removed = [label for key, label in before.items() if key not in after]
-        note = "The form changed"
+        old_choices, new_choices = _choices(view), _choices(updated)
+        rechosen = [
+            label
+            for key, label in after.items()
+            if key in before and old_choices.get(key) != new_choices.get(key)
+        ]
+        changes = []
         if added:
-            note += " — new: " + ", ".join(added)
+            changes.append("new fields: " + ", ".join(added))
         if removed:
-            note += ("; " if added else " — ") + "gone: " + ", ".join(removed)
+            changes.append("fields gone: " + ", ".join(removed))
+        if rechosen:
+            changes.append("other choices for " + ", ".join(rechosen))
+        note = "The app updated the form" + (" — " + "; ".join(changes) if changes else "")
         for key in before:
             if key not in after:
                 self.entered.pop(key, None)
@@ -300,7 +338,7 @@ class ModalWalker:
             shell.write("  " + style.good("✓ Sent; the form closed."))
             return None
         if still_open.get("id") != view.get("id") or still_open.get("hash") != view.get("hash"):
-            self.entered, self.answered, self.errors = {}, set(), {}
+            self.entered, self.answered, self.errors, self.shown = {}, set(), {}, set()
             self._header(still_open)
         return still_open
 
@@ -323,13 +361,19 @@ class ModalWalker:
 
     def _header(self, view: JSONDict) -> None:
         title = self.shell.renderer.text(view.get("title")) or "Form"
+        has_inputs = any(
+            isinstance(b, dict) and b.get("type") == "input" for b in view.get("blocks") or []
+        )
         self.shell.write("")
-        self.shell.rule(f"Form: {title}", "type cancel at any prompt to close it")
+        self.shell.rule(
+            f"Form: {title}", "type cancel at any prompt to close it" if has_inputs else ""
+        )
 
     def _close(self, message: str) -> None:
         if self.world.standin.open_view(self.user) is not None:
             self.world.sender.close_view(self.user)
-        self.shell.write("  " + self.shell.style.dim(message))
+        if message:
+            self.shell.write("  " + self.shell.style.dim(message))
 
 
 class _Closed(Exception):
@@ -339,6 +383,15 @@ class _Closed(Exception):
 def _input_labels(view: JSONDict, shell: Shell) -> dict[str, str]:
     return {
         str(b.get("block_id")): shell.renderer.text(b.get("label")) or str(b.get("block_id"))
+        for b in view.get("blocks") or []
+        if isinstance(b, dict) and b.get("type") == "input"
+    }
+
+
+def _choices(view: JSONDict) -> dict[str, list[Any]]:
+    """The option values each input offers, by block id."""
+    return {
+        str(b.get("block_id")): [o.get("value") for o in _options(b.get("element") or {})]
         for b in view.get("blocks") or []
         if isinstance(b, dict) and b.get("type") == "input"
     }

@@ -21,6 +21,9 @@ ButtonSink = Callable[[JSONDict, JSONDict], int | None]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _ANGLE = re.compile(r"<([^<>\n]+)>")
+# A date token followed by its own fallback in brackets (the support-time-zone spelling next to
+# Slack's local-time token): in the terminal both read the same, so show it once.
+_DATE_TWICE = re.compile(r"<!date\^[^|<>\n]*\|([^<>\n]*)> \(\1\)")
 _BOLD = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]*?\S)\*(?![\w*])")
 _ITALIC = re.compile(r"(?<![\w_])_(?=\S)([^_\n]*?\S)_(?![\w_])")
 _STRIKE = re.compile(r"(?<![\w~])~(?=\S)([^~\n]*?\S)~(?![\w~])")
@@ -107,7 +110,7 @@ def mrkdwn(text: str, names: NameLookup, style: Style) -> str:
     def angle(match: re.Match[str]) -> str:
         return _angle(match.group(1), names)
 
-    out = _ANGLE.sub(angle, text)
+    out = _ANGLE.sub(angle, _DATE_TWICE.sub(lambda m: m.group(1), text))
     codes: list[str] = []
 
     def keep_code(match: re.Match[str]) -> str:
@@ -133,6 +136,9 @@ def wrap(text: str, width: int, indent: str = "", subsequent: str | None = None)
         prefix = indent if first else subsequent
         first = False
         words = paragraph.split()
+        hang = subsequent
+        if words and _ANSI.sub("", words[0]) in ("•", "-", "◦", "▪"):
+            hang = subsequent + "  "  # a bullet's continuation lines hang under its text
         if not words:
             lines.append(prefix.rstrip())
             continue
@@ -142,7 +148,7 @@ def wrap(text: str, width: int, indent: str = "", subsequent: str | None = None)
             size = visible_len(word)
             if not start and used + 1 + size > width:
                 lines.append(line)
-                line, used, start = subsequent, visible_len(subsequent), True
+                line, used, start = hang, visible_len(hang), True
             if start:
                 line += word
                 used += size
@@ -244,7 +250,7 @@ class Renderer:
                     continue
                 head = self.style.bold(f"{label}:") + " " * (width - len(label) + 1)
                 pad = indent + " " * (width + 2)
-                lines += wrap(head + value, self.width, indent, pad)
+                lines += wrap(value, self.width, indent + head, pad)
         accessory = block.get("accessory")
         if isinstance(accessory, dict):
             shown = self.element(accessory, block, buttons)

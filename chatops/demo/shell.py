@@ -31,9 +31,7 @@ FORM_HELP = (
     "In a form, answer each field in turn: a number or an option's name for a choice, a line "
     "of text for text (\\n for a new line); Enter keeps the value shown; cancel closes it."
 )
-_DURATION = re.compile(
-    r"(\d+(?:\.\d+)?)(days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
-)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
@@ -75,7 +73,9 @@ class Shell:
         self.buttons: dict[int, Button] = {}
         self._button_keys: dict[tuple[Any, ...], int] = {}
         self._seen_ephemerals: set[tuple[str, str]] = set()
+        self.cursor = len(world.standin.calls())  # calls to the stand-in already shown
         self.ended = False
+        self.failed = False  # a script went out of step: exit code 1
 
     # --- output helpers ------------------------------------------------------------------
 
@@ -102,6 +102,8 @@ class Shell:
     def run(self) -> int:
         self.banner()
         while not self.ended:
+            self.write("")
+            self.out.flush()
             try:
                 line = self.lines.read(self.prompt(), skip_blank=True)
             except KeyboardInterrupt:
@@ -115,15 +117,15 @@ class Shell:
                 self.write("")
                 self.note("(interrupted)")
             self.out.flush()
-        self.write("")
         self.note("Bye. The demo database and the local Slack stand-in are gone with it.")
         self.out.flush()
-        return 0
+        return 1 if self.failed else 0
 
     def prompt(self) -> str:
-        return f"\n{self.me.short}> "
+        return self.style.accent(self.me.short) + "> "
 
     def execute(self, line: str) -> None:
+        self.catch_up()
         word, _, rest = line.partition(" ")
         word, rest = word.lower(), rest.strip()
         if word.startswith("/"):
@@ -137,6 +139,8 @@ class Shell:
             "now": self.now,
         }
         if word in simple and not rest:
+            if word in ("help", "?", "who"):
+                self.write("")
             simple[word]()
         elif word in ("quit", "exit", "bye"):
             self.ended = True
@@ -177,7 +181,7 @@ class Shell:
         for line in wrap(intro, self.width):
             self.write(line)
         self.write("")
-        self.write(style.bold(f"People (from {self.roster.name})"))
+        self.write(style.bold(f"People (from {_shown_path(self.roster)})"))
         self.who(heading=False)
         self.write("")
         channels = []
@@ -191,7 +195,7 @@ class Shell:
         self.help()
         self.write("")
         me = self.me
-        self.write(f"You are {style.accent(me.short)} — {me.describe()}.")
+        self.write(f"You are {style.accent(me.short)} — {me.describe()}")
         self.note("Try: /support outlook stopped forwarding mail")
 
     def help(self) -> None:
@@ -233,7 +237,7 @@ class Shell:
             self.note(f"No one called `{word}` in the roster. People: {names}.")
             return
         self.me = person
-        self.write(f"  You are now {self.style.accent(person.short)} — {person.describe()}.")
+        self.write(f"  You are now {self.style.accent(person.short)} — {person.describe()}")
 
     # --- /support ------------------------------------------------------------------------
 
@@ -242,7 +246,6 @@ class Shell:
             self.note(f"This workspace has no {command} command; the desk answers /support.")
             return
         world, me = self.world, self.me.slack_id
-        since = len(world.standin.calls())
         response = world.sender.command(me, text, channel_id=GENERAL)
         shown = False
         if response.status != 200:
@@ -255,7 +258,7 @@ class Shell:
                 self.rule("only visible to you", "in #general")
                 self.show_message(message, GENERAL, only_for=me)
                 shown = True
-        self.follow(since, shown)
+        self.follow(shown)
 
     # --- buttons -------------------------------------------------------------------------
 
@@ -277,7 +280,6 @@ class Shell:
             )
             return
         world, me = self.world, self.me.slack_id
-        since = len(world.standin.calls())
         self.note(f"{self.me.name} presses [{button.number}] {button.label}")
         try:
             response = world.sender.click_in(
@@ -296,7 +298,7 @@ class Shell:
             self.warn(f"The app answered HTTP {response.status}: {response.body[:200]}")
         for problem in response.problems:
             self.warn(problem)
-        self.follow(since)
+        self.follow(expect=response.status == 200)
 
     def _register(self, block: JSONDict, element: JSONDict, context: JSONDict) -> int:
         message, channel, only_for = context["message"], context["channel"], context["only_for"]
@@ -341,21 +343,31 @@ class Shell:
         for line in self.renderer.message(message, indent, sink):
             self.write(line)
 
-    def follow(self, since: int, shown: bool = False) -> None:
+    def follow(self, shown: bool = False, *, expect: bool = False) -> None:
         """Show what the app did after an action; walk any form it opened for me."""
-        calls = self.world.settle(since)
-        shown = self.show_calls(calls) or shown
+        shown = self._show_new(self.world.settle(self.cursor, expect=expect)) or shown
         while self.world.standin.open_view(self.me.slack_id) is not None:
             result = ModalWalker(self).walk()
             shown = True
+            # the form walk showed its own updates; carry on from the submission
+            self.cursor = result.submitted_at or len(self.world.standin.calls())
             if result.ended:
                 self.ended = True
+                self.failed = self.failed or result.failed
                 return
             if result.submitted_at is None:
                 break
-            self.show_calls(self.world.settle(result.submitted_at))
+            self._show_new(self.world.settle(self.cursor, expect=True))
         if not shown:
             self.note("(Nothing visible happened.)")
+
+    def catch_up(self) -> None:
+        """Show what arrived after the last wait (a slow delivery) before the next command."""
+        self._show_new(self.world.standin.calls()[self.cursor :])
+
+    def _show_new(self, calls: list[WebApiCall]) -> bool:
+        self.cursor += len(calls)
+        return self.show_calls(calls)
 
     def show_calls(self, calls: list[WebApiCall]) -> bool:
         shown = False
@@ -371,12 +383,11 @@ class Shell:
                 shown = True
         return shown
 
-    def _where(self, channel: str, message: JSONDict) -> str:
+    def _where(self, channel: str) -> str:
+        """Where a bot message went: ``#triage (C0TRIAGE)`` or ``DM to Alice Chen``."""
         if channel.startswith("D"):
-            where = f"DM to {self.world.display_name(channel[1:]) or channel[1:]}"
-        else:
-            where = self.world.channel_label(channel)
-        return where
+            return f"DM to {self.world.display_name(channel[1:]) or channel[1:]}"
+        return self.world.channel_label(channel)
 
     def _thread_note(self, message: JSONDict) -> str:
         thread = message.get("thread_ts")
@@ -386,15 +397,15 @@ class Shell:
         response = call.response if isinstance(call.response, dict) else {}
         channel, message = str(response.get("channel")), response.get("message") or {}
         self.write("")
-        self.rule(self._where(channel, message), self._thread_note(message))
+        self.rule(self._where(channel), self._thread_note(message))
         self.show_message(message, channel, only_for=_dm_user(channel))
         return True
 
     def _call_chat_update(self, call: WebApiCall) -> bool:
         response = call.response if isinstance(call.response, dict) else {}
         channel, message = str(response.get("channel")), response.get("message") or {}
-        where = self._where(channel, message)
-        label = f"updated DM to {where[6:]}" if channel.startswith("D") else f"updated message in {where}"
+        label = "updated " + ("" if channel.startswith("D") else "message in ")
+        label += self._where(channel)
         self.write("")
         self.rule(label, self._thread_note(message))
         self.show_message(message, channel, only_for=_dm_user(channel))
@@ -419,16 +430,22 @@ class Shell:
             self.write("")
             self.rule("a message only visible to you was removed")
             return True
-        fresh = [
-            m for m in self.world.standin.ephemerals(me)
-            if m.get("source") == "response_url" and self._new_ephemeral(me, m)
-        ]
+        fresh = next(
+            (
+                m
+                for m in self.world.standin.ephemerals(me)
+                if m.get("source") == "response_url"
+                and (me, str(m.get("ts"))) not in self._seen_ephemerals
+            ),
+            None,
+        )
         self.write("")
         if str(args.get("response_type")) == "in_channel":
             self.rule("posted in the channel")
             self.show_message(args, GENERAL, only_for=None)
-        elif fresh:
-            message = fresh[0]
+        elif fresh is not None:
+            self._seen_ephemerals.add((me, str(fresh.get("ts"))))
+            message = fresh
             channel = str(message.get("channel") or GENERAL)
             self.rule("only visible to you", f"in {self.world.channel_label(channel)}")
             self.show_message(message, channel, only_for=me)
@@ -510,7 +527,8 @@ class Shell:
                 self.write("")
             self._conversation_message(message, channel, only_for, "  ")
             replies = [
-                m for m in messages
+                m
+                for m in messages
                 if m.get("thread_ts") == message.get("ts") and m.get("ts") != message.get("ts")
             ]
             if replies:
@@ -530,7 +548,6 @@ class Shell:
     # --- cases and time ------------------------------------------------------------------
 
     def cases(self) -> None:
-        from chatops.timefmt import format_instant
         from models import Case, Organisation, Person
 
         policy = self.world.rules.policy
@@ -540,22 +557,38 @@ class Shell:
             people = {p.id: p.name for p in session.exec(select(Person)).all()}
         self.write("")
         if not cases:
-            self.note("No cases yet. An admin opens one with /support <question> → Contact support.")
-            return
-        rows = [("", "case", "sev", "status", "organisation", "owner", "first response due", "title")]
-        for case in cases:
-            due = (
-                format_instant(
-                    case.first_response_due, policy.support_timezone, policy.support_timezone_label
-                )
-                if case.first_response_due
-                else "—"
+            self.note(
+                "No cases yet. An admin opens one with /support <question> → Contact support."
             )
+            return
+        zone = ZoneInfo(policy.support_timezone)
+        rows = [
+            (
+                "case",
+                "sev",
+                "status",
+                "organisation",
+                "owner",
+                f"first response due ({policy.support_timezone_label})",
+                "title",
+            )
+        ]
+        for case in cases:
+            due = "—"
+            if case.first_response_due is not None:
+                due = f"{case.first_response_due.astimezone(zone):%a %d %b, %H:%M}"
             owner = people.get(case.assignee_id, "—") if case.assignee_id else "—"
             title = case.title if len(case.title) <= 40 else case.title[:39] + "…"
             rows.append(
-                ("", case.number, case.severity, case.status, orgs.get(case.organisation_id, "?"),
-                 owner, due, title)
+                (
+                    case.number,
+                    case.severity,
+                    case.status,
+                    orgs.get(case.organisation_id, "?"),
+                    owner,
+                    due,
+                    title,
+                )
             )
         self._table(rows)
 
@@ -602,5 +635,17 @@ def _duration(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
-    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{mins} min" if mins else ""]
+    parts = [
+        f"{days} d" if days else "",
+        f"{hours} h" if hours else "",
+        f"{mins} min" if mins else "",
+    ]
     return " ".join(p for p in parts if p) or f"{int(delta.total_seconds())} s"
+
+
+def _shown_path(path: Path) -> str:
+    """The path relative to the current folder when it is under it, else as it is."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

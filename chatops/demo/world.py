@@ -36,9 +36,11 @@ class DemoPerson:
         return self.name.split()[0]
 
     def describe(self) -> str:
+        """One sentence: name, Slack id, roles and organisation, ending with a full stop."""
         roles = ", ".join(self.role_labels) or "no admin role"
         where = f" at {self.organisation}" if self.organisation else ""
-        return f"{self.name} ({self.slack_id}), {roles}{where}"
+        text = f"{self.name} ({self.slack_id}), {roles}{where}"
+        return text if text.endswith(".") else text + "."
 
 
 @dataclass
@@ -103,9 +105,15 @@ class World:
 
     # --- waiting for the app -------------------------------------------------------------
 
-    def settle(self, since: int, quiet: float = 0.3, limit: float = 3.0) -> list[WebApiCall]:
+    def settle(
+        self, since: int, quiet: float = 0.3, limit: float = 3.0, *, expect: bool = False
+    ) -> list[WebApiCall]:
         """Wait until the stand-in has had no new calls for ``quiet`` seconds (at most
-        ``limit``), then return the calls made after the first ``since``."""
+        ``limit``), then return the calls made after the first ``since``.
+
+        With ``expect`` (a button press, a submitted form: the app always answers those with
+        some call) the quiet time only starts counting once a call after ``since`` arrived.
+        """
         deadline = time.monotonic() + limit
         count = len(self.standin.calls())
         changed = time.monotonic()
@@ -114,7 +122,7 @@ class World:
             now_count = len(self.standin.calls())
             if now_count != count:
                 count, changed = now_count, time.monotonic()
-            elif time.monotonic() - changed >= quiet:
+            elif time.monotonic() - changed >= quiet and (not expect or count > since):
                 break
         return self.standin.calls()[since:]
 
@@ -158,8 +166,10 @@ def start_world(roster: Path, start: datetime | None = None) -> World:
             rows = list(session.exec(select(Person).order_by(Person.id)).all())  # type: ignore[arg-type]
             bot_channels = {c.channel_id: c.purpose for c in session.exec(select(BotChannel))}
         people = _people(rows, orgs, labels, set(admin_roles))
+        zones = {row.slack_user_id: getattr(row, "tz", None) for row in rows}
         for person in people:
-            standin.add_user(person.slack_id, name=person.short, real_name=person.name)
+            extra = {"tz": zones[person.slack_id]} if zones.get(person.slack_id) else {}
+            standin.add_user(person.slack_id, name=person.short, real_name=person.name, **extra)
         channels = {GENERAL: "general", **bot_channels}
         for channel_id, name in channels.items():
             standin.add_channel(channel_id, name)
@@ -171,9 +181,7 @@ def start_world(roster: Path, start: datetime | None = None) -> World:
         tmp.cleanup()
         raise
     sender = SlackSender(server.url + "/slack/events", secret, standin)
-    return World(
-        standin, sender, clock, service, server, people, channels, database, started, tmp
-    )
+    return World(standin, sender, clock, service, server, people, channels, database, started, tmp)
 
 
 def _people(

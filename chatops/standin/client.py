@@ -50,7 +50,11 @@ _MULTI_VALUE = {
 }
 #: Element types whose value Slack keeps in ``view.state.values``.
 STATEFUL_TYPES = (
-    _TEXT_INPUTS | _SINGLE_OPTION | _MULTI_OPTION | set(_SINGLE_VALUE) | set(_MULTI_VALUE)
+    _TEXT_INPUTS
+    | _SINGLE_OPTION
+    | _MULTI_OPTION
+    | set(_SINGLE_VALUE)
+    | set(_MULTI_VALUE)
     | {"rich_text_input", "file_input"}
 )
 
@@ -164,9 +168,7 @@ def element_state(element: JSONDict, raw: Any = _MISSING, *, force: bool = False
 
 
 def _is_empty(state: JSONDict) -> bool:
-    return all(
-        value in (None, "", []) for key, value in state.items() if key != "type"
-    )
+    return all(value in (None, "", []) for key, value in state.items() if key != "type")
 
 
 def build_view_state(
@@ -207,7 +209,8 @@ def _find_element(
 ) -> tuple[JSONDict, JSONDict]:
     everything = list(iter_interactive_elements(blocks))
     candidates = [
-        (b, e) for b, e in everything
+        (b, e)
+        for b, e in everything
         if e.get("action_id") == action_id and (block_id is None or b.get("block_id") == block_id)
     ]
     if not candidates:
@@ -326,9 +329,7 @@ class SlackSender:
         self.verification_token = verification_token
         self.timeout = timeout
         self.ack_timeout = ack_timeout
-        self._opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), _NoRedirect()
-        )
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
     # ---------------------------------------------------------------- signing & transport
 
@@ -489,7 +490,8 @@ class SlackSender:
         if not values:
             return overrides
         stateful = [
-            (b, e) for b, e in iter_interactive_elements(view.get("blocks"))
+            (b, e)
+            for b, e in iter_interactive_elements(view.get("blocks"))
             if e.get("type") in STATEFUL_TYPES
         ]
         for key, raw in values.items():
@@ -508,8 +510,8 @@ class SlackSender:
                     f"inputs (block_id/action_id): {known}"
                 )
             block, element = matches[0]
-            overrides[(str(block.get("block_id")), str(element.get("action_id")))] = (
-                element_state(element, raw, force=force)
+            overrides[(str(block.get("block_id")), str(element.get("action_id")))] = element_state(
+                element, raw, force=force
             )
         return overrides
 
@@ -586,8 +588,15 @@ class SlackSender:
         except KeyError as error:
             raise LookupError(str(error.args[0])) from None
         return self._click_message(
-            user_id, message, action_id, resolved, value,
-            is_ephemeral=False, include_message=True, block_id=block_id, force=force,
+            user_id,
+            message,
+            action_id,
+            resolved,
+            value,
+            is_ephemeral=False,
+            include_message=True,
+            block_id=block_id,
+            force=force,
         )
 
     def click_in(
@@ -619,10 +628,15 @@ class SlackSender:
             ts = message.get("ts")
             is_ephemeral = not (ts and any(m["ts"] == ts for m in self.standin.messages(channel)))
         return self._click_message(
-            user_id, message, action_id, str(channel), value,
+            user_id,
+            message,
+            action_id,
+            str(channel),
+            value,
             is_ephemeral=is_ephemeral,
             include_message=(not is_ephemeral) if include_message is None else include_message,
-            block_id=block_id, force=force,
+            block_id=block_id,
+            force=force,
         )
 
     def click_ephemeral(
@@ -722,9 +736,7 @@ class SlackSender:
         """
         view = self._current_view(user_id, home=home)
         ignored: list[str] = []
-        overrides = self._typed_overrides(
-            view, values, force=force, strict=strict, ignored=ignored
-        )
+        overrides = self._typed_overrides(view, values, force=force, strict=strict, ignored=ignored)
         self.standin.set_view_state(view["id"], self._nested(overrides))
         return ignored
 
@@ -815,9 +827,7 @@ class SlackSender:
         """
         view = self._current_view(user_id, home=False)
         ignored: list[str] = []
-        overrides = self._typed_overrides(
-            view, values, force=force, strict=strict, ignored=ignored
-        )
+        overrides = self._typed_overrides(view, values, force=force, strict=strict, ignored=ignored)
         if overrides:
             self.standin.set_view_state(view["id"], self._nested(overrides))
             view = self._current_view(user_id, home=False)
@@ -952,7 +962,10 @@ class SlackSender:
     ) -> Response:
         resolved = self.standin.resolve_channel(channel)
         stored = self.standin.add_message(
-            resolved, text, user=user_id, thread_ts=thread_ts,
+            resolved,
+            text,
+            user=user_id,
+            thread_ts=thread_ts,
             client_msg_id=secrets.token_hex(16),
         )
         event: JSONDict = {
@@ -1032,4 +1045,3 @@ def _client_side_problems(view: JSONDict) -> list[str]:
         ):
             problems.append(f"{block_id}: not a URL")
     return problems
-

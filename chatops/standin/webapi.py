@@ -210,7 +210,10 @@ def _element_errors(element: Any, ptr: str) -> list[str]:
     kind = element["type"]
     errors = _str_errors(element.get("action_id"), f"{ptr}/action_id", max_len=255)
     errors += _text_errors(
-        element.get("placeholder"), f"{ptr}/placeholder", max_len=150, plain_only=True,
+        element.get("placeholder"),
+        f"{ptr}/placeholder",
+        max_len=150,
+        plain_only=True,
         required=False,
     )
     if kind == "button":
@@ -543,8 +546,10 @@ class SlackStandIn:
         server = _Server((self.host, self._requested_port), handler)
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.01},
-            name="slack-standin", daemon=True,
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="slack-standin",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -722,6 +727,7 @@ class SlackStandIn:
         ``KeyError``/``IndexError``/``TypeError``/``AttributeError`` counts as no match.
         """
         deadline = time.monotonic() + timeout
+
         def matches(call: WebApiCall) -> bool:
             if method is not None and call.method != method:
                 return False
@@ -934,7 +940,7 @@ class SlackStandIn:
                 return None
             closed = stack[-1]
             removed = list(stack) if clear else [stack[-1]]
-            del stack[len(stack) - len(removed):]
+            del stack[len(stack) - len(removed) :]
             for view in removed:
                 self._views_by_id.pop(view["id"], None)
             return copy.deepcopy(closed)
@@ -1019,9 +1025,7 @@ class SlackStandIn:
                 return message
         return None
 
-    def _store_message(
-        self, channel: str, message: JSONDict, thread_ts: str | None
-    ) -> JSONDict:
+    def _store_message(self, channel: str, message: JSONDict, thread_ts: str | None) -> JSONDict:
         ts = self.next_ts()
         message["ts"] = ts
         if thread_ts:
@@ -1352,10 +1356,7 @@ class SlackStandIn:
         self._require(args, "channel")
         channel = self.resolve_channel(str(args["channel"]))
         limit = int(args.get("limit") or 100)
-        top = [
-            m for m in self._messages.get(channel, [])
-            if m.get("thread_ts") in (None, m["ts"])
-        ]
+        top = [m for m in self._messages.get(channel, []) if m.get("thread_ts") in (None, m["ts"])]
         newest_first = list(reversed(top))
         return {
             "messages": copy.deepcopy(newest_first[:limit]),
@@ -1369,8 +1370,7 @@ class SlackStandIn:
         if self._find_message(channel, ts) is None:
             raise _ApiError("thread_not_found")
         thread = [
-            m for m in self._messages.get(channel, [])
-            if m["ts"] == ts or m.get("thread_ts") == ts
+            m for m in self._messages.get(channel, []) if m["ts"] == ts or m.get("thread_ts") == ts
         ]
         return {"messages": copy.deepcopy(thread), "has_more": False}
 
@@ -1557,9 +1557,15 @@ class SlackStandIn:
             headers["Retry-After"] = str(failure.retry_after)
         self._record(
             WebApiCall(
-                method="response_url", args=copy.deepcopy(args), token=None, at=time.time(),
-                status=status, response=text, failed=status != 200 or text != "ok",
-                injected=failure is not None, url=url,
+                method="response_url",
+                args=copy.deepcopy(args),
+                token=None,
+                at=time.time(),
+                status=status,
+                response=text,
+                failed=status != 200 or text != "ok",
+                injected=failure is not None,
+                url=url,
             )
         )
         self._send(req, status, text.encode(), "text/html", headers)
@@ -1627,12 +1633,12 @@ class SlackStandIn:
         raw = req.rfile.read(length) if length > 0 else b""
         path = parsed.path
         if path.startswith("/response/") and verb == "POST":
-            self._handle_response_url(req, path[len("/response/"):].strip("/"), raw)
+            self._handle_response_url(req, path[len("/response/") :].strip("/"), raw)
             return
         if not path.startswith("/api/"):
             self._send(req, 404, b"not found", "text/plain")
             return
-        method = path[len("/api/"):].strip("/")
+        method = path[len("/api/") :].strip("/")
         content_type = req.headers.get_content_type() if req.headers.get("Content-Type") else ""
         args, parse_error = self._parse_args(parsed.query, raw, content_type)
         auth = req.headers.get("Authorization", "")
@@ -1681,12 +1687,16 @@ class SlackStandIn:
                 response = {"ok": False, "error": "fatal_error"}
         self._record(
             WebApiCall(
-                method=method, args=copy.deepcopy(args), token=token, at=time.time(),
-                status=status, response=copy.deepcopy(response),
-                failed=status != 200 or not response.get("ok"), injected=injected,
+                method=method,
+                args=copy.deepcopy(args),
+                token=token,
+                at=time.time(),
+                status=status,
+                response=copy.deepcopy(response),
+                failed=status != 200 or not response.get("ok"),
+                injected=injected,
                 url=f"{self.api_url}{method}",
             )
         )
         body = json.dumps(response).encode("utf-8")
         self._send(req, status, body, "application/json", headers)
-

@@ -1,0 +1,250 @@
+"""`chatops demo`: the desk in the terminal, driven by scripts as a person would type."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from chatops.demo import run_demo
+from chatops.demo.render import Renderer, Style, mrkdwn, wrap
+
+ROOT = Path(__file__).resolve().parent.parent
+ROSTER = ROOT / "examples" / "workspace.yml"
+
+# alice's form, field by field: category, topic, severity, title, description, contact
+# method, then Enter twice to keep the phone and email from the directory.
+FILL_SEV_B = """\
+technical
+mail
+B
+Forwarding to the shared mailbox stopped
+Since Monday mail sent to sales@ is no longer forwarded.
+chat
+
+
+"""
+
+
+def _demo(tmp_path: Path, script: str) -> tuple[int, str]:
+    path = tmp_path / "demo.txt"
+    path.write_text(script, encoding="utf-8")
+    out = io.StringIO()
+    code = run_demo(roster=ROSTER, script=path, out=out, inp=io.StringIO())
+    return code, out.getvalue()
+
+
+def _flat(text: str) -> str:
+    """The transcript without rules (───), all runs of whitespace made one space (lines are
+    wrapped to the terminal width)."""
+    return " ".join(text.replace("─", " ").split())
+
+
+def test_admin_opens_a_case_and_an_agent_claims_it(tmp_path: Path) -> None:
+    script = (
+        "# a customer admin asks, then opens a case\n"
+        "/support outlook stopped forwarding mail\n"
+        "press 1\n" + FILL_SEV_B + "as dana\npress 2\nquit\n"
+    )
+    code, transcript = _demo(tmp_path, script)
+    assert code == 0
+    assert "\x1b[" not in transcript  # no colours when the output is not a terminal
+    before, _, after = transcript.partition("dana> press 2")
+    assert after, transcript
+    before, after = _flat(before), _flat(after)
+    # the banner: who is who, and who you are
+    assert "alice U0ALICE Alice Chen Contoso Trading Co. Global admin" in before
+    assert "You are alice — Alice Chen (U0ALICE)" in before
+    # the answer only alice sees, with its button numbered
+    assert "only visible to you" in before and "[1] Contact support" in before
+    # the form, walked field by field
+    assert "Form: Contact support" in before
+    assert "Expected wait — Technical" in before
+    assert "now: +86 10 5555 0101 (Enter keeps it)" in before
+    assert "✓ Sent; the form closed." in before
+    # the confirmation DM and the card in #triage
+    assert "DM to Alice Chen" in before
+    assert "Your case CS-00001 is open: Forwarding to the shared mailbox stopped" in before
+    assert "#triage (C0TRIAGE)" in before
+    assert "CS-00001 · Sev B · Forwarding to the shared mailbox stopped" in before
+    assert "Requester: @Alice Chen (Alice Chen)" in before
+    assert "Owner: Unclaimed" in before
+    assert "[2] Claim" in before
+    # dana claims: the card shows the owner, alice is told in her DM thread
+    assert "Dana Park presses [2] Claim" in after
+    assert "updated message in #triage (C0TRIAGE)" in after
+    assert "Owner: @Dana Park (Dana Park)" in after
+    assert "[3]" not in after  # the claimed card has no Claim button any more
+    assert "DM to Alice Chen reply in thread" in after
+    assert "has your case CS-00001" in after
+
+
+def test_non_admin_is_told_who_the_admins_are(tmp_path: Path) -> None:
+    code, transcript = _demo(tmp_path, "as carl\n/support outlook stopped forwarding mail\ncases\n")
+    assert code == 0
+    flat = _flat(transcript)
+    assert "You are now carl — Carl Ma (U0CARL)" in flat
+    assert "Only your organisation's admins can open support cases." in flat
+    assert "*admins*" not in flat  # mrkdwn rendered, not shown raw
+    assert "Alice Chen (@Alice Chen)" in flat  # mentions shown by name
+    assert "[1] Contact support" not in flat
+    assert "No cases yet." in flat
+
+
+def test_empty_title_comes_back_as_an_inline_error_and_is_asked_again(tmp_path: Path) -> None:
+    fill_without_title = FILL_SEV_B.replace("Forwarding to the shared mailbox stopped\n", "\n")
+    script = (
+        "/support outlook stopped forwarding mail\npress 1\n"
+        + fill_without_title
+        + "Forwarding stopped\n"  # the title, asked again
+        + "dm\n"
+    )
+    code, transcript = _demo(tmp_path, script)
+    assert code == 0
+    flat = _flat(transcript)
+    assert "The form came back with problems: ✗ Title: Give the case a short title." in flat
+    assert "Asking those again. Title ✗ Give the case a short title. > Forwarding stopped" in flat
+    # only the title was asked again, then the case was opened
+    assert flat.count("Description of the problem >") == 1
+    assert "Your case CS-00001 is open: Forwarding stopped" in flat
+    assert "your DMs with the bot 1 message" in flat
+
+
+def test_choosing_sev_a_adds_impact_and_available_person(tmp_path: Path) -> None:
+    script = (
+        "/support the whole mail service is down\npress 1\n"
+        "1\nmail\nA\n"  # category by number, topic by value, severity by value
+        "Mail is down\n"  # title
+        "Nobody can send or receive mail.\n"  # description
+        "400 people cannot work.\n"  # business impact (appeared with Sev A)
+        "cancel\n"  # at the available person: the form closes, nothing is sent
+        "cases\n"
+    )
+    code, transcript = _demo(tmp_path, script)
+    assert code == 0
+    flat = _flat(transcript)
+    assert (
+        "The app updated the form — new fields: Business impact (required for Sev A), "
+        "Who stays available to work with support"
+    ) in flat
+    assert "Business impact (required for Sev A) > 400 people cannot work." in flat
+    assert "Who stays available to work with support" in flat
+    assert "now: Alice Chen (Enter keeps it)" in flat  # the requester is the default
+    assert "Form closed; nothing was sent." in flat
+    assert "No cases yet." in flat
+
+
+def test_a_script_out_of_step_with_the_form_stops_with_an_error(tmp_path: Path) -> None:
+    script = "/support mail forwarding stopped\npress 1\n9\n/support help\n"
+    code, transcript = _demo(tmp_path, script)
+    assert code == 1
+    flat = _flat(transcript)
+    assert "The script is out of step with the form: `9` is not one of the choices for" in flat
+    assert "Closed the form; nothing was sent." in flat
+    assert "alice> /support help" not in flat  # the rest of the script is not run
+
+
+def test_cli_runs_a_script_that_ends_inside_a_form(tmp_path: Path) -> None:
+    script = tmp_path / "demo.txt"
+    script.write_text(
+        "now\nadvance 1d 2h\n/support help\n"
+        "/support mail forwarding stopped\npress 1\ntechnical\n",  # ends inside the form
+        encoding="utf-8",
+    )
+    chatops = Path(sys.executable).with_name("chatops")
+    command = [str(chatops)] if chatops.exists() else [sys.executable, "-m", "chatops.cli"]
+    env = {**os.environ, "NO_COLOR": "1"}
+    result = subprocess.run(
+        [*command, "demo", "--roster", str(ROSTER), "--script", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    flat = _flat(result.stdout)
+    assert "chatops demo — the support desk, offline in your terminal" in flat
+    assert "Beijing time" in flat and "The demo clock moved forward 1 d 2 h." in flat
+    assert "here is what `/support` can do" in flat
+    assert "Form: Contact support" in flat
+    assert "The input ended with the form open: closed it, nothing was sent." in flat
+    assert " INFO " not in result.stdout + result.stderr  # logging below WARNING is silenced
+
+
+def test_importing_the_demo_does_not_load_slack_bolt() -> None:
+    code = "import sys, chatops.demo, chatops.cli; print('slack_bolt' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _names(user_id: str) -> str | None:
+    return {"U0ALICE": "Alice Chen"}.get(user_id)
+
+
+def test_mrkdwn_for_the_terminal() -> None:
+    plain = Style(color=False)
+    text = (
+        "*Hi* <@U0ALICE>, due <!date^1795000000^{date_short_pretty}|Thu 26 Nov, 10:00> — "
+        "see <https://status.example|service health> &amp; `a &lt;b&gt;` <@U0NOBODY>"
+    )
+    assert mrkdwn(text, _names, plain) == (
+        "Hi @Alice Chen, due Thu 26 Nov, 10:00 — see service health "
+        "(https://status.example) & `a <b>` @U0NOBODY"
+    )
+    assert mrkdwn("*bold* and _it_", _names, Style(color=True)) == (
+        "\x1b[1mbold\x1b[0m and \x1b[3mit\x1b[0m"
+    )
+    # a date token next to its own spelled-out fallback is shown once
+    assert mrkdwn("by <!date^1^{time}|10:00 Beijing> (10:00 Beijing).", _names, plain) == (
+        "by 10:00 Beijing."
+    )
+
+
+def test_blocks_for_the_terminal() -> None:
+    renderer = Renderer(_names, Style(color=False), width=60)
+    numbers: list[str] = []
+
+    def sink(block: dict, element: dict) -> int:
+        numbers.append(element["action_id"])
+        return len(numbers)
+
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": "CS-1 &amp; more"}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": "*Owner*\n<@U0ALICE>"},
+                {"type": "mrkdwn", "text": "*Organisation*\nContoso"},
+            ],
+        },
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "_small print_"}]},
+        {"type": "divider"},
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "claim",
+                    "text": {"type": "plain_text", "text": "Claim"},
+                },
+            ],
+        },
+    ]
+    lines = renderer.blocks(blocks, "", sink)
+    assert lines[0] == "CS-1 & more"
+    assert lines[1] == "─" * len("CS-1 & more")
+    assert lines[2] == "Owner:        @Alice Chen"
+    assert lines[3] == "Organisation: Contoso"
+    assert lines[4] == "  small print"
+    assert lines[5].startswith("──────")
+    assert lines[6] == "[1] Claim"
+    assert numbers == ["claim"]
+    assert wrap("• one two three four", 12, "  ") == ["  • one two", "    three", "    four"]
