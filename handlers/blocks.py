@@ -103,10 +103,10 @@ def support_hours(
     rows = []
     for line in lines:
         if line.open_now:
-            state = ":large_green_circle: open now"
+            state = "open now"
         else:
             assert line.next_opening is not None
-            state = f":red_circle: closed, opens {when(line.next_opening, rules, reader_tz)}"
+            state = f"closed — opens {when(line.next_opening, rules, reader_tz)}"
         rows.append(f"*{escape(line.label)}* — {escape(line.hours)}\n{state}")
     return _as_dicts(
         [

@@ -248,3 +248,21 @@ def test_blocks_for_the_terminal() -> None:
     assert lines[6] == "[1] Claim"
     assert numbers == ["claim"]
     assert wrap("• one two three four", 12, "  ") == ["  • one two", "    three", "    four"]
+
+
+def test_the_shipped_tour_runs(tmp_path: Path) -> None:
+    # examples/tour.txt shows issue by issue what the README promises
+    out = io.StringIO()
+    code = run_demo(
+        roster=ROSTER, script=ROOT / "examples" / "tour.txt", out=out, inp=io.StringIO()
+    )
+    transcript = _flat(out.getvalue())
+    assert code == 0
+    assert "Business impact (required for Sev A)" in transcript  # SC-18
+    assert "CS-00001 is already claimed by @Dana Park" in transcript
+    assert "Only your organisation's admins can open support cases" in transcript  # SC-1
+    billing_form = transcript.split("bill> press 3", 1)[1].split("Title", 1)[0]
+    assert "Sev B (high)" in billing_form and "Sev A (critical)" not in billing_form  # SC-15
+    assert "Litware Partners provides your support" in transcript  # SC-3
+    assert "Support hours" in transcript and "+86 400-089-0365" in transcript  # SC-19..21
+    assert "Not handled by support:" in transcript  # SC-11

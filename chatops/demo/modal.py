@@ -56,6 +56,20 @@ def _options(element: JSONDict) -> list[JSONDict]:
     return options
 
 
+def _group_headings(element: JSONDict) -> dict[int, str]:
+    """Where each option group starts in the flat option list, with its label, when a
+    select has more than one group (e.g. the topics support handles, then those it does not)."""
+    groups = [g for g in element.get("option_groups") or [] if isinstance(g, dict)]
+    if len(groups) < 2:
+        return {}
+    headings, index = {}, len([o for o in element.get("options") or [] if isinstance(o, dict)])
+    for group in groups:
+        label = group.get("label")
+        headings[index] = str(label.get("text") if isinstance(label, dict) else label or "")
+        index += len([o for o in group.get("options") or [] if isinstance(o, dict)])
+    return headings
+
+
 class ModalWalker:
     """Walks the modal open for the shell's current person until it closes."""
 
@@ -182,7 +196,10 @@ class ModalWalker:
         options = _options(element)
         values = [str(o.get("value")) for o in options]
         chosen = set(current) if isinstance(current, list) else {current}
+        headings = _group_headings(element)
         for number, option in enumerate(options, 1):
+            if number - 1 in headings:
+                shell.write(style.dim(f"    {headings[number - 1]}:"))
             text = shell.renderer.text(option.get("text"))
             if option.get("description"):
                 text += style.dim(" — " + shell.renderer.text(option["description"]))
