@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -65,7 +64,8 @@ def load(roster: Path) -> None:
     click.echo(
         f"{roster}: organisations +{summary.organisations_added} "
         f"~{summary.organisations_updated}, people +{summary.people_added} "
-        f"~{summary.people_updated}, channels set {summary.channels_set}."
+        f"~{summary.people_updated}, channels set {summary.channels_set}, rotations set "
+        f"{summary.rotations_set}, overrides +{summary.overrides_added}."
     )
 
 
@@ -87,25 +87,81 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
 
 @main.command()
-@click.option("--interval", default=1.0, show_default=True, help="seconds between sweeps")
-@click.option("--once", is_flag=True, help="deliver what is due, then exit")
-def worker(interval: float, once: bool) -> None:
-    """Deliver the outbox (retries, Retry-After) until stopped."""
+def worker() -> None:
+    """Run the sweeps (SLA warnings, pages, handoffs) and deliver the outbox until stopped."""
     try:
         settings = load_settings()
     except SettingsError as exc:
         _fail(str(exc))
-    from handlers.server import build_service
+    _policy(settings.policy_file)
+    from handlers.worker import run_worker
 
-    service = build_service(settings, rules=_policy(settings.policy_file))
-    log = logging.getLogger("chatops.worker")
-    while True:
-        sent = service.desk.delivery.deliver_pending()
-        if sent:
-            log.info("delivered %d message(s)", sent)
-        if once:
-            return
-        time.sleep(interval)
+    run_worker(settings)
+
+
+@main.command()
+@click.option("--at", "at", default=None, help="ISO-8601 instant (default: now)")
+def tick(at: str | None) -> None:
+    """Run every job once as of an instant, then deliver (catch up after downtime)."""
+    from datetime import UTC, datetime
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        _fail(str(exc))
+    instant = None
+    if at:
+        try:
+            instant = datetime.fromisoformat(at)
+        except ValueError:
+            _fail(f"--at {at!r} is not an ISO-8601 instant (e.g. 2026-11-26T09:00+08:00)")
+        assert instant is not None
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=UTC)
+    _policy(settings.policy_file)
+    from handlers.worker import run_tick
+
+    report, sent = run_tick(settings, instant)
+    click.echo(
+        f"warnings {report.warnings}, breaches {report.breaches}, reminders "
+        f"{report.reminders}, downgrade offers {report.downgrade_offers}, page steps "
+        f"{report.page_steps}, handoffs {report.handoffs}, gaps {report.gaps}; "
+        f"delivered {sent}."
+    )
+
+
+@main.group()
+def outbox() -> None:
+    """Inspect the outbox."""
+
+
+@outbox.command("status")
+def outbox_status_command() -> None:
+    """Pending, sent and parked notifications, and the oldest pending one's age."""
+    from datetime import UTC, datetime
+
+    from chatops.db import create_schema, make_engine
+    from handlers.delivery import outbox_status
+
+    try:
+        settings = load_settings(require_slack=False)
+    except SettingsError as exc:
+        _fail(str(exc))
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    status = outbox_status(engine, datetime.now(UTC))
+    counts = status["counts"]
+    click.echo(
+        "pending {}, sent {}, parked {}".format(
+            counts.get("pending", 0), counts.get("sent", 0), counts.get("parked", 0)
+        )
+    )
+    if status["oldest_pending_age"] is not None:
+        click.echo(f"oldest pending: {status['oldest_pending_age']} old")
+    for key, kind, attempts, error in status["parked"]:
+        click.echo(f"PARKED {key} ({kind}) after {attempts} attempt(s): {error}")
+    if status["parked"]:
+        sys.exit(1)
 
 
 @main.group()
@@ -141,11 +197,23 @@ def policy_show() -> None:
     default=None,
     help="read demo commands from a file instead of the keyboard",
 )
-def demo(roster: Path | None, script: Path | None) -> None:
+@click.option("--start", default=None, help="start the demo clock here (ISO-8601), not now")
+def demo(roster: Path | None, script: Path | None, start: str | None) -> None:
     """The whole desk offline: the real app, a local Slack stand-in, SQLite, a roster."""
+    from datetime import UTC, datetime
+
     from chatops.demo import run_demo
 
-    sys.exit(run_demo(roster=roster, script=script))
+    instant = None
+    if start:
+        try:
+            instant = datetime.fromisoformat(start)
+        except ValueError:
+            _fail(f"--start {start!r} is not an ISO-8601 instant")
+        assert instant is not None
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=UTC)
+    sys.exit(run_demo(roster=roster, script=script, start=instant))
 
 
 if __name__ == "__main__":

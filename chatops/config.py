@@ -36,8 +36,10 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(
         default=None, validation_alias=AliasChoices("CHATOPS_POLICY_FILE")
     )
-    # Slack's /support request and the case UI are in English; the support time zone
-    # comes from the policy, this is only the fallback for people whose tz Slack hides.
+    # Slack allows about one message per second per channel; posts are spaced this far apart.
+    channel_pace_seconds: float = Field(
+        default=1.0, ge=0, validation_alias=AliasChoices("CHATOPS_CHANNEL_PACE_SECONDS")
+    )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("CHATOPS_LOG_LEVEL"))
 
 

@@ -76,3 +76,19 @@ def transaction(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def insert_if_absent(
+    session: Session, model: type[SQLModel], values: dict[str, Any], key: list[str]
+) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on `key`, on SQLite and PostgreSQL alike.
+
+    Two processes creating the same row at the same moment both succeed; one row exists.
+    Returns True when this call created it.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=key)
+    return bool(session.exec(statement).rowcount == 1)  # type: ignore[call-overload]

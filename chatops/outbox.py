@@ -1,8 +1,9 @@
 """The outbox: notifications written in the same transaction as the change that caused them.
 
 Core code calls `enqueue` inside its transaction; the delivery side (handlers/delivery.py,
-run right after a request and by `chatops worker`) sends them. Because the key is unique,
-enqueueing the same notification twice leaves one row.
+run right after a request and by `chatops worker`) sends them. The key is unique and the
+insert does nothing on a conflict, so enqueueing the same notification twice — from a retry,
+or from two workers at the same moment — leaves one row and no error.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from chatops.db import insert_if_absent
 from models import OutboxMessage
 
 
@@ -23,18 +25,20 @@ def enqueue(
     now: datetime,
     case_id: int | None = None,
     payload: dict[str, Any] | None = None,
-) -> OutboxMessage:
-    """Add a notification unless one with the same key exists; return the row."""
-    existing = session.exec(select(OutboxMessage).where(OutboxMessage.key == key)).first()
-    if existing is not None:
-        return existing
-    message = OutboxMessage(
-        key=key,
-        kind=kind,
-        case_id=case_id,
-        payload=payload or {},
-        created_at=now,
-        next_attempt_at=now,
+) -> bool:
+    """Add a notification unless one with the same key exists; True if it was added."""
+    return insert_if_absent(
+        session,
+        OutboxMessage,
+        {
+            "key": key,
+            "kind": kind,
+            "case_id": case_id,
+            "payload": payload or {},
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        },
+        ["key"],
     )
-    session.add(message)
-    return message

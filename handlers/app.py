@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 from chatops.clock import Clock
 from chatops.config import Settings
 from chatops.policy import SupportRules
-from handlers import actions, commands, intake
+from handlers import actions, commands, intake, oncall
 from handlers.delivery import OutboxDelivery
 from handlers.desk import Desk
 
@@ -29,7 +29,8 @@ MAX_BODY = 1_000_000  # Slack's own payloads are far smaller
 
 def build_desk(settings: Settings, engine: Engine, rules: SupportRules, clock: Clock) -> Desk:
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-    return Desk(engine, rules, clock, OutboxDelivery(engine, client, rules, clock))
+    delivery = OutboxDelivery(engine, client, rules, clock, settings.channel_pace_seconds)
+    return Desk(engine, rules, clock, delivery)
 
 
 def build_app(settings: Settings, desk: Desk) -> App:
@@ -42,6 +43,7 @@ def build_app(settings: Settings, desk: Desk) -> App:
     )
     commands.register(app, desk)
     intake.register(app, desk)
+    oncall.register(app, desk)
     actions.register(app, desk)  # last: holds the catch-all listeners
     return app
 

@@ -14,6 +14,7 @@ from chatops.directory import admins_of, find_person, organisation_of
 from chatops.policy.hours import support_lines
 from handlers import blocks
 from handlers.desk import Desk
+from handlers.oncall import oncall_reply
 from handlers.text import escape
 
 # Slack sends at most a few thousand characters; a question longer than this belongs in the
@@ -23,6 +24,7 @@ QUESTION_LIMIT = blocks.QUESTION_MAX
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("help", "this list"),
     ("hours", "support hours: which lines are open now, the phone number"),
+    ("oncall", "who is on call now and next (leads: `oncall override …`)"),
     ("&lt;your question&gt;", "search help, then *Contact support* to open a case (admins)"),
 ]
 
@@ -33,6 +35,7 @@ def register(app: App, desk: Desk) -> None:
         "hours": lambda desk, user, _rest: blocks.support_hours(
             support_lines(desk.rules, desk.clock.now()), desk.rules, _reader_tz(desk, user)
         ),
+        "oncall": oncall_reply,
     }
 
     @app.command("/support")

@@ -1,31 +1,36 @@
 """Delivering the outbox to Slack.
 
-Rules: messages about one case go out in the order they were written; a row is sent only by
-whoever holds its lease (a conditional UPDATE), so two deliverers never send the same row;
-a 429 waits for Retry-After, other failures back off; after MAX_ATTEMPTS a row is parked and
-logged, never silently dropped. Rendering happens at send time from the case as it is then,
-so a card posted late already shows the current owner.
+Rules: messages in one lane (see notices.lane_of) go out in the order they were written; a
+row is sent only by whoever holds its lease (a conditional UPDATE), so two deliverers never
+send the same row; posts to one channel keep Slack's pace of about one a second across all
+processes (a reserved slot per channel in the database); a 429 waits for Retry-After, other
+failures back off; after MAX_ATTEMPTS a row is parked and logged, never silently dropped.
+Messages are rendered at send time from the current state, so a card posted late already
+shows the current owner.
+
+The one window for a duplicate: a process that dies after Slack accepted a post and before
+it recorded that. Its lease expires after LEASE and the row is sent again. The window is the
+time between Slack's answer and one small UPDATE.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Engine, or_, update
-from sqlmodel import Session, select
+from sqlalchemy import Engine, func, or_, select, update
+from sqlmodel import Session
 
-from chatops.cases.service import CARD, CARD_REFRESH, REQUESTER_NOTICE
 from chatops.clock import Clock
-from chatops.db import transaction
-from chatops.directory import channel_for
+from chatops.db import insert_if_absent, transaction
 from chatops.policy import SupportRules
-from handlers import blocks
-from models import Case, Organisation, OutboxMessage, Person
+from handlers.notices import Outgoing, PermanentFailure, lane_of, prepare
+from models import Case, ChannelPace, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +38,22 @@ MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=60)
 
 
-def _lane(row: OutboxMessage) -> tuple[int, str] | None:
-    """Messages in one lane go out in order: a case's card then its refreshes; a case's
-    notices to the requester (the first one opens the DM thread the others reply in)."""
-    if row.case_id is None:
-        return None
-    return (row.case_id, "card" if row.kind in (CARD, CARD_REFRESH) else "requester")
-
-
-class PermanentFailure(Exception):
-    """Slack refused in a way a retry will not fix (e.g. channel_not_found)."""
-
-
 class OutboxDelivery:
     """Sends pending outbox rows; safe to run in several threads and processes at once."""
 
-    def __init__(self, engine: Engine, client: WebClient, rules: SupportRules, clock: Clock):
+    def __init__(
+        self,
+        engine: Engine,
+        client: WebClient,
+        rules: SupportRules,
+        clock: Clock,
+        channel_pace: float = 1.0,
+    ):
         self.engine = engine
         self.client = client
         self.rules = rules
         self.clock = clock
+        self.channel_pace = timedelta(seconds=channel_pace)
         self.owner = f"deliver-{uuid.uuid4().hex[:12]}"
 
     def deliver_pending(self, case_id: int | None = None, limit: int = 200) -> int:
@@ -76,8 +77,8 @@ class OutboxDelivery:
             query = select(OutboxMessage).where(OutboxMessage.status == "pending")
             if case_id is not None:
                 query = query.where(OutboxMessage.case_id == case_id)
-            rows = session.exec(query.order_by(OutboxMessage.id).limit(limit)).all()  # type: ignore[arg-type]
-            pending = [(row.id, _lane(row), row.next_attempt_at) for row in rows]
+            rows = session.scalars(query.order_by(OutboxMessage.id).limit(limit)).all()  # type: ignore[arg-type]
+            pending = [(row.id, lane_of(row), row.next_attempt_at) for row in rows]
         sent = 0
         blocked: set[tuple[int, str]] = set()
         for row_id, lane, next_attempt_at in pending:
@@ -93,7 +94,7 @@ class OutboxDelivery:
                 blocked.add(lane)
         return sent
 
-    def _lease(self, row_id: int | None, now: Any) -> bool:
+    def _lease(self, row_id: int | None, now: datetime) -> bool:
         with transaction(self.engine) as session:
             result = session.exec(  # type: ignore[call-overload]
                 update(OutboxMessage)
@@ -115,28 +116,75 @@ class OutboxDelivery:
             row = session.get(OutboxMessage, row_id)
             assert row is not None
             try:
-                ctx = self._context(session, row.case_id)
-                triage = channel_for(session, "triage")
+                outgoing: Outgoing | PermanentFailure = prepare(
+                    session, row, self.rules, self.clock.now()
+                )
             except PermanentFailure as exc:
-                ctx, triage, failure = None, None, exc
-            else:
-                failure = None
-        if failure is not None or ctx is None:
-            self._finish(row.id, "parked", str(failure))
-            log.error("outbox %s parked: %s", row.key, failure)
-            return False
+                outgoing = exc
+        if isinstance(outgoing, PermanentFailure):
+            return self._park(row, str(outgoing))
         try:
-            updates = self._post(row, ctx, triage)
+            updates = self._post(outgoing)
         except SlackApiError as exc:
             return self._failed(row, exc)
         except PermanentFailure as exc:
-            self._finish(row.id, "parked", str(exc))
-            log.error("outbox %s parked: %s", row.key, exc)
-            return False
+            return self._park(row, str(exc))
         except OSError as exc:  # timeouts, refused connections
             return self._failed(row, exc)
         self._finish(row.id, "sent", None, case_updates=(row.case_id, updates))
         return True
+
+    def _post(self, out: Outgoing) -> dict[str, Any]:
+        """Make the Slack call; return the case columns to record (card ts, DM thread)."""
+        if out.skip:
+            return {}
+        channel = out.channel
+        if channel is None:
+            if out.user is None:
+                raise PermanentFailure("a message with neither channel nor user")
+            channel = self.client.conversations_open(users=out.user)["channel"]["id"]
+        if out.update_ts is not None:
+            self.client.chat_update(
+                channel=channel, ts=out.update_ts, text=out.text, blocks=out.blocks
+            )
+            return {}
+        self._wait_for_slot(channel)
+        response = self.client.chat_postMessage(
+            channel=channel,
+            text=out.text,
+            blocks=out.blocks,
+            thread_ts=out.thread_ts,
+            unfurl_links=False,
+        )
+        if out.record == "card":
+            return {"card_channel": response["channel"], "card_ts": response["ts"]}
+        if out.record == "requester_thread":
+            return {"requester_channel": response["channel"], "requester_thread_ts": response["ts"]}
+        return {}
+
+    def _wait_for_slot(self, channel: str) -> None:
+        """Reserve the channel's next posting slot (wall-clock time: Slack's limit is real
+        time whatever the desk's clock says) and wait for it."""
+        if self.channel_pace <= timedelta(0):
+            return
+        with transaction(self.engine) as session:
+            wall = datetime.now(UTC)
+            insert_if_absent(
+                session, ChannelPace, {"channel_id": channel, "next_slot": wall}, ["channel_id"]
+            )
+            row = session.exec(  # type: ignore[call-overload]
+                select(ChannelPace).where(ChannelPace.channel_id == channel).with_for_update()
+            ).scalar_one()
+            slot = max(row.next_slot, wall)
+            row.next_slot = slot + self.channel_pace
+        delay = (slot - datetime.now(UTC)).total_seconds()
+        if delay > 0:
+            time.sleep(delay)
+
+    def _park(self, row: OutboxMessage, reason: str) -> bool:
+        self._finish(row.id, "parked", reason[:500])
+        log.error("outbox %s parked: %s", row.key, reason)
+        return False
 
     def _failed(self, row: OutboxMessage, exc: Exception) -> bool:
         now = self.clock.now()
@@ -146,15 +194,12 @@ class OutboxDelivery:
         if isinstance(exc, SlackApiError):
             status = exc.response.status_code
             if status == 429:
-                retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get(
-                    "retry-after"
-                )
+                headers = exc.response.headers or {}
+                retry_after = headers.get("Retry-After") or headers.get("retry-after")
                 delay = timedelta(seconds=int(retry_after or 1))
             elif status < 500 and exc.response.get("error") not in ("ratelimited", None):
                 # ok=false with a reason (channel_not_found, ...) does not heal by retrying
-                self._finish(row.id, "parked", error)
-                log.error("outbox %s parked: %s", row.key, error)
-                return False
+                return self._park(row, error)
         status_after = "parked" if attempts >= MAX_ATTEMPTS else "pending"
         with transaction(self.engine) as session:
             session.exec(  # type: ignore[call-overload]
@@ -198,72 +243,25 @@ class OutboxDelivery:
                     update(Case).where(Case.id == case_updates[0]).values(**case_updates[1])
                 )
 
-    # --- rendering ---------------------------------------------------------------------
 
-    def _context(self, session: Session, case_id: int | None) -> blocks.CaseContext:
-        case = session.get(Case, case_id)
-        if case is None:
-            raise PermanentFailure(f"case {case_id} does not exist")
-        organisation = session.get(Organisation, case.organisation_id)
-        requester = session.get(Person, case.requester_id)
-        owner = session.get(Person, case.assignee_id) if case.assignee_id else None
-        assert organisation is not None and requester is not None
-        return blocks.CaseContext(case, organisation, requester, owner)
-
-    def _post(
-        self, row: OutboxMessage, ctx: blocks.CaseContext, triage: str | None
-    ) -> dict[str, Any]:
-        """Post one row; return the case columns to record (card ts, DM thread)."""
-        now = self.clock.now()
-        if row.kind == CARD:
-            channel = triage
-            if channel is None:
-                raise PermanentFailure("no triage channel configured")
-            response = self.client.chat_postMessage(
-                channel=channel,
-                text=blocks.case_card_text(ctx),
-                blocks=blocks.case_card(ctx, self.rules, now),
-                unfurl_links=False,
-            )
-            return {"card_channel": response["channel"], "card_ts": response["ts"]}
-        if row.kind == CARD_REFRESH:
-            if ctx.case.card_ts is None:
-                return {}  # the card is not out; when it goes out it shows the current state
-            self.client.chat_update(
-                channel=ctx.case.card_channel,
-                ts=ctx.case.card_ts,
-                text=blocks.case_card_text(ctx),
-                blocks=blocks.case_card(ctx, self.rules, now),
-            )
-            return {}
-        if row.kind == REQUESTER_NOTICE:
-            return self._notify_requester(ctx, row.payload, now)
-        raise PermanentFailure(f"unknown outbox kind {row.kind!r}")
-
-    def _notify_requester(
-        self, ctx: blocks.CaseContext, payload: dict[str, Any], now: Any
-    ) -> dict[str, Any]:
-        channel = ctx.case.requester_channel
-        if channel is None:
-            opened = self.client.conversations_open(users=ctx.requester.slack_user_id)
-            channel = opened["channel"]["id"]
-        event = payload.get("event")
-        if event == "opened":
-            body = blocks.requester_opened(ctx, self.rules, now)
-            text = f"Your case {ctx.case.number} is open."
-        elif event == "claimed":
-            body = blocks.requester_claimed(ctx)
-            text = f"Your case {ctx.case.number} has an owner."
-        else:
-            raise PermanentFailure(f"unknown requester notice {event!r}")
-        response = self.client.chat_postMessage(
-            channel=channel,
-            text=text,
-            blocks=body,
-            thread_ts=ctx.case.requester_thread_ts,
-            unfurl_links=False,
+def outbox_status(engine: Engine, now: datetime) -> dict[str, Any]:
+    """Counts by status, the oldest pending message's age, and the parked messages."""
+    with Session(engine) as session:
+        counts = dict(
+            session.exec(  # type: ignore[call-overload]
+                select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+            ).all()
         )
-        updates: dict[str, Any] = {"requester_channel": channel}
-        if ctx.case.requester_thread_ts is None:
-            updates["requester_thread_ts"] = response["ts"]
-        return updates
+        oldest = session.exec(  # type: ignore[call-overload]
+            select(func.min(OutboxMessage.created_at)).where(OutboxMessage.status == "pending")
+        ).scalar()
+        parked = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.status == "parked").order_by(OutboxMessage.id)  # type: ignore[arg-type]
+        ).all()
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return {
+        "counts": counts,
+        "oldest_pending_age": (now - oldest) if oldest else None,
+        "parked": [(p.key, p.kind, p.attempts, p.last_error) for p in parked],
+    }

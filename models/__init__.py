@@ -2,15 +2,22 @@
 
 from models.case import Case, CaseEvent, CasePause, case_number
 from models.directory import BotChannel, Organisation, Person
+from models.oncall import OnCallOverride, Page, RotationRecord
 from models.outbox import OutboxMessage
+from models.worker import ChannelPace, SweepMark
 
 __all__ = [
     "BotChannel",
     "Case",
     "CaseEvent",
     "CasePause",
+    "ChannelPace",
+    "OnCallOverride",
     "Organisation",
     "OutboxMessage",
+    "Page",
     "Person",
+    "RotationRecord",
+    "SweepMark",
     "case_number",
 ]

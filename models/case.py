@@ -39,6 +39,19 @@ class Case(SQLModel, table=True):
     sla_elapsed_minutes: float = 0.0
     sla_checkpoint_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     sla_paused: bool = False
+    # When to warn before the due (business-time aware) and which notices went out for the
+    # current due; reset whenever the due is recomputed (chatops/cases/clock.py: set_due).
+    sla_warn_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), index=True))
+    sla_warning_sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    sla_breach_sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # The first agent reply stops the first-response clock (set by the case lifecycle).
+    first_responded_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # SC-17 continuous effort and SC-16 downgrade, for Sev A cases.
+    next_update_reminder_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), index=True)
+    )
+    customer_last_seen_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    downgrade_offered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     # Where the triage card and the requester's DM thread live, once delivered.
     card_channel: str | None = Field(default=None, max_length=32)
     card_ts: str | None = Field(default=None, max_length=32)

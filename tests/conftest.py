@@ -144,6 +144,8 @@ def _make_desk(database_url: str) -> Iterator[Desk]:
         slack_signing_secret=SECRET,
         slack_api_url=standin.api_url,
         database_url=database_url,
+        # Slack's real pace (1 s) is tested on its own; most tests need not wait for it.
+        channel_pace_seconds=0.02,
     )
     service = build_service(settings, clock=clock)
     load_roster(service.engine, ROSTER, service.rules.policy)

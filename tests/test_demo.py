@@ -251,18 +251,36 @@ def test_blocks_for_the_terminal() -> None:
 
 
 def test_the_shipped_tour_runs(tmp_path: Path) -> None:
-    # examples/tour.txt shows issue by issue what the README promises
+    # examples/tour.txt shows what the README promises, from a fixed start (Wed 08:40 Beijing)
+    from datetime import UTC, datetime
+
     out = io.StringIO()
     code = run_demo(
-        roster=ROSTER, script=ROOT / "examples" / "tour.txt", out=out, inp=io.StringIO()
+        roster=ROSTER,
+        script=ROOT / "examples" / "tour.txt",
+        out=out,
+        inp=io.StringIO(),
+        start=datetime(2026, 11, 25, 0, 40, tzinfo=UTC),
     )
     transcript = _flat(out.getvalue())
-    assert code == 0
+    assert code == 0, transcript[-2000:]
     assert "Business impact (required for Sev A)" in transcript  # SC-18
-    assert "CS-00001 is already claimed by @Dana Park" in transcript
+    # the Sev A page, its escalation after 5 minutes, the acknowledgement
+    assert "Paging @Eli Gomez (step 1 of 8)" in transcript
+    assert "Paging @Lee Morgan (step 2 of 8)" in transcript
+    assert "You acknowledged the page for CS-00001. You own the case now." in transcript
+    assert "already acknowledged by @Lee Morgan" in transcript
     assert "Only your organisation's admins can open support cases" in transcript  # SC-1
-    billing_form = transcript.split("bill> press 3", 1)[1].split("Title", 1)[0]
-    assert "Sev B (high)" in billing_form and "Sev A (critical)" not in billing_form  # SC-15
     assert "Litware Partners provides your support" in transcript  # SC-3
+    # the 09:00 handoff with the open work
+    assert "Shift handoff — primary: @Eli Gomez (Eli Gomez) → @Dana Park (Dana Park)" in transcript
+    assert "Sev A in flight (1): • CS-00001" in transcript
+    billing_form = transcript.split("bill> press 7", 1)[1].split("Title", 1)[0]
+    assert "Sev B (high)" in billing_form and "Sev A (critical)" not in billing_form  # SC-15
+    # SC-17 breach and reminders; SC-16 downgrade offer and its use
+    assert "CS-00001 (Sev A) missed its first-response target" in transcript
+    assert "post an update to the customer" in transcript
+    assert "Lowered to Sev B (SC-16" in transcript
+    # the billing case's pre-breach warning, with nobody on it yet
+    assert "CS-00002 (Sev B) is about to miss its first-response target" in transcript
     assert "Support hours" in transcript and "+86 400-089-0365" in transcript  # SC-19..21
-    assert "Not handled by support:" in transcript  # SC-11

@@ -23,7 +23,8 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from chatops.cases.service import CARD_REFRESH
+from chatops.cases.notices import CARD_REFRESH
+from chatops.cases.severity import on_severity_set
 from chatops.db import transaction
 from chatops.directory import find_person, is_agent, organisation_of
 from chatops.outbox import enqueue
@@ -56,12 +57,37 @@ def _bank(case: Case, rules: SupportRules, now: datetime) -> float:
     return case.sla_elapsed_minutes + elapsed_business_minutes(calendar, checkpoint, now)
 
 
-def _due_from_bank(case: Case, rules: SupportRules, elapsed: float, now: datetime) -> datetime:
+def run_clock(case: Case, rules: SupportRules, elapsed: float, now: datetime) -> None:
+    """(Re)start the clock at `now` with `elapsed` business minutes already spent: set the
+    due, the pre-breach warning instant, and forget the notices sent for an earlier due.
+
+    The warning comes `notifications.sla_warning_before[severity]` of *business* time before
+    the due, so a clock that is stopped overnight does not warn at 03:00.
+    """
     calendar = rules.calendar_for(case.category, case.severity)
     target = rules.target_minutes(case.category, case.severity)
     due = recompute_due_on_severity_change(calendar, now, now, elapsed, target)
     assert due is not None  # no pauses are passed, so the due is always defined
-    return due
+    lead_spec = rules.policy.notifications.sla_warning_before.get(case.severity)  # type: ignore[call-overload]
+    lead = (
+        rules.duration_minutes(lead_spec, rules.calendar_name_for(case.category, case.severity))
+        if lead_spec
+        else 0
+    )
+    remaining = target - elapsed
+    case.sla_elapsed_minutes = elapsed
+    case.sla_checkpoint_at = now
+    case.first_response_due = due
+    case.sla_warn_at = (
+        calendar.add_business_minutes(now, remaining - lead) if remaining > lead else now
+    )
+    case.sla_warning_sent_at = None
+    case.sla_breach_sent_at = None
+
+
+def _stop_clock(case: Case) -> None:
+    case.first_response_due = None
+    case.sla_warn_at = None
 
 
 def _agent(session: Session, slack_user_id: str) -> Person:
@@ -109,9 +135,13 @@ def change_severity(
         case.sla_checkpoint_at = now
         if case.sla_paused and not _pauses(rules, case):
             _close_pause(session, case, now)  # e.g. raised to Sev A, whose clock never stops
-        case.first_response_due = (
-            None if case.sla_paused else _due_from_bank(case, rules, elapsed, now)
-        )
+        if case.first_responded_at is not None:
+            pass  # the first response was given: nothing is due any more
+        elif case.sla_paused:
+            _stop_clock(case)
+        else:
+            run_clock(case, rules, elapsed, now)
+        on_severity_set(session, case, old_severity, rules, now)
         session.add(
             CaseEvent(
                 case_id=case_id,
@@ -168,7 +198,7 @@ def pause_clock(engine: Engine, case_id: int, rules: SupportRules, now: datetime
         case.sla_paused = True
         already_breached = old_due is not None and old_due <= now
         if not already_breached:  # a breach that happened stays on record with its instant
-            case.first_response_due = None
+            _stop_clock(case)
         session.add(CasePause(case_id=case_id, started_at=now))
         session.add(
             CaseEvent(
@@ -191,8 +221,8 @@ def resume_clock(engine: Engine, case_id: int, rules: SupportRules, now: datetim
             return DueChange(case.first_response_due, case.first_response_due)
         old_due = case.first_response_due
         _close_pause(session, case, now)
-        if old_due is None:
-            case.first_response_due = _due_from_bank(case, rules, case.sla_elapsed_minutes, now)
+        if old_due is None and case.first_responded_at is None:
+            run_clock(case, rules, case.sla_elapsed_minutes, now)
         session.add(
             CaseEvent(
                 case_id=case_id,

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from chatops.cases.clock import run_clock
 from chatops.cases.intake import (
     IntakeForm,
     IntakeRejected,
@@ -17,16 +18,14 @@ from chatops.cases.intake import (
     out_of_scope_key,
     refusal_for_requester,
 )
+from chatops.cases.notices import CARD, CARD_REFRESH, REQUESTER_NOTICE
+from chatops.cases.severity import on_severity_set
 from chatops.db import transaction
 from chatops.directory import find_person, is_agent, organisation_of
 from chatops.outbox import enqueue
+from chatops.paging import acknowledge_by_claim
 from chatops.policy import SupportRules
 from models import Case, CaseEvent, Person
-
-# Outbox kinds, rendered by the delivery side.
-CARD = "case.card"
-CARD_REFRESH = "case.card_refresh"
-REQUESTER_NOTICE = "case.requester_notice"
 
 
 def open_case(
@@ -65,9 +64,9 @@ def open_case(
             business_impact=form.business_impact if form.severity == "A" else None,
             available_contact=form.available_contact if form.severity == "A" else None,
             opened_at=now,
-            first_response_due=rules.first_response_due(form.category, form.severity, now),
-            sla_checkpoint_at=now,
+            customer_last_seen_at=now,
         )
+        run_clock(case, rules, 0.0, now)
         session.add(case)
         session.flush()
         assert case.id is not None
@@ -88,6 +87,7 @@ def open_case(
             )
         )
         enqueue(session, key=f"{case.id}:card", kind=CARD, case_id=case.id, now=now)
+        on_severity_set(session, case, None, rules, now)
         enqueue(
             session,
             key=f"{case.id}:requester:opened",
@@ -146,6 +146,7 @@ def claim_case(engine: Engine, case_id: int, agent_slack_id: str, now: datetime)
                 detail={"owner": agent.slack_user_id},
             )
         )
+        acknowledge_by_claim(session, case_id, agent.slack_user_id, now)
         enqueue(session, key=f"{case_id}:card:claimed", kind=CARD_REFRESH, case_id=case_id, now=now)
         enqueue(
             session,

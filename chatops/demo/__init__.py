@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -56,8 +57,12 @@ def run_demo(
     script: Path | None = None,
     out: TextIO = sys.stdout,
     inp: TextIO = sys.stdin,
+    start: datetime | None = None,
 ) -> int:
     """Run the demo until `quit` or the end of the input.
+
+    `start` sets the demo clock's first instant (default: now), so a script can rely on
+    what is open and who is on call.
 
     Returns 0 on a normal end, 1 when a script went out of step with a form (an answer that
     is not one of the choices), 2 when the roster or the script cannot be read.
@@ -85,7 +90,7 @@ def run_demo(
     root.setLevel(logging.WARNING)  # the app's INFO chatter would drown the conversation
     try:
         try:
-            world = start_world(roster)
+            world = start_world(roster, start)
         except FileError as exc:
             out.write(f"error: the roster {exc.path} is invalid:\n")
             for problem in exc.problems:

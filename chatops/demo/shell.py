@@ -614,9 +614,11 @@ class Shell:
         if delta <= timedelta(0):
             self.note("The demo clock only moves forward.")
             return
-        self.world.clock.advance(delta)
+        self.world.tick_until(self.world.clock.now() + delta)
         self.write(f"  The demo clock moved forward {_duration(delta)}.")
         self.now()
+        # what the worker sent while time passed: warnings, pages, handoffs
+        self._show_new(self.world.settle(self.cursor))
 
 
 def _dm_user(channel: str) -> str | None:

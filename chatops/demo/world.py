@@ -7,7 +7,7 @@ import secrets
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +122,42 @@ class World:
             now_count = len(self.standin.calls())
             if now_count != count:
                 count, changed = now_count, time.monotonic()
-            elif time.monotonic() - changed >= quiet and (not expect or count > since):
+            elif (
+                time.monotonic() - changed >= quiet
+                and (not expect or count > since)
+                and not self.outbox_busy()
+            ):
                 break
         return self.standin.calls()[since:]
+
+    def outbox_busy(self) -> bool:
+        """The app still owes a message that is due now (being sent, or about to be)."""
+        from sqlmodel import Session, select
+
+        from models import OutboxMessage
+
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(OutboxMessage.id).where(
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.next_attempt_at <= self.clock.now(),  # type: ignore[operator]
+                )
+            ).first()
+        return row is not None
+
+    def tick_until(self, target: datetime) -> None:
+        """Move the clock to `target` the way a running worker would see time pass: sweep at
+        every step (a minute, or finer grained for long jumps at most 600 steps), delivering
+        what falls due, so warnings, pages and handoffs appear at their instants, in order."""
+        from handlers.worker import tick
+
+        start = self.clock.now()
+        step = max(timedelta(minutes=1), (target - start) / 600)
+        at = start
+        while at < target:
+            at = min(target, at + step)
+            self.clock.set(at)
+            tick(self.service.desk, at)
 
     def close(self) -> None:
         try:
@@ -156,6 +189,8 @@ def start_world(roster: Path, start: datetime | None = None) -> World:
             slack_signing_secret=secret,
             slack_api_url=standin.api_url,
             database_url=f"sqlite:///{database}",
+            # The stand-in has no rate limit to respect; pacing would only slow the demo.
+            channel_pace_seconds=0,
         )
         service = build_service(settings, clock=clock)
         load_roster(service.engine, roster, service.rules.policy)

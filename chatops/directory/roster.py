@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -17,11 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from chatops.db import transaction
+from chatops.db import insert_if_absent, transaction
 from chatops.directory.lookup import known_zone
+from chatops.oncall import parse_shift
 from chatops.policy import Policy
 from chatops.yamlfile import FileError, explain, problem_at, read_with_lines
-from models import BotChannel, Organisation, Person
+from models import BotChannel, OnCallOverride, Organisation, Person, RotationRecord
 
 STAFF_ROLES = {"agent": "Support agent", "lead": "Support lead"}
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -85,10 +87,49 @@ class PersonEntry(_Entry):
         return None if value is None else str(value)
 
 
+class RotationEntry(_Entry):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    members: list[str]
+    shift: str = "weekly"  # daily | weekly | 12h, 8h … (whole hours)
+    handoff: str = Field(default="09:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    timezone: str
+    start: date
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        if not known_zone(value):
+            raise ValueError(f"unknown time zone {value!r}")
+        return value
+
+    @field_validator("shift")
+    @classmethod
+    def _shift(cls, value: str) -> str:
+        parse_shift(value)  # raises ValueError with the reason
+        return value
+
+
+class OverrideEntry(_Entry):
+    rotation: str
+    person: str
+    covers: str | None = None
+    starts: datetime = Field(alias="from")
+    ends: datetime = Field(alias="until")
+
+    @field_validator("starts", "ends")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give the time zone offset, e.g. 2026-11-26T18:00+08:00")
+        return value
+
+
 class RosterFile(_Entry):
     channels: dict[str, str]
     organisations: list[OrganisationEntry] = []
     people: list[PersonEntry] = []
+    rotations: list[RotationEntry] = []
+    overrides: list[OverrideEntry] = []
 
 
 @dataclass(frozen=True)
@@ -100,6 +141,8 @@ class LoadSummary:
     people_added: int = 0
     people_updated: int = 0
     channels_set: int = 0
+    rotations_set: int = 0
+    overrides_added: int = 0
 
     @property
     def changed(self) -> bool:
@@ -110,6 +153,8 @@ class LoadSummary:
                 self.people_added,
                 self.people_updated,
                 self.channels_set,
+                self.rotations_set,
+                self.overrides_added,
             )
         )
 
@@ -172,6 +217,33 @@ def read_roster(path: str | Path, policy: Policy) -> RosterFile:
             problems.append(
                 problem_at(("people", i), "an admin must belong to an organisation", lines)
             )
+    rotation_names: set[str] = set()
+    for i, rotation in enumerate(roster.rotations):
+        if rotation.name in rotation_names:
+            problems.append(problem_at(("rotations", i, "name"), "duplicate rotation", lines))
+        rotation_names.add(rotation.name)
+        for j, member in enumerate(rotation.members):
+            if member not in slack_ids:
+                problems.append(
+                    problem_at(
+                        ("rotations", i, "members", j), f"{member!r} is not in people", lines
+                    )
+                )
+    for i, override in enumerate(roster.overrides):
+        if override.rotation not in rotation_names:
+            problems.append(
+                problem_at(
+                    ("overrides", i, "rotation"), f"no rotation {override.rotation!r}", lines
+                )
+            )
+        for field in ("person", "covers"):
+            who = getattr(override, field)
+            if who is not None and who not in slack_ids:
+                problems.append(
+                    problem_at(("overrides", i, field), f"{who!r} is not in people", lines)
+                )
+        if override.ends <= override.starts:
+            problems.append(problem_at(("overrides", i), "`until` must be after `from`", lines))
     if problems:
         raise FileError(name, problems)
     return roster
@@ -192,6 +264,8 @@ def _upsert(session: Session, roster: RosterFile) -> LoadSummary:
             "people_added",
             "people_updated",
             "channels_set",
+            "rotations_set",
+            "overrides_added",
         ),
         0,
     )
@@ -238,6 +312,37 @@ def _upsert(session: Session, roster: RosterFile) -> LoadSummary:
             counts["people_added"] += 1
         elif _apply(person, wanted_person):
             counts["people_updated"] += 1
+    for entry in roster.rotations:
+        wanted_rotation = {
+            "members": list(entry.members),
+            "shift": entry.shift,
+            "handoff": entry.handoff,
+            "timezone": entry.timezone,
+            "start": entry.start,
+        }
+        record = session.get(RotationRecord, entry.name)
+        if record is None:
+            session.add(RotationRecord(name=entry.name, **wanted_rotation))
+            counts["rotations_set"] += 1
+        elif _apply(record, wanted_rotation):
+            counts["rotations_set"] += 1
+    for entry in roster.overrides:
+        key = f"roster:{entry.rotation}:{entry.person}:{entry.starts.isoformat()}"
+        if insert_if_absent(
+            session,
+            OnCallOverride,
+            {
+                "key": key,
+                "rotation": entry.rotation,
+                "person": entry.person,
+                "covers": entry.covers,
+                "starts_at": entry.starts,
+                "ends_at": entry.ends,
+                "created_by": "roster",
+            },
+            ["key"],
+        ):
+            counts["overrides_added"] += 1
     return LoadSummary(**counts)
 
 

@@ -110,6 +110,29 @@ class SevARules(Strict):
     downgrade_after_silence: Duration
 
 
+class NotificationRules(Strict):
+    sla_warning_before: dict[Literal["A", "B", "C"], Duration]
+    sev_a_update_every: Duration
+
+
+class PagingRules(Strict):
+    acknowledge_within: Duration
+    escalation: list[str]
+    repeats: int = Field(ge=1, le=10)
+
+    @field_validator("escalation")
+    @classmethod
+    def _steps(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one escalation step")
+        for step in value:
+            if not (step in ("leads", "channel") or (step.startswith("rotation:") and step[9:])):
+                raise ValueError(
+                    f"unknown escalation step {step!r} (use rotation:NAME, leads or channel)"
+                )
+        return value
+
+
 class PhoneLine(Strict):
     label: str
     calendar: str
@@ -143,6 +166,8 @@ class Policy(Strict):
     categories: dict[str, CategorySpec]
     out_of_scope: dict[str, OutOfScopeSpec]
     sev_a: SevARules
+    notifications: NotificationRules
+    paging: PagingRules
     phone: PhoneSpec
     self_help: SelfHelpSpec
 

@@ -102,6 +102,9 @@ class SupportRules:
         return allowed
 
     # --- targets (SC-17, SC-19..SC-21) ------------------------------------------------------
+    def calendar_name_for(self, category: str, severity: str) -> str:
+        return self.policy.categories[category].targets[severity].calendar  # type: ignore[index]
+
     def calendar_for(self, category: str, severity: str) -> BusinessCalendar:
         target = self.policy.categories[category].targets[severity]  # type: ignore[index]
         return self.calendars[target.calendar]

@@ -1,0 +1,17 @@
+"""The kinds of notification the core writes to the outbox. The delivery side renders each
+kind; one outbox row is one Slack message, so a retry can never repeat half of a notice."""
+
+CARD = "case.card"  # the triage card
+CARD_REFRESH = "case.card_refresh"  # chat.update of the card after a change
+REQUESTER_NOTICE = "case.requester_notice"  # DM thread with the requester
+SLA_WARNING = "sla.warning"  # before the first-response due (thread + owner DM)
+SLA_BREACH = "sla.breach"  # at the due
+UPDATE_REMINDER = "sev_a.update_reminder"  # SC-17 continuous effort
+DOWNGRADE_OFFER = "sev_a.downgrade_offer"  # SC-16
+PAGE = "page.notify"  # a Sev A page step
+PAGE_ACKNOWLEDGED = "page.acknowledged"
+HANDOFF = "oncall.handoff"  # shift change: channel post and DM to the incoming person
+ONCALL_GAP = "oncall.gap"  # nobody on call
+
+# Where a notice goes, in its payload: {"to": "thread"} (the case card's thread in the
+# triage channel), {"to": "user", "user": U} (a DM), {"to": "channel", "channel": purpose}.

@@ -1,0 +1,279 @@
+"""Sev A paging (SC-17): page on-call at once, escalate until someone acknowledges.
+
+The escalation chain comes from the policy (`paging.escalation`, run `paging.repeats`
+times). Who is on call is read when each step is taken, so a handoff in the middle of an
+escalation pages the new person. A step is taken by a conditional update on the page's
+`step` (its task token), so two workers sweeping at once take it once; the notices of a
+step carry unique outbox keys, so they are sent once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, select
+
+from chatops.cases.notices import CARD_REFRESH, PAGE, PAGE_ACKNOWLEDGED, REQUESTER_NOTICE
+from chatops.db import transaction
+from chatops.directory import find_person, is_agent
+from chatops.outbox import enqueue
+from chatops.policy import SupportRules
+from chatops.schedule import who_is_on_call
+from models import Case, CaseEvent, Page, Person
+
+# A step that finds nobody to page is skipped at once, at most this many times in a row.
+_MAX_EMPTY_STEPS = 20
+
+
+def total_steps(rules: SupportRules) -> int:
+    return len(rules.policy.paging.escalation) * rules.policy.paging.repeats
+
+
+def start_page(session: Session, case: Case, rules: SupportRules, now: datetime) -> Page:
+    """Open a page for a Sev A case and take its first step (same transaction as the
+    change that made the case Sev A)."""
+    existing = session.exec(
+        select(Page).where(
+            Page.case_id == case.id,
+            Page.acknowledged_at.is_(None),  # type: ignore[union-attr]
+            Page.exhausted.is_(False),  # type: ignore[attr-defined]
+        )
+    ).first()
+    if existing is not None:
+        return existing
+    page = Page(case_id=case.id, step=0, created_at=now, next_step_at=None)  # type: ignore[arg-type]
+    session.add(page)
+    session.flush()
+    _take_steps_from(session, page, case, 0, rules, now)
+    return page
+
+
+def stop_pages(session: Session, case_id: int, now: datetime) -> None:
+    """End open escalations of a case (it is no longer Sev A, or it is resolved)."""
+    session.exec(  # type: ignore[call-overload]
+        update(Page)
+        .where(
+            Page.case_id == case_id,
+            Page.acknowledged_at.is_(None),  # type: ignore[union-attr]
+            Page.exhausted.is_(False),  # type: ignore[attr-defined]
+        )
+        .values(exhausted=True, next_step_at=None)
+    )
+
+
+def _targets(session: Session, spec: str, rules: SupportRules, now: datetime) -> list[str]:
+    """Slack ids a step pages; ["<channel>"] for the channel step; [] when nobody is there."""
+    if spec == "channel":
+        return ["<channel>"]
+    if spec == "leads":
+        people = session.exec(select(Person)).all()
+        return sorted(p.slack_user_id for p in people if "lead" in p.roles)
+    rotation = spec.removeprefix("rotation:")
+    shift = who_is_on_call(session, rotation, now)
+    return [shift.person] if shift is not None and shift.person else []
+
+
+def _take_steps_from(
+    session: Session, page: Page, case: Case, step: int, rules: SupportRules, now: datetime
+) -> None:
+    """Page step `step`; skip straight on past steps with nobody to page."""
+    escalation = rules.policy.paging.escalation
+    wait = timedelta(minutes=rules.duration_minutes(rules.policy.paging.acknowledge_within))
+    last = total_steps(rules)
+    for _ in range(_MAX_EMPTY_STEPS):
+        if step >= last:
+            page.step, page.next_step_at, page.exhausted = step, None, True
+            _notice(session, page, case, step, "exhausted", [], now)
+            return
+        spec = escalation[step % len(escalation)]
+        targets = _targets(session, spec, rules, now)
+        if targets:
+            page.step, page.next_step_at = step, now + wait
+            _notice(session, page, case, step, spec, targets, now)
+            return
+        _notice(session, page, case, step, spec, [], now)  # "nobody on call for …"
+        step += 1
+    page.step, page.next_step_at = step, now + wait
+
+
+def _notice(
+    session: Session,
+    page: Page,
+    case: Case,
+    step: int,
+    spec: str,
+    targets: list[str],
+    now: datetime,
+) -> None:
+    base = {"page_id": page.id, "step": step, "spec": spec, "targets": targets}
+    enqueue(
+        session,
+        key=f"page:{page.id}:{step}:thread",
+        kind=PAGE,
+        case_id=case.id,
+        now=now,
+        payload={**base, "to": "thread"},
+    )
+    for user in targets:
+        if user != "<channel>":
+            enqueue(
+                session,
+                key=f"page:{page.id}:{step}:dm:{user}",
+                kind=PAGE,
+                case_id=case.id,
+                now=now,
+                payload={**base, "to": "user", "user": user},
+            )
+
+
+def escalate_due_pages(engine: Engine, rules: SupportRules, now: datetime) -> int:
+    """Take the next step of every unacknowledged page whose wait is over."""
+    with Session(engine) as session:
+        due = session.exec(
+            select(Page.id, Page.step).where(
+                Page.next_step_at <= now,  # type: ignore[operator]
+                Page.acknowledged_at.is_(None),  # type: ignore[union-attr]
+                Page.exhausted.is_(False),  # type: ignore[attr-defined]
+            )
+        ).all()
+    taken = 0
+    for page_id, step in due:
+        with transaction(engine) as session:
+            claimed = session.exec(  # type: ignore[call-overload]
+                update(Page)
+                .where(
+                    Page.id == page_id,
+                    Page.step == step,
+                    Page.acknowledged_at.is_(None),  # type: ignore[union-attr]
+                    Page.exhausted.is_(False),  # type: ignore[attr-defined]
+                )
+                .values(step=step + 1)
+            )
+            if claimed.rowcount != 1:
+                continue  # another worker took this step, or it was acknowledged
+            page = session.get(Page, page_id, populate_existing=True)
+            assert page is not None
+            case = session.get(Case, page.case_id)
+            assert case is not None
+            _take_steps_from(session, page, case, step + 1, rules, now)
+            taken += 1
+    return taken
+
+
+@dataclass(frozen=True)
+class AckOutcome:
+    outcome: str  # "acknowledged" | "already" | "not_agent" | "no_page"
+    page: Page | None = None
+    case: Case | None = None
+    by: str | None = None  # Slack id of who acknowledged (the winner)
+    claimed: bool = False  # the acknowledger became the owner
+
+    @property
+    def won(self) -> bool:
+        return self.outcome == "acknowledged"
+
+
+def acknowledge(engine: Engine, page_id: int, slack_id: str, now: datetime) -> AckOutcome:
+    """Acknowledge a page; the first acknowledgement wins and stops the escalation.
+
+    Any support agent may acknowledge, on call or not (they take the page on; the page
+    records who). If the case has no owner yet, the acknowledger becomes its owner.
+    """
+    with transaction(engine) as session:
+        person = find_person(session, slack_id)
+        if not is_agent(person):
+            return AckOutcome("not_agent")
+        assert person is not None
+        result = session.exec(  # type: ignore[call-overload]
+            update(Page)
+            .where(Page.id == page_id, Page.acknowledged_at.is_(None))  # type: ignore[union-attr]
+            .values(acknowledged_at=now, acknowledged_by=slack_id, next_step_at=None)
+        )
+        page = session.get(Page, page_id, populate_existing=True)
+        if page is None:
+            return AckOutcome("no_page")
+        case = session.get(Case, page.case_id)
+        if result.rowcount != 1:
+            return AckOutcome("already", page, case, page.acknowledged_by)
+        assert case is not None
+        claimed = (
+            session.exec(  # type: ignore[call-overload]
+                update(Case)
+                .where(Case.id == case.id, Case.assignee_id.is_(None))  # type: ignore[union-attr]
+                .values(assignee_id=person.id, claimed_at=now, status="claimed")
+            ).rowcount
+            == 1
+        )
+        session.add(
+            CaseEvent(
+                case_id=case.id,  # type: ignore[arg-type]
+                at=now,
+                actor_id=person.id,
+                kind="page_acknowledged",
+                detail={"page": page_id, "step": page.step},
+            )
+        )
+        enqueue(
+            session,
+            key=f"page:{page_id}:acknowledged",
+            kind=PAGE_ACKNOWLEDGED,
+            case_id=case.id,
+            now=now,
+            payload={"to": "thread", "page_id": page_id, "by": slack_id, "claimed": claimed},
+        )
+        if claimed:
+            session.add(
+                CaseEvent(
+                    case_id=case.id,  # type: ignore[arg-type]
+                    at=now,
+                    actor_id=person.id,
+                    kind="claimed",
+                    from_value="new",
+                    to_value="claimed",
+                    detail={"owner": slack_id, "via": "page"},
+                )
+            )
+            enqueue(
+                session,
+                key=f"{case.id}:card:claimed",
+                kind=CARD_REFRESH,
+                case_id=case.id,
+                now=now,
+            )
+            enqueue(
+                session,
+                key=f"{case.id}:requester:claimed",
+                kind=REQUESTER_NOTICE,
+                case_id=case.id,
+                now=now,
+                payload={"event": "claimed", "owner": slack_id},
+            )
+        return AckOutcome("acknowledged", page, case, slack_id, claimed)
+
+
+def acknowledge_by_claim(session: Session, case_id: int, slack_id: str, now: datetime) -> None:
+    """Claiming a Sev A case acknowledges its open page: the owner has it in hand."""
+    pages = session.exec(
+        select(Page.id).where(
+            Page.case_id == case_id,
+            Page.acknowledged_at.is_(None),  # type: ignore[union-attr]
+            Page.exhausted.is_(False),  # type: ignore[attr-defined]
+        )
+    ).all()
+    for page_id in pages:
+        result = session.exec(  # type: ignore[call-overload]
+            update(Page)
+            .where(Page.id == page_id, Page.acknowledged_at.is_(None))  # type: ignore[union-attr]
+            .values(acknowledged_at=now, acknowledged_by=slack_id, next_step_at=None)
+        )
+        if result.rowcount == 1:
+            enqueue(
+                session,
+                key=f"page:{page_id}:acknowledged",
+                kind=PAGE_ACKNOWLEDGED,
+                case_id=case_id,
+                now=now,
+                payload={"to": "thread", "page_id": page_id, "by": slack_id, "claimed": True},
+            )

@@ -1,0 +1,382 @@
+"""The worker's jobs, as idempotent sweeps "as of" an instant.
+
+Each sweep finds what is due with an indexed query, claims each item with a conditional
+update (the database is the arbiter, so any number of workers may sweep at once), and
+writes the notices to the outbox in the same transaction, under unique keys. Running a sweep
+twice for the same instant, or from two processes, sends nothing twice; `chatops tick --at`
+runs them all for any instant (catching up after downtime, or moving time in tests and the
+demo).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, select
+
+from chatops.cases.notices import (
+    CARD_REFRESH,
+    DOWNGRADE_OFFER,
+    HANDOFF,
+    ONCALL_GAP,
+    SLA_BREACH,
+    SLA_WARNING,
+    UPDATE_REMINDER,
+)
+from chatops.cases.states import OPEN_STATUSES
+from chatops.db import insert_if_absent, transaction
+from chatops.oncall import changes_between, on_call_at
+from chatops.outbox import enqueue
+from chatops.paging import escalate_due_pages
+from chatops.policy import SupportRules
+from chatops.schedule import load_overrides, load_rotations
+from models import Case, Person, SweepMark
+
+log = logging.getLogger(__name__)
+
+# How far back a handoff sweep looks the first time, and at most after downtime: older
+# shift changes are history, not news.
+HANDOFF_LOOKBACK = timedelta(hours=12)
+
+
+@dataclass
+class SweepReport:
+    warnings: int = 0
+    breaches: int = 0
+    reminders: int = 0
+    downgrade_offers: int = 0
+    page_steps: int = 0
+    handoffs: int = 0
+    gaps: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def total(self) -> int:
+        return (
+            self.warnings
+            + self.breaches
+            + self.reminders
+            + self.downgrade_offers
+            + self.page_steps
+            + self.handoffs
+            + self.gaps
+        )
+
+
+def run_sweeps(engine: Engine, rules: SupportRules, now: datetime) -> SweepReport:
+    """Every job once, as of `now`."""
+    report = SweepReport()
+    report.breaches = sweep_breaches(engine, now)
+    report.warnings = sweep_warnings(engine, now)
+    report.reminders = sweep_update_reminders(engine, rules, now)
+    report.downgrade_offers = sweep_downgrade_offers(engine, rules, now)
+    report.page_steps = escalate_due_pages(engine, rules, now)
+    report.handoffs = sweep_handoffs(engine, now)
+    report.gaps = sweep_gaps(engine, rules, now)
+    return report
+
+
+def _open_clock():  # type: ignore[no-untyped-def]
+    """Cases whose first-response clock is running."""
+    return (
+        Case.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
+        Case.first_responded_at.is_(None),  # type: ignore[union-attr]
+        Case.sla_paused.is_(False),  # type: ignore[attr-defined]
+    )
+
+
+def _thread_and_owner(
+    session: Session, case: Case, kind: str, key: str, now: datetime, extra: dict
+) -> None:
+    """A notice in the case's triage thread, the same to its owner by DM, and a refresh of
+    the card so its "time left" is current at the moments that matter."""
+    enqueue(session, key=f"{key}:card", kind=CARD_REFRESH, case_id=case.id, now=now)
+    enqueue(
+        session,
+        key=f"{key}:thread",
+        kind=kind,
+        case_id=case.id,
+        now=now,
+        payload={"to": "thread", **extra},
+    )
+    if case.assignee_id is not None:
+        owner = session.get(Person, case.assignee_id)
+        if owner is not None:
+            enqueue(
+                session,
+                key=f"{key}:owner",
+                kind=kind,
+                case_id=case.id,
+                now=now,
+                payload={"to": "user", "user": owner.slack_user_id, **extra},
+            )
+
+
+def sweep_warnings(engine: Engine, now: datetime) -> int:
+    """Pre-breach warnings (SC-17): `sla_warn_at` was computed in business time."""
+    with Session(engine) as session:
+        due = session.exec(
+            select(Case.id).where(
+                Case.sla_warn_at <= now,  # type: ignore[operator]
+                Case.sla_warning_sent_at.is_(None),  # type: ignore[union-attr]
+                *_open_clock(),
+            )
+        ).all()
+    sent = 0
+    for case_id in due:
+        with transaction(engine) as session:
+            won = (
+                session.exec(  # type: ignore[call-overload]
+                    update(Case)
+                    .where(Case.id == case_id, Case.sla_warning_sent_at.is_(None))  # type: ignore[union-attr]
+                    .values(sla_warning_sent_at=now)
+                ).rowcount
+                == 1
+            )
+            case = session.get(Case, case_id, populate_existing=True)
+            if not won or case is None or case.first_response_due is None:
+                continue
+            if case.first_response_due <= now:
+                continue  # already in breach: the breach notice says it, not a warning
+            due_at = case.first_response_due.isoformat()
+            _thread_and_owner(
+                session,
+                case,
+                SLA_WARNING,
+                f"{case_id}:sla_warning:{due_at}",
+                now,
+                {"due": due_at},
+            )
+            sent += 1
+    return sent
+
+
+def sweep_breaches(engine: Engine, now: datetime) -> int:
+    """Breach notices at the due instant (SC-17)."""
+    with Session(engine) as session:
+        due = session.exec(
+            select(Case.id).where(
+                Case.first_response_due <= now,  # type: ignore[operator]
+                Case.sla_breach_sent_at.is_(None),  # type: ignore[union-attr]
+                *_open_clock(),
+            )
+        ).all()
+    sent = 0
+    for case_id in due:
+        with transaction(engine) as session:
+            won = (
+                session.exec(  # type: ignore[call-overload]
+                    update(Case)
+                    .where(Case.id == case_id, Case.sla_breach_sent_at.is_(None))  # type: ignore[union-attr]
+                    .values(sla_breach_sent_at=now, sla_warning_sent_at=Case.sla_warning_sent_at)
+                ).rowcount
+                == 1
+            )
+            case = session.get(Case, case_id, populate_existing=True)
+            if not won or case is None or case.first_response_due is None:
+                continue
+            if case.sla_warning_sent_at is None:
+                case.sla_warning_sent_at = now  # no warning after the breach
+            due_at = case.first_response_due.isoformat()
+            _thread_and_owner(
+                session, case, SLA_BREACH, f"{case_id}:sla_breach:{due_at}", now, {"due": due_at}
+            )
+            sent += 1
+    return sent
+
+
+def sweep_update_reminders(engine: Engine, rules: SupportRules, now: datetime) -> int:
+    """SC-17 continuous effort: while a Sev A case is open, remind its owner to post an
+    update every `notifications.sev_a_update_every`."""
+    every = timedelta(minutes=rules.duration_minutes(rules.policy.notifications.sev_a_update_every))
+    with Session(engine) as session:
+        due = session.exec(
+            select(Case.id, Case.next_update_reminder_at).where(
+                Case.severity == "A",
+                Case.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
+                Case.next_update_reminder_at <= now,  # type: ignore[operator]
+            )
+        ).all()
+    sent = 0
+    for case_id, reminder_at in due:
+        with transaction(engine) as session:
+            following = reminder_at + every
+            if following <= now:  # after downtime: one reminder now, then the usual rhythm
+                following = now + every
+            won = (
+                session.exec(  # type: ignore[call-overload]
+                    update(Case)
+                    .where(Case.id == case_id, Case.next_update_reminder_at == reminder_at)
+                    .values(next_update_reminder_at=following)
+                ).rowcount
+                == 1
+            )
+            case = session.get(Case, case_id, populate_existing=True)
+            if not won or case is None:
+                continue
+            key = f"{case_id}:update_reminder:{reminder_at.isoformat()}"
+            if case.assignee_id is None:
+                enqueue(
+                    session,
+                    key=f"{key}:thread",
+                    kind=UPDATE_REMINDER,
+                    case_id=case_id,
+                    now=now,
+                    payload={"to": "thread"},
+                )
+            else:
+                owner = session.get(Person, case.assignee_id)
+                assert owner is not None
+                enqueue(
+                    session,
+                    key=f"{key}:owner",
+                    kind=UPDATE_REMINDER,
+                    case_id=case_id,
+                    now=now,
+                    payload={"to": "user", "user": owner.slack_user_id},
+                )
+            sent += 1
+    return sent
+
+
+def sweep_downgrade_offers(engine: Engine, rules: SupportRules, now: datetime) -> int:
+    """SC-16: a Sev A case whose customer has not responded for the policy's reasonable
+    time offers its owner a Downgrade button (once per silence)."""
+    silence = timedelta(minutes=rules.duration_minutes(rules.policy.sev_a.downgrade_after_silence))
+    with Session(engine) as session:
+        due = session.exec(
+            select(Case.id).where(
+                Case.severity == "A",
+                Case.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
+                Case.downgrade_offered_at.is_(None),  # type: ignore[union-attr]
+                Case.customer_last_seen_at <= now - silence,  # type: ignore[operator]
+            )
+        ).all()
+    sent = 0
+    for case_id in due:
+        with transaction(engine) as session:
+            won = (
+                session.exec(  # type: ignore[call-overload]
+                    update(Case)
+                    .where(Case.id == case_id, Case.downgrade_offered_at.is_(None))  # type: ignore[union-attr]
+                    .values(downgrade_offered_at=now)
+                ).rowcount
+                == 1
+            )
+            case = session.get(Case, case_id, populate_existing=True)
+            if not won or case is None or case.customer_last_seen_at is None:
+                continue
+            seen = case.customer_last_seen_at.isoformat()
+            target: dict = {"to": "thread"}
+            if case.assignee_id is not None:
+                owner = session.get(Person, case.assignee_id)
+                assert owner is not None
+                target = {"to": "user", "user": owner.slack_user_id}
+            enqueue(
+                session,
+                key=f"{case_id}:downgrade_offer:{seen}",
+                kind=DOWNGRADE_OFFER,
+                case_id=case_id,
+                now=now,
+                payload={**target, "customer_last_seen": seen},
+            )
+            sent += 1
+    return sent
+
+
+def _advance_mark(session: Session, name: str, now: datetime) -> datetime:
+    """Where the last sweep of this kind stopped (at most HANDOFF_LOOKBACK ago); move it on."""
+    earliest = now - HANDOFF_LOOKBACK
+    insert_if_absent(session, SweepMark, {"name": name, "swept_until": earliest}, ["name"])
+    mark = session.exec(select(SweepMark).where(SweepMark.name == name).with_for_update()).one()
+    since = max(earliest, mark.swept_until)
+    if now > mark.swept_until:
+        mark.swept_until = now
+    return since
+
+
+def sweep_handoffs(engine: Engine, now: datetime) -> int:
+    """A handoff notice at every change of who is on call (channel post + DM to the
+    incoming person), for changes since the last sweep."""
+    sent = 0
+    with transaction(engine) as session:
+        since = _advance_mark(session, "handoff", now)
+        if since >= now:
+            return 0
+        for name, rotation in load_rotations(session).items():
+            overrides = load_overrides(session, name, since)
+            for instant, outgoing, incoming in changes_between(rotation, overrides, since, now):
+                payload = {
+                    "rotation": name,
+                    "at": instant.isoformat(),
+                    "outgoing": outgoing.person,
+                    "incoming": incoming.person,
+                    "shift_ends": incoming.ends_at.isoformat() if incoming.ends_at else None,
+                    "previous_started": outgoing.starts_at.isoformat(),
+                }
+                key = f"handoff:{name}:{instant.isoformat()}"
+                enqueue(
+                    session,
+                    key=f"{key}:channel",
+                    kind=HANDOFF,
+                    now=now,
+                    payload={**payload, "to": "channel", "channel": "handoff"},
+                )
+                if incoming.person:
+                    enqueue(
+                        session,
+                        key=f"{key}:dm",
+                        kind=HANDOFF,
+                        now=now,
+                        payload={**payload, "to": "user", "user": incoming.person},
+                    )
+                sent += 1
+    return sent
+
+
+def sweep_gaps(engine: Engine, rules: SupportRules, now: datetime) -> int:
+    """Tell the triage channel and the leads when a rotation the paging chain uses has
+    nobody on call (once per gap)."""
+    paged = [
+        step.removeprefix("rotation:")
+        for step in rules.policy.paging.escalation
+        if step.startswith("rotation:")
+    ]
+    sent = 0
+    with transaction(engine) as session:
+        rotations = load_rotations(session)
+        for name in dict.fromkeys(paged):
+            rotation = rotations.get(name)
+            if rotation is None:
+                gap_start, gap_end = None, None
+            else:
+                shift = on_call_at(rotation, load_overrides(session, name, now), now)
+                if shift.person is not None:
+                    continue
+                gap_start, gap_end = shift.starts_at, shift.ends_at
+            payload = {
+                "rotation": name,
+                "until": gap_end.isoformat() if gap_end else None,
+                "missing": rotation is None,
+            }
+            key = f"gap:{name}:{gap_start.isoformat() if gap_start else 'undefined'}"
+            enqueue(
+                session,
+                key=f"{key}:channel",
+                kind=ONCALL_GAP,
+                now=now,
+                payload={**payload, "to": "channel", "channel": "triage"},
+            )
+            leads = session.exec(select(Person)).all()
+            for lead in (p for p in leads if "lead" in p.roles):
+                enqueue(
+                    session,
+                    key=f"{key}:lead:{lead.slack_user_id}",
+                    kind=ONCALL_GAP,
+                    now=now,
+                    payload={**payload, "to": "user", "user": lead.slack_user_id},
+                )
+            sent += 1
+    return sent

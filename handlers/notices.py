@@ -1,0 +1,388 @@
+"""What each outbox row says and where it goes, read from the database at send time.
+
+`prepare` runs inside a short read-only session; the delivery side then makes the Slack
+calls with no database lock held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+from sqlmodel import Session, select
+
+from chatops.cases.notices import (
+    CARD,
+    CARD_REFRESH,
+    DOWNGRADE_OFFER,
+    HANDOFF,
+    ONCALL_GAP,
+    PAGE,
+    PAGE_ACKNOWLEDGED,
+    REQUESTER_NOTICE,
+    SLA_BREACH,
+    SLA_WARNING,
+    UPDATE_REMINDER,
+)
+from chatops.directory import channel_for, find_person
+from chatops.paging import total_steps
+from chatops.policy import SupportRules
+from chatops.schedule import who_is_on_call
+from chatops.sla import format_time_left
+from chatops.workload import OpenWork, open_work
+from handlers import blocks
+from handlers.text import clip, escape, escaped_clip, mention
+from models import Case, Organisation, OutboxMessage, Person
+
+ACKNOWLEDGE_PAGE = "acknowledge_page"
+DOWNGRADE_CASE = "downgrade_case"
+LIST_LIMIT = 5  # most urgent items listed by name in a handoff; the rest are counted
+
+
+class PermanentFailure(Exception):
+    """Slack refused, or the message cannot be built, in a way a retry will not fix."""
+
+
+@dataclass
+class Outgoing:
+    """One Slack call to make for an outbox row."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    channel: str | None = None  # a channel id; or
+    user: str | None = None  # a person to DM (conversations.open at send time)
+    thread_ts: str | None = None
+    update_ts: str | None = None  # chat.update of this message instead of a post
+    record: str | None = None  # "card" | "requester_thread": case columns to fill after
+    skip: bool = False  # nothing to send (e.g. refresh of a card not posted yet)
+
+
+def _as_dicts(items: list[Block]) -> list[dict[str, Any]]:
+    return [item.to_dict() for item in items]
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))
+
+
+def case_context(session: Session, case_id: int | None) -> blocks.CaseContext:
+    case = session.get(Case, case_id) if case_id is not None else None
+    if case is None:
+        raise PermanentFailure(f"case {case_id} does not exist")
+    organisation = session.get(Organisation, case.organisation_id)
+    requester = session.get(Person, case.requester_id)
+    owner = session.get(Person, case.assignee_id) if case.assignee_id else None
+    assert organisation is not None and requester is not None
+    return blocks.CaseContext(case, organisation, requester, owner)
+
+
+def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: datetime) -> Outgoing:
+    """Build the message for one outbox row from the current state."""
+    payload = row.payload or {}
+    if row.kind == HANDOFF:
+        return _handoff(session, payload, rules, now)
+    if row.kind == ONCALL_GAP:
+        return _routed(session, None, payload, _gap_text(payload, rules), [])
+    ctx = case_context(session, row.case_id)
+    case = ctx.case
+    if row.kind == CARD:
+        triage = channel_for(session, "triage")
+        if triage is None:
+            raise PermanentFailure("no triage channel configured")
+        return Outgoing(
+            text=blocks.case_card_text(ctx),
+            blocks=blocks.case_card(ctx, rules, now),
+            channel=triage,
+            record="card",
+        )
+    if row.kind == CARD_REFRESH:
+        if case.card_ts is None:
+            return Outgoing(text="", skip=True)  # when the card goes out it is current
+        return Outgoing(
+            text=blocks.case_card_text(ctx),
+            blocks=blocks.case_card(ctx, rules, now),
+            channel=case.card_channel,
+            update_ts=case.card_ts,
+        )
+    if row.kind == REQUESTER_NOTICE:
+        return _requester(ctx, payload, rules, now)
+    text, extra = _case_notice(session, row.kind, ctx, payload, rules, now)
+    return _routed(session, case, payload, text, extra)
+
+
+def _routed(
+    session: Session,
+    case: Case | None,
+    payload: dict[str, Any],
+    text: str,
+    extra: list[Block],
+) -> Outgoing:
+    body = _as_dicts([_section(text), *extra])
+    to = payload.get("to")
+    if to == "user":
+        return Outgoing(text=clip(text, 300), blocks=body, user=payload["user"])
+    if to == "thread" and case is not None:
+        if case.card_ts and case.card_channel:
+            return Outgoing(
+                text=clip(text, 300),
+                blocks=body,
+                channel=case.card_channel,
+                thread_ts=case.card_ts,
+            )
+        to, payload = "channel", {"channel": "triage"}  # the card never went out
+    purpose = payload.get("channel") or "triage"
+    channel = channel_for(session, purpose) or channel_for(session, "triage")
+    if channel is None:
+        raise PermanentFailure(f"no {purpose} channel configured")
+    return Outgoing(text=clip(text, 300), blocks=body, channel=channel)
+
+
+def _requester(
+    ctx: blocks.CaseContext, payload: dict[str, Any], rules: SupportRules, now: datetime
+) -> Outgoing:
+    event = payload.get("event")
+    if event == "opened":
+        body, text = (
+            blocks.requester_opened(ctx, rules, now),
+            f"Your case {ctx.case.number} is open.",
+        )
+    elif event == "claimed":
+        if ctx.owner is None:
+            return Outgoing(text="", skip=True)
+        body, text = blocks.requester_claimed(ctx), f"Your case {ctx.case.number} has an owner."
+    else:
+        raise PermanentFailure(f"unknown requester notice {event!r}")
+    return Outgoing(
+        text=text,
+        blocks=body,
+        channel=ctx.case.requester_channel,
+        user=ctx.requester.slack_user_id,
+        thread_ts=ctx.case.requester_thread_ts,
+        record="requester_thread" if ctx.case.requester_thread_ts is None else None,
+    )
+
+
+def _who(session: Session, slack_id: str | None) -> str:
+    if not slack_id:
+        return "nobody"
+    person = find_person(session, slack_id)
+    return f"{mention(slack_id)}" + (f" ({escape(person.name)})" if person else "")
+
+
+def _case_line(case: Case, rules: SupportRules, now: datetime) -> str:
+    due = ""
+    if case.first_response_due is not None and case.first_responded_at is None:
+        due = f" — due {blocks.when(case.first_response_due, rules)}, " + format_time_left(
+            case.first_response_due - now
+        )
+    return f"*{case.number}* Sev {case.severity} {escaped_clip(case.title, 80)}{due}"
+
+
+def _case_notice(
+    session: Session,
+    kind: str,
+    ctx: blocks.CaseContext,
+    payload: dict[str, Any],
+    rules: SupportRules,
+    now: datetime,
+) -> tuple[str, list[Block]]:
+    case = ctx.case
+    if kind in (SLA_WARNING, SLA_BREACH):
+        due = datetime.fromisoformat(payload["due"])
+        if kind == SLA_WARNING:
+            head = (
+                f":warning: *{case.number}* (Sev {case.severity}) is about to miss its "
+                f"first-response target: due {blocks.when(due, rules)}, "
+                f"{format_time_left(due - now)}."
+            )
+        else:
+            head = (
+                f":rotating_light: *{case.number}* (Sev {case.severity}) missed its "
+                f"first-response target at {blocks.when(due, rules)}."
+            )
+        if ctx.owner is None and payload.get("to") == "thread":
+            first_rotation = next(
+                (s[9:] for s in rules.policy.paging.escalation if s.startswith("rotation:")),
+                None,
+            )
+            primary = who_is_on_call(session, first_rotation, now) if first_rotation else None
+            leads = [p for p in session.exec(select(Person)).all() if "lead" in p.roles]
+            people = [lead.slack_user_id for lead in leads]
+            if primary is not None and primary.person:
+                people.insert(0, primary.person)
+            head += " Nobody has claimed it: " + ", ".join(
+                mention(p) for p in dict.fromkeys(people)
+            )
+        elif ctx.owner is not None:
+            head += f" Owner: {_who(session, ctx.owner.slack_user_id)}."
+        return head, []
+    if kind == UPDATE_REMINDER:
+        return (
+            f":hourglass: *{case.number}* is Sev A: post an update to the customer "
+            f"(continuous effort until resolved). {escaped_clip(case.title, 150)}",
+            [],
+        )
+    if kind == DOWNGRADE_OFFER:
+        seen = datetime.fromisoformat(payload["customer_last_seen"])
+        text = (
+            f"*{case.number}* is Sev A, but the customer has not responded since "
+            f"{blocks.when(seen, rules)}. If they cannot give what Sev A needs, you may "
+            "lower the severity (SC-16)."
+        )
+        button = ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text="Downgrade to Sev B",
+                    action_id=DOWNGRADE_CASE,
+                    value=str(case.id),
+                    style="danger",
+                )
+            ]
+        )
+        return text, [button]
+    if kind == PAGE:
+        return _page_text(session, ctx, payload, rules)
+    if kind == PAGE_ACKNOWLEDGED:
+        text = f":white_check_mark: {_who(session, payload['by'])} acknowledged the page."
+        if payload.get("claimed"):
+            text += " They own the case now."
+        return text, []
+    raise PermanentFailure(f"unknown outbox kind {kind!r}")
+
+
+def _page_text(
+    session: Session, ctx: blocks.CaseContext, payload: dict[str, Any], rules: SupportRules
+) -> tuple[str, list[Block]]:
+    case = ctx.case
+    step, spec, targets = payload["step"], payload["spec"], payload["targets"]
+    of = total_steps(rules)
+    if spec == "exhausted":
+        return (
+            f":rotating_light: Nobody acknowledged the page for *{case.number}* after {of} "
+            "steps. Paging has stopped; someone must take this Sev A case now. <!here>",
+            [],
+        )
+    if not targets:
+        return (
+            f"Page for *{case.number}*, step {step + 1} of {of}: nobody to page for `{spec}` "
+            "(nobody on call); going on to the next step.",
+            [],
+        )
+    summary = f"*{case.number}* Sev A · {escape(ctx.organisation.name)} · " + escaped_clip(
+        case.title, 150
+    )
+    button = ActionsBlock(
+        elements=[
+            ButtonElement(
+                text="Acknowledge",
+                action_id=ACKNOWLEDGE_PAGE,
+                value=str(payload["page_id"]),
+                style="primary",
+            )
+        ]
+    )
+    if payload.get("to") == "user":
+        return f":rotating_light: You are paged (step {step + 1} of {of}): {summary}", [button]
+    who = "<!here>" if targets == ["<channel>"] else ", ".join(mention(t) for t in targets)
+    return f":rotating_light: Paging {who} (step {step + 1} of {of}) for {summary}", [button]
+
+
+def _gap_text(payload: dict[str, Any], rules: SupportRules) -> str:
+    name = escape(payload["rotation"])
+    if payload.get("missing"):
+        return (
+            f":warning: The paging chain uses rotation `{name}`, but no such rotation is "
+            "loaded: nobody will be paged at that step. Add it to the roster."
+        )
+    until = payload.get("until")
+    when = blocks.when(datetime.fromisoformat(until), rules) if until else "further notice"
+    return f":warning: Nobody is on call for `{name}` until {when}; Sev A pages skip this step."
+
+
+def _handoff(
+    session: Session, payload: dict[str, Any], rules: SupportRules, now: datetime
+) -> Outgoing:
+    at = datetime.fromisoformat(payload["at"])
+    ends = payload.get("shift_ends")
+    started = datetime.fromisoformat(payload["previous_started"])
+    work = open_work(session, now, started)
+    head = (
+        f"*Shift handoff — {escape(payload['rotation'])}*: {_who(session, payload['outgoing'])} "
+        f"→ {_who(session, payload['incoming'])}\n"
+        f"Shift from {blocks.when(at, rules)}"
+        + (f" until {blocks.when(datetime.fromisoformat(ends), rules)}" if ends else "")
+    )
+    items: list[Block] = [HeaderBlock(text="Shift handoff"), _section(head)]
+    items += _work_blocks(session, work, rules, now)
+    text = clip(f"Shift handoff: {payload['rotation']}", 300)
+    target = _routed(session, None, payload, text, [])
+    target.blocks = _as_dicts(items)
+    return target
+
+
+def _listed(title: str, cases: list[Case], rules: SupportRules, now: datetime) -> str:
+    if not cases:
+        return f"*{title}:* none"
+    lines = [_case_line(c, rules, now) for c in cases[:LIST_LIMIT]]
+    if len(cases) > LIST_LIMIT:
+        lines.append(f"…and {len(cases) - LIST_LIMIT} more")
+    return f"*{title} ({len(cases)}):*\n" + "\n".join(f"• {line}" for line in lines)
+
+
+def _work_blocks(
+    session: Session, work: OpenWork, rules: SupportRules, now: datetime
+) -> list[Block]:
+    counts = " · ".join(f"Sev {s}: {n}" for s, n in work.by_severity.items())
+    parts = [
+        _section(f"*Open cases: {work.total}* ({counts})"),
+        _section(_listed("In breach", work.in_breach, rules, now)),
+        _section(_listed("At risk", work.at_risk, rules, now)),
+        _section(_listed("Unclaimed", work.unclaimed, rules, now)),
+    ]
+    if work.sev_a:
+        lines = []
+        for case in work.sev_a[:LIST_LIMIT]:
+            owner = session.get(Person, case.assignee_id) if case.assignee_id else None
+            who = _who(session, owner.slack_user_id) if owner else "_unclaimed_"
+            lines.append(f"• *{case.number}* {escaped_clip(case.title, 80)} — {who}")
+        if len(work.sev_a) > LIST_LIMIT:
+            lines.append(f"…and {len(work.sev_a) - LIST_LIMIT} more")
+        parts.append(_section(f"*Sev A in flight ({len(work.sev_a)}):*\n" + "\n".join(lines)))
+    else:
+        parts.append(_section("*Sev A in flight:* none"))
+    acknowledged = sum(1 for p in work.pages if p.acknowledged_at is not None)
+    parts.append(
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"Pages during the last shift: {len(work.pages)} "
+                    f"({acknowledged} acknowledged)."
+                )
+            ]
+        )
+    )
+    return parts
+
+
+def lane_of(row: OutboxMessage) -> tuple[int, str] | None:
+    """Messages in one lane go out in order: a case's card, its refreshes and the posts in
+    its thread; a case's notices to the requester (the first opens the DM thread the others
+    reply in); DMs to one person about one case."""
+    if row.case_id is None:
+        return None
+    to = (row.payload or {}).get("to")
+    if row.kind in (CARD, CARD_REFRESH) or to == "thread":
+        return (row.case_id, "card")
+    if row.kind == REQUESTER_NOTICE:
+        return (row.case_id, "requester")
+    return (row.case_id, f"dm:{(row.payload or {}).get('user')}")

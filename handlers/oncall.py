@@ -1,0 +1,141 @@
+"""`/support oncall` (who is on call now and next; leads add overrides) and the buttons of
+pages and SC-16 downgrade offers."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_bolt import Ack, App, Respond
+from sqlmodel import Session
+
+from chatops.cases.clock import ClockChangeRefused, change_severity
+from chatops.paging import acknowledge
+from chatops.schedule import OverrideRefused, add_override, now_and_next
+from handlers import blocks
+from handlers.desk import Desk
+from handlers.notices import ACKNOWLEDGE_PAGE, DOWNGRADE_CASE
+from handlers.text import escape, mention
+
+OVERRIDE_USAGE = (
+    "Usage: `/support oncall override ROTATION @person FROM UNTIL` — times as "
+    "`2026-11-26T18:00` in support time (or with an offset, `+08:00`); e.g. "
+    "`/support oncall override primary @lee 2026-11-26T18:00 2026-11-27T09:00`."
+)
+_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$")
+
+
+def oncall_reply(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
+    """`/support oncall [override …]`."""
+    words = rest.split()
+    if words and words[0].lower() == "override":
+        return blocks.plain(_override(desk, user_id, words[1:]))
+    now = desk.clock.now()
+    with Session(desk.engine) as session:
+        schedule = now_and_next(session, now)
+    if not schedule:
+        return blocks.plain("No on-call rotations are loaded (add `rotations:` to the roster).")
+    lines = []
+    for rotation, current, following in schedule:
+        if current.person:
+            who = f"{mention(current.person)}" + (" (override)" if current.is_override else "")
+        else:
+            who = "*nobody*"
+        until = f" until {blocks.when(current.ends_at, desk.rules)}" if current.ends_at else ""
+        line = f"*{escape(rotation.name)}*: {who}{until}"
+        if following is not None:
+            nxt = mention(following.person) if following.person else "nobody"
+            line += f"; next {nxt}"
+        lines.append(line)
+    return blocks.plain("*On call now*\n" + "\n".join(lines))
+
+
+def _parse_time(text: str, desk: Desk) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(desk.rules.policy.support_timezone))
+    return value
+
+
+def _override(desk: Desk, user_id: str, args: list[str]) -> str:
+    if len(args) != 4:
+        return OVERRIDE_USAGE
+    rotation, who, start_text, end_text = args
+    match = _MENTION.match(who)
+    if match is None:
+        return f"`{escape(who)}` is not a person. " + OVERRIDE_USAGE
+    person = match.group(1) or match.group(2)
+    try:
+        starts, ends = _parse_time(start_text, desk), _parse_time(end_text, desk)
+    except ValueError:
+        return "I could not read those times. " + OVERRIDE_USAGE
+    try:
+        add_override(desk.engine, rotation, person, starts, ends, user_id, desk.clock.now())
+    except OverrideRefused as exc:
+        return str(exc) + " Nothing was changed."
+    return (
+        f"{mention(person)} is on call for *{escape(rotation)}* from "
+        f"{blocks.when(starts, desk.rules)} until {blocks.when(ends, desk.rules)}."
+    )
+
+
+def register(app: App, desk: Desk) -> None:
+    @app.action(ACKNOWLEDGE_PAGE)
+    def acknowledge_page(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        ack()
+        user_id = body["user"]["id"]
+        try:
+            page_id = int(action.get("value") or "")
+        except ValueError:
+            page_id = -1
+        outcome = acknowledge(desk.engine, page_id, user_id, desk.clock.now())
+        if outcome.won:
+            assert outcome.case is not None
+            desk.deliver(outcome.case.id)
+            text = f"You acknowledged the page for {outcome.case.number}."
+            if outcome.claimed:
+                text += " You own the case now."
+        elif outcome.outcome == "not_agent":
+            text = "Only support agents can acknowledge a page. Nothing was changed."
+        elif outcome.outcome == "no_page":
+            text = "That page does not exist any more."
+        else:
+            assert outcome.case is not None
+            text = (
+                f"The page for {outcome.case.number} was already acknowledged by "
+                f"{mention(outcome.by or '')}."
+            )
+        respond(replace_original=False, response_type="ephemeral", text=text)
+
+    @app.action(DOWNGRADE_CASE)
+    def downgrade(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        user_id = body["user"]["id"]
+        try:
+            case_id = int(action.get("value") or "")
+        except ValueError:
+            case_id = -1
+        minutes = desk.rules.duration_minutes(desk.rules.policy.sev_a.downgrade_after_silence)
+        reason = f"SC-16: no response from the customer for {minutes} minutes; Sev A lowered to B"
+        try:
+            change = change_severity(
+                desk.engine, case_id, "B", user_id, reason, desk.rules, desk.clock.now()
+            )
+        except ClockChangeRefused as exc:
+            respond(
+                replace_original=False,
+                response_type="ephemeral",
+                text=f"{exc} Nothing was changed.",
+            )
+            return
+        desk.deliver(case_id)
+        due = blocks.when(change.new_due, desk.rules) if change.new_due else "paused"
+        respond(
+            replace_original=False,
+            response_type="ephemeral",
+            text=f"Lowered to Sev B ({reason}). First response now due {due}.",
+        )

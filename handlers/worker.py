@@ -1,0 +1,92 @@
+"""`chatops worker` and `chatops tick`: the sweeps and the outbox delivery.
+
+The worker is an APScheduler (3.x) BlockingScheduler in its own process with two interval
+jobs: the sweeps every SWEEP_SECONDS (so a warning fires within that long of its instant)
+and the outbox delivery every second. APScheduler's own job store is in memory on purpose:
+two schedulers must not share one job store, and none is needed — every job is an
+idempotent sweep and the database is the arbiter, so running two workers is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from datetime import datetime
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import Engine
+
+from chatops.clock import Clock, ManualClock, SystemClock
+from chatops.config import Settings
+from chatops.db import create_schema, make_engine
+from chatops.policy import SupportRules, load_policy
+from chatops.sweeps import SweepReport, run_sweeps
+from handlers.app import build_desk
+from handlers.desk import Desk
+
+log = logging.getLogger("chatops.worker")
+
+SWEEP_SECONDS = 15
+DELIVER_SECONDS = 1
+
+
+def _desk(
+    settings: Settings,
+    clock: Clock,
+    engine: Engine | None = None,
+    rules: SupportRules | None = None,
+) -> Desk:
+    engine = engine or make_engine(settings.database_url)
+    create_schema(engine)
+    return build_desk(settings, engine, rules or load_policy(settings.policy_file), clock)
+
+
+def tick(desk: Desk, at: datetime | None = None) -> tuple[SweepReport, int]:
+    """Run every sweep once as of `at` (default: the desk's clock), then deliver."""
+    now = at or desk.clock.now()
+    report = run_sweeps(desk.engine, desk.rules, now)
+    sent = desk.delivery.deliver_pending()
+    return report, sent
+
+
+def run_tick(settings: Settings, at: datetime | None) -> tuple[SweepReport, int]:
+    """`chatops tick [--at]`: one pass as of an instant (catch up after downtime)."""
+    clock: Clock = ManualClock(at) if at else SystemClock()
+    return tick(_desk(settings, clock))
+
+
+def run_worker(settings: Settings) -> None:
+    """`chatops worker`: sweeps and delivery until SIGTERM/SIGINT."""
+    desk = _desk(settings, SystemClock())
+    scheduler = BlockingScheduler(timezone="UTC")
+    job_defaults: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
+
+    def sweep() -> None:
+        report = run_sweeps(desk.engine, desk.rules, desk.clock.now())
+        if report.total():
+            log.info("sweep: %s", report)
+
+    def deliver() -> None:
+        sent = desk.delivery.deliver_pending()
+        if sent:
+            log.info("delivered %d message(s)", sent)
+
+    scheduler.add_job(
+        sweep,
+        "interval",
+        seconds=SWEEP_SECONDS,
+        id="sweep",
+        next_run_time=datetime.now(desk.clock.now().tzinfo),
+        **job_defaults,
+    )
+    scheduler.add_job(deliver, "interval", seconds=DELIVER_SECONDS, id="deliver", **job_defaults)
+
+    def stop(_signum: int, _frame: Any) -> None:
+        log.info("worker stopping")
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("worker started: sweeps every %ss, delivery every %ss", SWEEP_SECONDS, DELIVER_SECONDS)
+    scheduler.start()
