@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
-from chatops.cases.notices import CARD_REFRESH, PAGE, PAGE_ACKNOWLEDGED, REQUESTER_NOTICE
+from chatops.cases.notices import PAGE, PAGE_ACKNOWLEDGED
+from chatops.cases.ownership import take_unclaimed
 from chatops.db import transaction
 from chatops.directory import find_person, is_agent
 from chatops.outbox import enqueue
@@ -198,14 +199,7 @@ def acknowledge(engine: Engine, page_id: int, slack_id: str, now: datetime) -> A
         if result.rowcount != 1:
             return AckOutcome("already", page, case, page.acknowledged_by)
         assert case is not None
-        claimed = (
-            session.exec(  # type: ignore[call-overload]
-                update(Case)
-                .where(Case.id == case.id, Case.assignee_id.is_(None))  # type: ignore[union-attr]
-                .values(assignee_id=person.id, claimed_at=now, status="claimed")
-            ).rowcount
-            == 1
-        )
+        claimed = take_unclaimed(session, case.id, person, now, via="page")  # type: ignore[arg-type]
         session.add(
             CaseEvent(
                 case_id=case.id,  # type: ignore[arg-type]
@@ -223,33 +217,6 @@ def acknowledge(engine: Engine, page_id: int, slack_id: str, now: datetime) -> A
             now=now,
             payload={"to": "thread", "page_id": page_id, "by": slack_id, "claimed": claimed},
         )
-        if claimed:
-            session.add(
-                CaseEvent(
-                    case_id=case.id,  # type: ignore[arg-type]
-                    at=now,
-                    actor_id=person.id,
-                    kind="claimed",
-                    from_value="new",
-                    to_value="claimed",
-                    detail={"owner": slack_id, "via": "page"},
-                )
-            )
-            enqueue(
-                session,
-                key=f"{case.id}:card:claimed",
-                kind=CARD_REFRESH,
-                case_id=case.id,
-                now=now,
-            )
-            enqueue(
-                session,
-                key=f"{case.id}:requester:claimed",
-                kind=REQUESTER_NOTICE,
-                case_id=case.id,
-                now=now,
-                payload={"event": "claimed", "owner": slack_id},
-            )
         return AckOutcome("acknowledged", page, case, slack_id, claimed)
 
 

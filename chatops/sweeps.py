@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
@@ -114,15 +115,14 @@ def _thread_and_owner(
             )
 
 
-def sweep_warnings(engine: Engine, now: datetime) -> int:
-    """Pre-breach warnings (SC-17): `sla_warn_at` was computed in business time."""
+def _sla_sweep(
+    engine: Engine, now: datetime, instant: Any, marker: Any, kind: str, label: str
+) -> int:
+    """Cases whose `instant` column has passed and whose `marker` is unset: set the marker
+    with a conditional update (one winner across workers), then notify."""
     with Session(engine) as session:
         due = session.exec(
-            select(Case.id).where(
-                Case.sla_warn_at <= now,  # type: ignore[operator]
-                Case.sla_warning_sent_at.is_(None),  # type: ignore[union-attr]
-                *_open_clock(),
-            )
+            select(Case.id).where(instant <= now, marker.is_(None), *_open_clock())
         ).all()
     sent = 0
     for case_id in due:
@@ -130,61 +130,38 @@ def sweep_warnings(engine: Engine, now: datetime) -> int:
             won = (
                 session.exec(  # type: ignore[call-overload]
                     update(Case)
-                    .where(Case.id == case_id, Case.sla_warning_sent_at.is_(None))  # type: ignore[union-attr]
-                    .values(sla_warning_sent_at=now)
+                    .where(Case.id == case_id, marker.is_(None))
+                    .values({marker.key: now})
                 ).rowcount
                 == 1
             )
             case = session.get(Case, case_id, populate_existing=True)
             if not won or case is None or case.first_response_due is None:
                 continue
-            if case.first_response_due <= now:
-                continue  # already in breach: the breach notice says it, not a warning
+            if kind == SLA_WARNING and case.first_response_due <= now:
+                continue  # already in breach: the breach notice says so, not a warning
+            if kind == SLA_BREACH and case.sla_warning_sent_at is None:
+                case.sla_warning_sent_at = now  # no warning after the breach
             due_at = case.first_response_due.isoformat()
             _thread_and_owner(
-                session,
-                case,
-                SLA_WARNING,
-                f"{case_id}:sla_warning:{due_at}",
-                now,
-                {"due": due_at},
+                session, case, kind, f"{case_id}:{label}:{due_at}", now, {"due": due_at}
             )
             sent += 1
     return sent
+
+
+def sweep_warnings(engine: Engine, now: datetime) -> int:
+    """Pre-breach warnings (SC-17): `sla_warn_at` was computed in business time."""
+    return _sla_sweep(
+        engine, now, Case.sla_warn_at, Case.sla_warning_sent_at, SLA_WARNING, "sla_warning"
+    )
 
 
 def sweep_breaches(engine: Engine, now: datetime) -> int:
     """Breach notices at the due instant (SC-17)."""
-    with Session(engine) as session:
-        due = session.exec(
-            select(Case.id).where(
-                Case.first_response_due <= now,  # type: ignore[operator]
-                Case.sla_breach_sent_at.is_(None),  # type: ignore[union-attr]
-                *_open_clock(),
-            )
-        ).all()
-    sent = 0
-    for case_id in due:
-        with transaction(engine) as session:
-            won = (
-                session.exec(  # type: ignore[call-overload]
-                    update(Case)
-                    .where(Case.id == case_id, Case.sla_breach_sent_at.is_(None))  # type: ignore[union-attr]
-                    .values(sla_breach_sent_at=now, sla_warning_sent_at=Case.sla_warning_sent_at)
-                ).rowcount
-                == 1
-            )
-            case = session.get(Case, case_id, populate_existing=True)
-            if not won or case is None or case.first_response_due is None:
-                continue
-            if case.sla_warning_sent_at is None:
-                case.sla_warning_sent_at = now  # no warning after the breach
-            due_at = case.first_response_due.isoformat()
-            _thread_and_owner(
-                session, case, SLA_BREACH, f"{case_id}:sla_breach:{due_at}", now, {"due": due_at}
-            )
-            sent += 1
-    return sent
+    return _sla_sweep(
+        engine, now, Case.first_response_due, Case.sla_breach_sent_at, SLA_BREACH, "sla_breach"
+    )
 
 
 def sweep_update_reminders(engine: Engine, rules: SupportRules, now: datetime) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from chatops.cases.clock import run_clock
@@ -18,7 +18,8 @@ from chatops.cases.intake import (
     out_of_scope_key,
     refusal_for_requester,
 )
-from chatops.cases.notices import CARD, CARD_REFRESH, REQUESTER_NOTICE
+from chatops.cases.notices import CARD, REQUESTER_NOTICE
+from chatops.cases.ownership import take_unclaimed
 from chatops.cases.severity import on_severity_set
 from chatops.db import transaction
 from chatops.directory import find_person, is_agent, organisation_of
@@ -113,49 +114,20 @@ class ClaimOutcome:
 
 
 def claim_case(engine: Engine, case_id: int, agent_slack_id: str, now: datetime) -> ClaimOutcome:
-    """Make the agent the case owner if nobody is; first click wins.
-
-    The conditional UPDATE (`WHERE assignee_id IS NULL`) is the arbiter: under any number of
-    concurrent clicks exactly one sees a changed row, so exactly one audit event and one card
-    refresh are written.
-    """
+    """Make the agent the case owner if nobody is; first click wins (take_unclaimed)."""
     with transaction(engine) as session:
         agent = find_person(session, agent_slack_id)
         if not is_agent(agent):
             return ClaimOutcome("not_agent")
         assert agent is not None
-        result = session.exec(  # type: ignore[call-overload]
-            update(Case)
-            .where(Case.id == case_id, Case.assignee_id.is_(None))  # type: ignore[union-attr]
-            .values(assignee_id=agent.id, claimed_at=now, status="claimed")
-        )
+        won = take_unclaimed(session, case_id, agent, now)
         case = session.get(Case, case_id, populate_existing=True)
         if case is None:
             return ClaimOutcome("no_case")
-        if result.rowcount != 1:
+        if not won:
             owner = session.get(Person, case.assignee_id) if case.assignee_id else None
             return ClaimOutcome("already_claimed", case, owner)
-        session.add(
-            CaseEvent(
-                case_id=case_id,
-                at=now,
-                actor_id=agent.id,
-                kind="claimed",
-                from_value="new",
-                to_value="claimed",
-                detail={"owner": agent.slack_user_id},
-            )
-        )
         acknowledge_by_claim(session, case_id, agent.slack_user_id, now)
-        enqueue(session, key=f"{case_id}:card:claimed", kind=CARD_REFRESH, case_id=case_id, now=now)
-        enqueue(
-            session,
-            key=f"{case_id}:requester:claimed",
-            kind=REQUESTER_NOTICE,
-            case_id=case_id,
-            now=now,
-            payload={"event": "claimed", "owner": agent.slack_user_id},
-        )
         return ClaimOutcome("claimed", case, agent)
 
 

@@ -1,0 +1,51 @@
+"""Taking an unclaimed case: one conditional update decides who owns it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session
+
+from chatops.cases.notices import CARD_REFRESH, REQUESTER_NOTICE
+from chatops.outbox import enqueue
+from models import Case, CaseEvent, Person
+
+
+def take_unclaimed(
+    session: Session, case_id: int, person: Person, now: datetime, via: str = "claim"
+) -> bool:
+    """Make `person` the owner if the case has none; True for exactly one caller.
+
+    `UPDATE … WHERE assignee_id IS NULL` is the arbiter: under any number of concurrent
+    attempts (Claim clicks, page acknowledgements) one sees a changed row, so one audit
+    event, one card refresh and one notice to the requester are written.
+    """
+    result = session.exec(  # type: ignore[call-overload]
+        update(Case)
+        .where(Case.id == case_id, Case.assignee_id.is_(None))  # type: ignore[union-attr]
+        .values(assignee_id=person.id, claimed_at=now, status="claimed")
+    )
+    if result.rowcount != 1:
+        return False
+    session.add(
+        CaseEvent(
+            case_id=case_id,
+            at=now,
+            actor_id=person.id,
+            kind="claimed",
+            from_value="new",
+            to_value="claimed",
+            detail={"owner": person.slack_user_id, "via": via},
+        )
+    )
+    enqueue(session, key=f"{case_id}:card:claimed", kind=CARD_REFRESH, case_id=case_id, now=now)
+    enqueue(
+        session,
+        key=f"{case_id}:requester:claimed",
+        kind=REQUESTER_NOTICE,
+        case_id=case_id,
+        now=now,
+        payload={"event": "claimed", "owner": person.slack_user_id},
+    )
+    return True
