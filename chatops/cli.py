@@ -86,6 +86,26 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     run_gunicorn(settings, host, port, workers, threads)
 
 
+@main.command("load-articles")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def load_articles_command(directory: Path) -> None:
+    """Load the knowledge base: every *.md file in DIRECTORY (idempotent)."""
+    from chatops.db import create_schema, make_engine
+    from chatops.kb.loader import load_articles
+
+    try:
+        settings = load_settings(require_slack=False)
+    except SettingsError as exc:
+        _fail(str(exc))
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    try:
+        summary = load_articles(engine, directory)
+    except FileError as exc:
+        _fail("nothing was loaded:\n  " + "\n  ".join(exc.problems) + f"\n  (in {exc.path})")
+    click.echo(f"{directory}: {summary}")
+
+
 @main.command()
 def worker() -> None:
     """Run the sweeps (SLA warnings, pages, handoffs) and deliver the outbox until stopped."""

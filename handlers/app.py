@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 from chatops.clock import Clock
 from chatops.config import Settings
 from chatops.policy import SupportRules
-from handlers import actions, commands, intake, oncall
+from handlers import actions, commands, extensions, intake, oncall
 from handlers.delivery import OutboxDelivery
 from handlers.desk import Desk
 
@@ -44,6 +44,8 @@ def build_app(settings: Settings, desk: Desk) -> App:
     commands.register(app, desk)
     intake.register(app, desk)
     oncall.register(app, desk)
+    for module in extensions.modules():
+        module.register(app, desk)
     actions.register(app, desk)  # last: holds the catch-all listeners
     return app
 

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from chatops.cases.intake import refusal_for_requester
 from chatops.directory import admins_of, find_person, organisation_of
 from chatops.policy.hours import support_lines
-from handlers import blocks
+from handlers import blocks, extensions
 from handlers.desk import Desk
 from handlers.oncall import oncall_reply
 from handlers.text import escape
@@ -37,13 +37,19 @@ def register(app: App, desk: Desk) -> None:
         ),
         "oncall": oncall_reply,
     }
+    for name, (_help, function) in extensions.subcommands().items():
+        handlers[name] = function
+    usage_lines = SUBCOMMANDS[:-1] + [
+        (name, help_text) for name, (help_text, _f) in extensions.subcommands().items()
+    ] + SUBCOMMANDS[-1:]
+    handlers["help"] = lambda _desk, _user, _rest: blocks.usage(usage_lines)
 
     @app.command("/support")
     def support(ack: Ack, command: dict[str, Any]) -> None:
         text = (command.get("text") or "").strip()
         user_id = command["user_id"]
         if not text:
-            ack(blocks=blocks.usage(SUBCOMMANDS), text="How to use /support")
+            ack(blocks=blocks.usage(usage_lines), text="How to use /support")
             return
         if len(text) > QUESTION_LIMIT:
             message = (

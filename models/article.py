@@ -1,0 +1,1 @@
+"""article tables (see the module docs)."""

@@ -1,0 +1,1 @@
+"""health tables (see the module docs)."""

@@ -1,0 +1,1 @@
+"""verification tables (see the module docs)."""

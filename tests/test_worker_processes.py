@@ -1,0 +1,496 @@
+"""The worker side as real processes on a real PostgreSQL: `chatops tick` and `chatops worker`
+racing each other, killed mid-delivery, meeting Slack's 429/500, keeping Slack's pace, and
+`chatops outbox status` reporting what is parked.
+
+The state is created in-process with the core API (the same calls the intake modal makes),
+which enqueues the outbox rows; none is delivered in-process — only the processes under test
+talk to the Slack stand-in running in this test process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from chatops.cases.intake import IntakeForm
+from chatops.cases.notices import CARD, REQUESTER_NOTICE, UPDATE_REMINDER
+from chatops.cases.service import open_case
+from chatops.db import create_schema, make_engine
+from chatops.directory.roster import load_roster
+from chatops.policy import SupportRules, load_policy
+from chatops.standin import SlackStandIn
+from chatops.standin.webapi import WebApiCall
+from models import Case, OutboxMessage
+from tests.conftest import ROOT, ROSTER, SECRET, TRIAGE
+from tests.postgres import fresh_database
+
+pytestmark = pytest.mark.postgres
+
+HANDOFF_CHANNEL = "C0HANDOFF"
+# Wednesday 25 Nov 2026, 08:40 in Beijing (00:40 UTC): 20 minutes before the 09:00 handoff.
+T0 = datetime(2026, 11, 25, 0, 40, tzinfo=UTC)
+PROCESS_TIMEOUT = 60.0
+
+
+# ------------------------------------------------------------------------------ the world
+
+
+class ArrivalStandIn(SlackStandIn):
+    """The stand-in, plus an event set when a chat.postMessage *arrives*.
+
+    The stand-in sleeps its `delay` before it handles and records a call, so `calls()` only
+    shows a delayed call once it is over (just before the answer goes back). To kill a
+    process while it waits for Slack's answer, this hook (on the private `_delay_for`, which
+    runs as the request arrives, before the sleep) tells us the request is in flight.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.post_arrived = threading.Event()
+
+    def _delay_for(self, method: str) -> float:
+        if method == "chat.postMessage":
+            self.post_arrived.set()
+        return super()._delay_for(method)
+
+
+@dataclass
+class World:
+    url: str
+    engine: Engine
+    rules: SupportRules
+    standin: ArrivalStandIn
+    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def env(self, pace: float = 0.0) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SLACK_BOT_TOKEN": self.standin.bot_token,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": self.standin.api_url,
+            "DATABASE_URL": self.url,
+            "CHATOPS_CHANNEL_PACE_SECONDS": str(pace),
+        }
+
+    def start(self, *args: str, pace: float = 0.0) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chatops.cli", *args],
+            env=self.env(pace),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def tick(self, at: datetime, pace: float = 0.0) -> subprocess.Popen[str]:
+        return self.start("tick", "--at", at.isoformat(), pace=pace)
+
+    def outbox(self) -> list[OutboxMessage]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all())  # type: ignore[arg-type]
+
+    def cases(self) -> list[Case]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(Case).order_by(Case.id)).all())  # type: ignore[arg-type]
+
+    def open(self, who: str, at: datetime, **values: Any) -> Case:
+        fields: dict[str, Any] = {
+            "category": "technical",
+            "topic": "mail",
+            "severity": "B",
+            "title": "Forwarding to shared mailbox stopped",
+            "description": "Since Monday mail sent to sales@ is no longer forwarded.",
+            "contact_method": "chat",
+            "phone": None,
+            "email": None,
+            **values,
+        }
+        if fields["severity"] == "A":
+            fields.setdefault("business_impact", "Nobody in the company can send mail")
+            fields.setdefault("available_contact", "Alice, +86 10 5555 0101, all day")
+        return open_case(self.engine, who, IntakeForm(**fields), self.rules, at)
+
+
+def finish(process: subprocess.Popen[str], timeout: float = PROCESS_TIMEOUT) -> str:
+    """Wait (bounded) for a process; return its stdout; fail with its stderr if it failed."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate(timeout=10)
+        raise AssertionError(
+            f"{process.args} did not finish in {timeout}s:\n{err[-3000:]}"
+        ) from None
+    assert process.returncode == 0, f"{process.args} exited {process.returncode}:\n{err[-3000:]}"
+    return out
+
+
+def run_tick(world: World, at: datetime, pace: float = 0.0) -> dict[str, int]:
+    return tick_report(finish(world.tick(at, pace)))
+
+
+def tick_report(out: str) -> dict[str, int]:
+    """`warnings 0, breaches 0, ..., gaps 0; delivered 14.` -> {"warnings": 0, ...}"""
+    line = out.strip().splitlines()[-1]
+    report = {name.strip(): int(n) for name, n in re.findall(r"([a-z][a-z ]*?) (\d+)", line)}
+    assert "delivered" in report and "warnings" in report, out
+    return report
+
+
+@pytest.fixture
+def world(postgres_server: str) -> Iterator[World]:
+    url = fresh_database(postgres_server)
+    rules = load_policy()
+    engine = make_engine(url)
+    create_schema(engine)
+    load_roster(engine, ROSTER, rules.policy)
+    standin = ArrivalStandIn().start()
+    state = World(url, engine, rules, standin)
+    try:
+        yield state
+    finally:
+        for process in state.processes:  # only the processes this test started
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+        standin.stop()
+        engine.dispose()
+
+
+# ------------------------------------------------------------------------------ reading Slack
+
+
+def posts(standin: SlackStandIn, channel: str | None = None) -> list[WebApiCall]:
+    """Successful chat.postMessage calls (to one channel, or all)."""
+    return [
+        c
+        for c in standin.calls("chat.postMessage")
+        if c.ok and (channel is None or c.args.get("channel") == channel)
+    ]
+
+
+def identity(call: WebApiCall, with_blocks: bool = True) -> tuple[Any, ...]:
+    """What a person sees: where, in which thread, what. With the blocks, two messages that
+    only differ in them (the two days' handoff posts share their fallback text) stay apart."""
+    key: tuple[Any, ...] = (call.args["channel"], call.args.get("thread_ts"), call.args["text"])
+    if with_blocks:
+        key += (json.dumps(call.args.get("blocks"), sort_keys=True),)
+    return key
+
+
+def texts(calls: list[WebApiCall]) -> list[str]:
+    return [str(c.args["text"]) for c in calls]
+
+
+def assert_all_sent(world: World) -> list[OutboxMessage]:
+    rows = world.outbox()
+    assert rows
+    statuses = Counter(r.status for r in rows)
+    assert statuses == {"sent": len(rows)}, [
+        (r.key, r.status, r.attempts, r.last_error) for r in rows if r.status != "sent"
+    ]
+    return rows
+
+
+# ------------------------------------------------------------------------------ 1. racing
+
+
+# Minutes after T0 (08:40 Beijing, Wed): every 5 minutes through the page escalation (steps
+# at +5..+35, exhausted at +40), the 09:00 handoff (+20), the Sev A warning (+45) and breach
+# (+60); the downgrade offer (+120); hourly-ish update reminders; the billing Sev B warning
+# (15:00 Beijing, +380) and breach (17:00, +500); the technical Sev B warnings (22:00, +800)
+# and breaches (24:00, +920); the minute before and of Thursday's 09:00 handoff (+1459,
+# +1460); and +26 h.
+RACE_MINUTES = [
+    *range(0, 65, 5),
+    90,
+    120,
+    180,
+    379,
+    380,
+    500,
+    800,
+    920,
+    1200,
+    1459,
+    1460,
+    1560,
+]
+
+
+def test_two_processes_ticking_the_same_instants_send_everything_exactly_once(
+    world: World,
+) -> None:
+    cases = [
+        world.open("U0ALICE", T0, severity="A"),  # pages on-call at once
+        world.open("U0ALICE", T0, severity="B"),  # technical: due 24:00 Beijing
+        world.open("U0HELEN", T0, severity="C"),  # due Friday: no notice within the day
+        world.open("U0BILL", T0, category="billing", topic="invoice"),  # due 17:00 Beijing
+        world.open("U0FRANK", T0, severity="B"),
+        world.open("U0FRANK", T0, severity="C"),
+    ]
+    number = {c.severity + str(i): c.number for i, c in enumerate(cases)}
+    # Every Slack call takes a little while, so the two processes' deliveries overlap.
+    world.standin.delay("*", 0.01)
+
+    totals: Counter[str] = Counter()
+    both_delivered = 0
+    started = time.monotonic()
+    for minutes in RACE_MINUTES:
+        at = T0 + timedelta(minutes=minutes)
+        pair = [world.tick(at), world.tick(at)]
+        reports = [tick_report(finish(p)) for p in pair]
+        for report in reports:
+            totals.update(report)
+        both_delivered += all(r["delivered"] for r in reports)
+    elapsed = time.monotonic() - started
+    print(
+        f"{len(RACE_MINUTES)} instants x 2 processes in {elapsed:.1f}s; both delivered at "
+        f"{both_delivered} instant(s); totals {dict(totals)}"
+    )
+
+    # The database: every row went out, and each was counted as sent by exactly one process.
+    rows = assert_all_sent(world)
+    assert totals["delivered"] == len(rows)
+    kinds = Counter(r.kind for r in rows)
+
+    # Each sweep's claim was won once across both processes.
+    assert totals["warnings"] == 4  # Sev A, billing Sev B, two technical Sev B
+    assert totals["breaches"] == 4
+    assert totals["page steps"] == 8  # steps 2..8 of the escalation, then "exhausted"
+    assert totals["handoffs"] == 2  # primary: Wed 09:00 and Thu 09:00 Beijing
+    assert totals["downgrade offers"] == 1
+    assert totals["reminders"] == kinds[UPDATE_REMINDER] >= 3
+    assert totals["gaps"] == 0
+
+    # Slack: no message twice. The hourly update reminder says the same thing every hour by
+    # design, so it is counted against its rows instead.
+    sent = posts(world.standin)
+    reminders = [c for c in sent if c.args["text"].startswith(":hourglass:")]
+    assert len(reminders) == kinds[UPDATE_REMINDER]
+    seen = Counter(identity(c) for c in sent if c not in reminders)
+    twice = {k[:3]: n for k, n in seen.items() if n > 1}
+    assert not twice, f"sent more than once: {twice}"
+    assert len(set(identity(c) for c in sent)) == len(seen) + 1  # reminders share one identity
+
+    # ...and everything expected is there.
+    triage = posts(world.standin, TRIAGE)
+    cards = [c for c in triage if c.args.get("thread_ts") is None]
+    assert sorted(texts(cards)) == sorted(
+        f"{c.number} Sev {c.severity} from {org}: {c.title}"
+        for c, org in zip(
+            cases,
+            ["Contoso Trading Co."] * 4 + ["Fabrikam Design"] * 2,
+            strict=True,
+        )
+    )
+    assert kinds[CARD] == 6 and kinds[REQUESTER_NOTICE] == 6
+    dms = [c for c in sent if str(c.args["channel"]).startswith("D")]
+    assert sum("is open." in t for t in texts(dms)) == 6
+
+    sev_a = cases[0]
+    in_thread = [c for c in triage if c.args.get("thread_ts") is not None]
+    thread_texts = texts(in_thread)
+    for step in range(1, 9):
+        [page] = [t for t in thread_texts if f"(step {step} of 8) for *{sev_a.number}*" in t]
+        assert page.startswith(":rotating_light: Paging ")
+    assert "Paging <@U0AGENT2> (step 1 of 8)" in " ".join(thread_texts)  # Eli until 09:00
+    assert "Paging <@U0LEAD> (step 2 of 8)" in " ".join(thread_texts)  # secondary this week
+    assert sum(t.startswith(":rotating_light: Nobody acknowledged") for t in thread_texts) == 1
+    assert sum(f"You are paged (step 1 of 8): *{sev_a.number}*" in t for t in texts(dms)) == 1
+    assert sum(f"You are paged (step 2 of 8): *{sev_a.number}*" in t for t in texts(dms)) == 1
+
+    for key in ("A0", "B1", "B3", "B4"):
+        warned = [t for t in thread_texts if t.startswith(f":warning: *{number[key]}*")]
+        breached = [t for t in thread_texts if t.startswith(f":rotating_light: *{number[key]}*")]
+        assert len(warned) == 1 and "about to miss" in warned[0], (key, warned)
+        assert len(breached) == 1 and "missed its first-response" in breached[0], (key, breached)
+    for key in ("C2", "C5"):
+        assert not [t for t in thread_texts if number[key] in t], key
+    assert sum("has not responded since" in t for t in thread_texts) == 1  # downgrade offer
+
+    handoffs = posts(world.standin, HANDOFF_CHANNEL)
+    assert texts(handoffs) == ["Shift handoff: primary", "Shift handoff: primary"]
+    assert "<@U0AGENT2>" in json.dumps(handoffs[0].args["blocks"])  # Eli -> Dana on Wed
+    handoff_dms = [c for c in dms if c.args["text"] == "Shift handoff: primary"]
+    assert sorted(c.args["channel"] for c in handoff_dms) == ["DU0AGENT1", "DU0AGENT2"]
+
+
+# ------------------------------------------------------------------------------ 2. SIGKILL
+
+
+@pytest.mark.parametrize("runner", ["worker", "tick"])
+def test_a_process_killed_mid_delivery_loses_nothing(world: World, runner: str) -> None:
+    """What this proves: a deliverer SIGKILLed while Slack is answering its post (after the
+    request reached Slack, before the answer, so before it could record the send) loses
+    nothing. The row it held stays leased: a restart within the 60 s lease leaves it (and its
+    lane, to keep the thread in order) alone and delivers everything else; a restart after
+    the lease sends it again. The only message that reaches Slack twice is that one in-flight
+    post — the documented duplicate window; the stand-in, like Slack, completes a request
+    whose client has gone, so here it is exactly twice. Everything else arrives exactly once.
+    """
+    # The worker runs on the real clock; a tick runs as of the instant it is given.
+    start = datetime.now(UTC).replace(microsecond=0) if runner == "worker" else T0
+    cases = [
+        world.open("U0ALICE", start, severity="A"),
+        world.open("U0ALICE", start, severity="B"),
+        world.open("U0FRANK", start, severity="C"),
+    ]
+    world.standin.delay("chat.postMessage", 2.0)
+    victim = world.start("worker") if runner == "worker" else world.tick(start)
+    assert world.standin.post_arrived.wait(timeout=30), "no chat.postMessage reached Slack"
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=10)
+    assert victim.returncode == -signal.SIGKILL
+    world.standin.delay("chat.postMessage", 0)
+
+    assert posts(world.standin) == []  # Slack has not answered the in-flight post yet
+    [held] = [r for r in world.outbox() if r.lease_owner is not None]
+    assert held.status == "pending" and held.key == f"{cases[0].id}:card"
+
+    card_text = f"{cases[0].number} Sev A from Contoso Trading Co.: {cases[0].title}"
+    in_flight = (TRIAGE, None, card_text)
+
+    # Within the lease: everything but the held row's lane goes out.
+    run_tick(world, start + timedelta(seconds=30))
+    rows = {r.key: r for r in world.outbox()}
+    assert rows[held.key].status == "pending"
+    assert rows["page:1:0:thread"].status == "pending"  # behind the card in its lane
+    assert all(
+        r.status == "sent" for k, r in rows.items() if k not in (held.key, "page:1:0:thread")
+    )
+    # Slack now answers the in-flight post (it accepted it; the killed process never hears
+    # of it), and the restarted tick did not post that card again while the lease held.
+    world.standin.wait_for("chat.postMessage", lambda c: c.args["text"] == card_text, timeout=10)
+    assert texts(posts(world.standin, TRIAGE)).count(card_text) == 1
+    assert next(r for r in world.outbox() if r.key == held.key).status == "pending"
+
+    # After the lease: the held row is sent again, and its lane follows.
+    run_tick(world, start + timedelta(minutes=2))
+    rows_after = assert_all_sent(world)
+
+    sent = posts(world.standin)
+    seen = Counter(identity(c, with_blocks=False) for c in sent)
+    assert seen.pop(in_flight) == 2
+    assert all(n == 1 for n in seen.values()), seen
+    # Every expected message at least once: each card, each requester DM, page step 1.
+    triage = posts(world.standin, TRIAGE)
+    for case in cases:
+        assert any(t.startswith(f"{case.number} Sev ") for t in texts(triage)), case.number
+        assert f"Your case {case.number} is open." in texts(sent)
+    [page_thread] = [c for c in triage if "(step 1 of 8)" in c.args["text"]]
+    with Session(world.engine) as session:
+        card_ts = session.get(Case, cases[0].id).card_ts  # type: ignore[union-attr]
+    assert page_thread.args["thread_ts"] == card_ts  # in the thread of the card on record
+    assert any("You are paged (step 1 of 8)" in t for t in texts(sent))
+    # Each row's message reached Slack (the skipped refreshes aside, none here).
+    assert len(sent) == len(rows_after) + 1
+
+
+# ------------------------------------------------------------------------------ 3. 429, 500
+
+
+def test_429_then_500_is_delivered_later_and_once(world: World) -> None:
+    case = world.open("U0ALICE", T0)
+    world.standin.fail_next("chat.postMessage", status=429, retry_after=30)
+
+    assert run_tick(world, T0)["delivered"] == 1  # the requester's DM; the card met the 429
+    card = next(r for r in world.outbox() if r.kind == CARD)
+    assert (card.status, card.attempts) == ("pending", 1)
+    assert card.next_attempt_at == T0 + timedelta(seconds=30)
+    # Queued now, so that it meets the card's retry (not the DM of the first tick).
+    world.standin.fail_next("chat.postMessage", status=500)
+
+    assert run_tick(world, T0 + timedelta(seconds=10))["delivered"] == 0  # Retry-After not over
+    attempts = [c for c in world.standin.calls("chat.postMessage") if c.args["channel"] == TRIAGE]
+    assert [c.status for c in attempts] == [429]
+
+    assert run_tick(world, T0 + timedelta(seconds=40))["delivered"] == 0  # the 500
+    card = next(r for r in world.outbox() if r.kind == CARD)
+    assert (card.status, card.attempts) == ("pending", 2)
+    assert "internal_error" in (card.last_error or "")
+
+    assert run_tick(world, T0 + timedelta(minutes=2))["delivered"] == 1
+    attempts = [c for c in world.standin.calls("chat.postMessage") if c.args["channel"] == TRIAGE]
+    assert [c.status for c in attempts] == [429, 500, 200]
+    assert texts(posts(world.standin, TRIAGE)) == [
+        f"{case.number} Sev B from Contoso Trading Co.: {case.title}"
+    ]
+    card = next(r for r in world.outbox() if r.kind == CARD)
+    assert (card.status, card.attempts, card.sent_at) == ("sent", 2, T0 + timedelta(minutes=2))
+    assert_all_sent(world)
+    assert run_tick(world, T0 + timedelta(minutes=10))["delivered"] == 0
+    assert len(posts(world.standin, TRIAGE)) == 1
+
+
+# ------------------------------------------------------------------------------ 4. pace
+
+
+def test_posts_to_one_channel_keep_slacks_pace_across_processes(world: World) -> None:
+    cases = [world.open(who, T0) for who in ("U0ALICE", "U0HELEN", "U0BILL", "U0FRANK")]
+    pair = [world.tick(T0, pace=1.0), world.tick(T0, pace=1.0)]
+    delivered = sum(tick_report(finish(p))["delivered"] for p in pair)
+    assert delivered == 8  # 4 cards, 4 requester DMs
+    cards = posts(world.standin, TRIAGE)
+    assert sorted(t.split(" ")[0] for t in texts(cards)) == [c.number for c in cases]
+    # WebApiCall.at is time.time() (wall clock), stamped as the stand-in answers.
+    stamps = [c.at for c in cards]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert all(gap >= 0.9 for gap in gaps), gaps
+
+
+# ------------------------------------------------------------------------------ outbox status
+
+
+def test_outbox_status_lists_parked_rows_and_exits_1(world: World) -> None:
+    case = world.open("U0ALICE", T0)
+
+    status = subprocess.run(
+        [sys.executable, "-m", "chatops.cli", "outbox", "status"],
+        env=world.env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+    )
+    assert status.returncode == 0, status.stderr
+    assert "pending 2, sent 0, parked 0" in status.stdout
+    assert "PARKED" not in status.stdout
+
+    world.standin.fail_next("chat.postMessage", error="channel_not_found")
+    run_tick(world, T0)
+    status = subprocess.run(
+        [sys.executable, "-m", "chatops.cli", "outbox", "status"],
+        env=world.env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+    )
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert "pending 0, sent 1, parked 1" in status.stdout
+    [parked] = [line for line in status.stdout.splitlines() if line.startswith("PARKED")]
+    assert parked.startswith(f"PARKED {case.id}:card (case.card) after ")
+    # The reason (str of the SlackApiError) runs onto the next line of the report.
+    assert "'error': 'channel_not_found'" in status.stdout
