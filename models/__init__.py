@@ -2,7 +2,7 @@
 
 from models import article, health, verification  # noqa: F401  (their tables register)
 
-from models.case import Case, CaseEvent, CasePause, case_number
+from models.case import Case, CaseEvent, CaseMessage, CasePause, SurveyAnswer, case_number
 from models.directory import BotChannel, Organisation, Person
 from models.oncall import OnCallOverride, Page, RotationRecord
 from models.outbox import OutboxMessage
@@ -12,6 +12,7 @@ __all__ = [
     "BotChannel",
     "Case",
     "CaseEvent",
+    "CaseMessage",
     "CasePause",
     "ChannelPace",
     "OnCallOverride",
@@ -20,6 +21,7 @@ __all__ = [
     "Page",
     "Person",
     "RotationRecord",
+    "SurveyAnswer",
     "SweepMark",
     "case_number",
 ]

@@ -52,6 +52,10 @@ class Case(SQLModel, table=True):
     )
     customer_last_seen_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     downgrade_offered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # The end of the case's life (chatops/cases/lifecycle.py).
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    resolution_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     # Where the triage card and the requester's DM thread live, once delivered.
     card_channel: str | None = Field(default=None, max_length=32)
     card_ts: str | None = Field(default=None, max_length=32)
@@ -88,3 +92,27 @@ class CasePause(SQLModel, table=True):
     case_id: int = Field(foreign_key="case.id", index=True)
     started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class SurveyAnswer(SQLModel, table=True):
+    """The requester's rating of a resolved case (SC-23): one per case."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", unique=True)
+    rating: int  # 1..5
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    answered_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    answered_by: str = Field(max_length=32)
+
+
+class CaseMessage(SQLModel, table=True):
+    """A reply to the requester, an internal note, or the requester's own message (relayed
+    from their DM thread). `slack_event_id` makes a relayed event count once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    author: str = Field(max_length=32)  # Slack user id
+    kind: str = Field(max_length=16)  # reply | note | customer
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    slack_event_id: str | None = Field(default=None, max_length=64, unique=True)
