@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from chatops.cases.lifecycle import close_resolved
 from chatops.cases.notices import (
     CARD_REFRESH,
     DOWNGRADE_OFFER,
@@ -52,6 +53,7 @@ class SweepReport:
     page_steps: int = 0
     handoffs: int = 0
     gaps: int = 0
+    closed: int = 0
     notes: list[str] = field(default_factory=list)
 
     def total(self) -> int:
@@ -63,6 +65,7 @@ class SweepReport:
             + self.page_steps
             + self.handoffs
             + self.gaps
+            + self.closed
         )
 
 
@@ -76,6 +79,7 @@ def run_sweeps(engine: Engine, rules: SupportRules, now: datetime) -> SweepRepor
     report.page_steps = escalate_due_pages(engine, rules, now)
     report.handoffs = sweep_handoffs(engine, now)
     report.gaps = sweep_gaps(engine, rules, now)
+    report.closed = close_resolved(engine, rules, now)
     return report
 
 

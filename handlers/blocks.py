@@ -36,6 +36,7 @@ from chatops.cases.intake import (
     OUT_OF_SCOPE_PREFIX,
     TITLE_MAX,
 )
+from chatops.cases.states import AWAITING_CUSTOMER, CLOSED, RESOLVED
 from chatops.policy import SupportRules
 from chatops.policy.hours import SupportLine
 from chatops.sla import format_time_left
@@ -52,6 +53,24 @@ CONTACT_SUPPORT = "contact_support"
 INTAKE_CATEGORY = "intake_category"
 INTAKE_SEVERITY = "intake_severity"
 CLAIM_CASE = "claim_case"
+CASE_REPLY = "case_reply"
+CASE_NOTE = "case_note"
+CASE_AWAIT = "case_await"
+CASE_SEVERITY = "case_severity"
+CASE_RESOLVE = "case_resolve"
+CASE_REOPEN = "case_reopen"
+VERIFY_CALLER = "verify_caller"
+SURVEY_RATE = "survey_rate"
+SURVEY_COMMENT = "survey_comment"
+
+STATUS_LABELS = {
+    "new": "New",
+    "claimed": "Claimed",
+    "in_progress": "In progress",
+    "awaiting_customer": "Awaiting customer",
+    "resolved": "Resolved",
+    "closed": "Closed",
+}
 
 
 def when(instant: datetime, rules: SupportRules, reader_tz: str | None = None) -> str:
@@ -436,14 +455,22 @@ class CaseContext:
 
 
 def _due_text(case: Case, rules: SupportRules, now: datetime, reader_tz: str | None = None) -> str:
+    if case.first_responded_at is not None:
+        return f"answered {when(case.first_responded_at, rules, reader_tz)}"
     if case.first_response_due is None:
         return "clock paused (awaiting customer)"
     left = format_time_left(case.first_response_due - now)
     return f"{when(case.first_response_due, rules, reader_tz)}, {left}"
 
 
-def case_card(ctx: CaseContext, rules: SupportRules, now: datetime) -> list[dict[str, Any]]:
-    """The triage channel's card for a case; its buttons follow the case's state."""
+def case_card(
+    ctx: CaseContext,
+    rules: SupportRules,
+    now: datetime,
+    extra_lines: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The triage channel's card for a case; its buttons follow the case's state.
+    `extra_lines` are already-safe mrkdwn lines (e.g. "caller verified by …")."""
     case, policy = ctx.case, rules.policy
     category = policy.categories.get(case.category)
     category_label = category.label if category else case.category
@@ -473,6 +500,7 @@ def case_card(ctx: CaseContext, rules: SupportRules, now: datetime) -> list[dict
                 ),
                 MarkdownTextObject(text=f"*First response due*\n{_due_text(case, rules, now)}"),
                 MarkdownTextObject(text=f"*Owner*\n{owner}"),
+                MarkdownTextObject(text=f"*Status*\n{STATUS_LABELS.get(case.status, case.status)}"),
             ]
         ),
         _mrkdwn(f"*{escaped_clip(case.title, 300)}*\n{escaped_clip(case.description, 600)}"),
@@ -490,19 +518,40 @@ def case_card(ctx: CaseContext, rules: SupportRules, now: datetime) -> list[dict
                 f"*Available contact:* {escaped_clip(case.available_contact or '—', NAME_MAX)}"
             )
         )
-    if ctx.owner is None:
-        blocks += [
-            DividerBlock(),
-            ActionsBlock(
-                block_id="case_actions",
-                elements=[
-                    ButtonElement(
-                        text="Claim", action_id=CLAIM_CASE, value=str(case.id), style="primary"
-                    )
-                ],
-            ),
-        ]
+    if extra_lines:
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=clip(" · ".join(extra_lines), 3000))])
+        )
+    buttons = case_buttons(case, ctx.owner is not None)
+    if buttons:
+        blocks += [DividerBlock(), ActionsBlock(block_id="case_actions", elements=buttons)]
     return _as_dicts(blocks)
+
+
+def case_buttons(case: Case, claimed: bool) -> list[ButtonElement]:
+    """The card's buttons follow the case's state."""
+    value = str(case.id)
+    if case.status == CLOSED:
+        return []
+    if case.status == RESOLVED:
+        return [ButtonElement(text="Reopen", action_id=CASE_REOPEN, value=value)]
+    buttons = []
+    if not claimed:
+        buttons.append(
+            ButtonElement(text="Claim", action_id=CLAIM_CASE, value=value, style="primary")
+        )
+    buttons += [
+        ButtonElement(text="Reply", action_id=CASE_REPLY, value=value),
+        ButtonElement(text="Note", action_id=CASE_NOTE, value=value),
+    ]
+    if case.status != AWAITING_CUSTOMER:
+        buttons.append(ButtonElement(text="Awaiting customer", action_id=CASE_AWAIT, value=value))
+    buttons += [
+        ButtonElement(text="Change severity", action_id=CASE_SEVERITY, value=value),
+        ButtonElement(text="Verify caller", action_id=VERIFY_CALLER, value=value),
+        ButtonElement(text="Resolve", action_id=CASE_RESOLVE, value=value, style="danger"),
+    ]
+    return buttons
 
 
 def case_card_text(ctx: CaseContext) -> str:

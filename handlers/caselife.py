@@ -1,11 +1,452 @@
-"""(being written)"""
+"""Working a case from its card: reply, note, awaiting customer, change severity, resolve,
+reopen; the requester's replies from their DM thread; the survey; `/support case CS-…`."""
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 from typing import Any
 
-SUBCOMMANDS: dict[str, Any] = {}
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import (
+    InputBlock,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+from sqlmodel import Session, select
+
+from chatops.cases import lifecycle
+from chatops.cases.clock import ClockChangeRefused, change_severity
+from chatops.directory import find_person, is_agent, organisation_of
+from handlers import blocks
+from handlers.desk import Desk
+from handlers.text import clip, escape, escaped_clip, mention
+from models import Case, CaseEvent, CaseMessage, Organisation, Person
+
+log = logging.getLogger(__name__)
+
+REPLY_VIEW, NOTE_VIEW, SEVERITY_VIEW, RESOLVE_VIEW, COMMENT_VIEW = (
+    "case_reply_view",
+    "case_note_view",
+    "case_severity_view",
+    "case_resolve_view",
+    "survey_comment_view",
+)
+_CASE_NUMBER = re.compile(r"^(?:CS-)?0*(\d{1,9})$", re.IGNORECASE)
 
 
-def register(app: Any, desk: Any) -> None:
-    """Listeners of this surface."""
+def _text_modal(
+    callback: str, title: str, label: str, submit: str, case: Case, hint: str | None = None
+) -> dict[str, Any]:
+    return View(
+        type="modal",
+        callback_id=callback,
+        title=PlainTextObject(text=clip(title, 24)),
+        submit=PlainTextObject(text=submit),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=json.dumps({"case_id": case.id}),
+        blocks=[
+            SectionBlock(
+                text=f"*{case.number}* · Sev {case.severity} · {escaped_clip(case.title, 200)}"
+            ),
+            InputBlock(
+                block_id="text",
+                label=label,
+                hint=hint,
+                element=PlainTextInputElement(
+                    action_id="text", multiline=True, max_length=lifecycle.MESSAGE_MAX
+                ),
+            ),
+        ],
+    ).to_dict()
+
+
+def _severity_modal(desk: Desk, case: Case, allowed: list[str]) -> dict[str, Any]:
+    options = [
+        Option(value=s, label=desk.rules.policy.severities[s].label)  # type: ignore[index]
+        for s in allowed
+        if s != case.severity
+    ]
+    return View(
+        type="modal",
+        callback_id=SEVERITY_VIEW,
+        title=PlainTextObject(text="Change severity"),
+        submit=PlainTextObject(text="Change"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=json.dumps({"case_id": case.id}),
+        blocks=[
+            SectionBlock(
+                text=f"*{case.number}* is Sev {case.severity}. The time already "
+                "spent counts against the new target."
+            ),
+            InputBlock(
+                block_id="severity",
+                label="New severity",
+                element=StaticSelectElement(action_id="severity", options=options),
+            ),
+            InputBlock(
+                block_id="text",
+                label="Reason",
+                element=PlainTextInputElement(action_id="text", max_length=500),
+            ),
+        ],
+    ).to_dict()
+
+
+def _case_id(value: Any) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return -1
+
+
+def _load(desk: Desk, case_id: int) -> Case | None:
+    with Session(desk.engine) as session:
+        return session.get(Case, case_id)
+
+
+def _metadata_case(view: dict[str, Any]) -> int:
+    try:
+        return _case_id(json.loads(view.get("private_metadata") or "{}").get("case_id"))
+    except (ValueError, AttributeError):
+        return -1
+
+
+def _value(view: dict[str, Any], block: str) -> str:
+    state = view.get("state", {}).get("values", {}).get(block, {})
+    for item in state.values() if isinstance(state, dict) else []:
+        if isinstance(item, dict):
+            option = item.get("selected_option")
+            raw = option.get("value") if isinstance(option, dict) else item.get("value")
+            return str(raw or "")
+    return ""
+
+
+def register(app: App, desk: Desk) -> None:
+    def refuse(respond: Respond, text: str) -> None:
+        respond(replace_original=False, response_type="ephemeral", text=text)
+
+    def open_modal(
+        body: dict[str, Any], client: WebClient, respond: Respond, view: dict[str, Any]
+    ) -> None:
+        try:
+            client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as exc:
+            log.warning("views.open failed: %s", exc.response.get("error"))
+            refuse(respond, "Slack did not let me open the form in time. Press the button again.")
+
+    def agent_and_case(
+        body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> Case | None:
+        with Session(desk.engine) as session:
+            if not is_agent(find_person(session, body["user"]["id"])):
+                refuse(respond, "Only support agents can work cases. Nothing was changed.")
+                return None
+        case = _load(desk, _case_id(action.get("value")))
+        if case is None:
+            refuse(respond, "That case does not exist.")
+        return case
+
+    @app.action(blocks.CASE_REPLY)
+    def reply_button(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        ack()
+        case = agent_and_case(body, action, respond)
+        if case is not None:
+            open_modal(
+                body,
+                client,
+                respond,
+                _text_modal(
+                    REPLY_VIEW,
+                    "Reply to requester",
+                    "Your reply",
+                    "Send",
+                    case,
+                    "The requester sees this in their DM thread for the case.",
+                ),
+            )
+
+    @app.action(blocks.CASE_NOTE)
+    def note_button(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        ack()
+        case = agent_and_case(body, action, respond)
+        if case is not None:
+            open_modal(
+                body,
+                client,
+                respond,
+                _text_modal(
+                    NOTE_VIEW,
+                    "Internal note",
+                    "Note",
+                    "Add note",
+                    case,
+                    "Only support sees notes (the case's triage thread).",
+                ),
+            )
+
+    @app.action(blocks.CASE_RESOLVE)
+    def resolve_button(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        ack()
+        case = agent_and_case(body, action, respond)
+        if case is not None:
+            open_modal(
+                body,
+                client,
+                respond,
+                _text_modal(
+                    RESOLVE_VIEW,
+                    "Resolve case",
+                    "Resolution",
+                    "Resolve",
+                    case,
+                    "Sent to the requester with a short survey.",
+                ),
+            )
+
+    @app.action(blocks.CASE_SEVERITY)
+    def severity_button(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        ack()
+        case = agent_and_case(body, action, respond)
+        if case is None:
+            return
+        with Session(desk.engine) as session:
+            organisation = session.get(Organisation, case.organisation_id)
+        allowed = desk.rules.severities_for(
+            case.category, bool(organisation and organisation.online_services_agreement)
+        )
+        open_modal(body, client, respond, _severity_modal(desk, case, allowed))
+
+    @app.action(blocks.CASE_AWAIT)
+    def await_button(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        ack()
+        try:
+            done = lifecycle.await_customer(
+                desk.engine,
+                _case_id(action.get("value")),
+                body["user"]["id"],
+                desk.rules,
+                desk.clock.now(),
+            )
+        except lifecycle.CaseActionRefused as exc:
+            refuse(respond, str(exc))
+            return
+        desk.deliver(done.case.id)
+
+    @app.action(blocks.CASE_REOPEN)
+    def reopen_button(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        ack()
+        try:
+            done = lifecycle.reopen(
+                desk.engine, _case_id(action.get("value")), body["user"]["id"], desk.clock.now()
+            )
+        except lifecycle.CaseActionRefused as exc:
+            refuse(respond, str(exc))
+            return
+        desk.deliver(done.case.id)
+        refuse(respond, f"{done.case.number} is open again.")
+
+    def submit_text(ack: Ack, body: dict[str, Any], view: dict[str, Any], action: Any) -> None:
+        text = _value(view, "text")
+        try:
+            done = action(
+                desk.engine, _metadata_case(view), body["user"]["id"], text, desk.clock.now()
+            )
+        except lifecycle.CaseActionRefused as exc:
+            ack(response_action="errors", errors={"text": str(exc)})
+            return
+        ack()
+        desk.deliver(done.case.id)
+
+    @app.view(REPLY_VIEW)
+    def reply_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        submit_text(ack, body, view, lifecycle.reply)
+
+    @app.view(NOTE_VIEW)
+    def note_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        submit_text(ack, body, view, lifecycle.note)
+
+    @app.view(RESOLVE_VIEW)
+    def resolve_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        submit_text(ack, body, view, lifecycle.resolve)
+
+    @app.view(SEVERITY_VIEW)
+    def severity_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        case_id = _metadata_case(view)
+        try:
+            change_severity(
+                desk.engine,
+                case_id,
+                _value(view, "severity"),
+                body["user"]["id"],
+                _value(view, "text"),
+                desk.rules,
+                desk.clock.now(),
+            )
+        except ClockChangeRefused as exc:
+            field = "text" if "reason" in str(exc) else "severity"
+            ack(response_action="errors", errors={field: str(exc)})
+            return
+        ack()
+        desk.deliver(case_id)
+
+    @app.action(re.compile(rf"^{blocks.SURVEY_RATE}_[1-5]$"))
+    def rate(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        case_part, _, rating = str(action.get("value") or "").partition(":")
+        try:
+            outcome = lifecycle.answer_survey(
+                desk.engine,
+                _case_id(case_part),
+                body["user"]["id"],
+                _case_id(rating),
+                None,
+                desk.clock.now(),
+            )
+        except lifecycle.CaseActionRefused as exc:
+            refuse(respond, str(exc))
+            return
+        refuse(
+            respond,
+            "Thank you for rating this case."
+            if outcome == "thanks"
+            else "You have already rated this case — thank you. Only the first rating counts.",
+        )
+
+    @app.action(blocks.SURVEY_COMMENT)
+    def comment_button(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        ack()
+        case = _load(desk, _case_id(action.get("value")))
+        if case is None:
+            refuse(respond, "That case does not exist.")
+            return
+        open_modal(
+            body,
+            client,
+            respond,
+            _text_modal(
+                COMMENT_VIEW,
+                "Your comment",
+                "Comment",
+                "Send",
+                case,
+                "Added to your rating (rate the case first with the buttons).",
+            ),
+        )
+
+    @app.view(COMMENT_VIEW)
+    def comment_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        case_id = _metadata_case(view)
+        try:
+            lifecycle.answer_survey_comment(
+                desk.engine, case_id, body["user"]["id"], _value(view, "text"), desk.clock.now()
+            )
+        except lifecycle.CaseActionRefused as exc:
+            ack(response_action="errors", errors={"text": str(exc)})
+            return
+        ack()
+
+    @app.event("message")
+    def relay(event: dict[str, Any], body: dict[str, Any]) -> None:
+        """The requester's replies in their case's DM thread reach the triage thread."""
+        if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
+            return
+        thread_ts, user = event.get("thread_ts"), event.get("user")
+        if not thread_ts or not user:
+            return
+        done = lifecycle.customer_message(
+            desk.engine,
+            event.get("channel", ""),
+            thread_ts,
+            user,
+            event.get("text") or "",
+            body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}",
+            desk.rules,
+            desk.clock.now(),
+        )
+        if done is not None:
+            desk.deliver(done.case.id)
+
+
+def case_detail(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
+    """`/support case CS-00042`: the case and its timeline, to those allowed to see it."""
+    match = _CASE_NUMBER.match(rest.strip())
+    if match is None:
+        return blocks.plain("Which case? e.g. `/support case CS-00042`.")
+    case_id = int(match.group(1))
+    with Session(desk.engine) as session:
+        person = find_person(session, user_id)
+        case = session.get(Case, case_id)
+        visible = (
+            case is not None
+            and person is not None
+            and (
+                is_agent(person)
+                or (
+                    desk.rules.is_admin(person.roles)
+                    and person.organisation_id == case.organisation_id
+                )
+            )
+        )
+        if not visible or case is None:
+            # the same answer whether it exists or not: no probing other organisations
+            return blocks.plain(f"No case CS-{case_id:05d} that you can see.")
+        organisation = organisation_of(session, session.get(Person, case.requester_id))  # type: ignore[arg-type]
+        events = session.exec(
+            select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)  # type: ignore[arg-type]
+        ).all()
+        people = {p.id: p for p in session.exec(select(Person)).all()}
+        notes_hidden = not is_agent(person)
+        messages = session.exec(
+            select(CaseMessage).where(CaseMessage.case_id == case_id).order_by(CaseMessage.id)  # type: ignore[arg-type]
+        ).all()
+    lines = []
+    for event in events[-25:]:
+        who = people.get(event.actor_id) if event.actor_id else None
+        change = (
+            f"{event.from_value} → {event.to_value}" if event.from_value else (event.to_value or "")
+        )
+        reason = event.detail.get("reason") if isinstance(event.detail, dict) else None
+        lines.append(
+            f"• {blocks.when(event.at, desk.rules)} — {escape(event.kind.replace('_', ' '))}"
+            + (f" {escape(change)}" if change else "")
+            + (f" by {escape(who.name)}" if who else "")
+            + (f" — {escaped_clip(str(reason), 200)}" if reason else "")
+        )
+    shown = [m for m in messages if not (notes_hidden and m.kind == "note")]
+    head = (
+        f"*{case.number}* · Sev {case.severity} · "
+        f"{blocks.STATUS_LABELS.get(case.status, case.status)}\n"
+        f"*{escaped_clip(case.title, 300)}* — "
+        f"{escape(organisation.name) if organisation else ''}\n"
+        f"Owner: {mention(people[case.assignee_id].slack_user_id) if case.assignee_id else '—'}"
+        f" · {len(shown)} message(s)"
+    )
+    timeline = "\n".join(lines) or "—"
+    return blocks.plain(head) + blocks.plain(f"*Timeline*\n{clip(timeline, 2900)}")
+
+
+SUBCOMMANDS: dict[str, Any] = {
+    "case": ("`/support case CS-00042` — a case and its timeline", case_detail),
+}

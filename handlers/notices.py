@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 from chatops.cases.notices import (
     CARD,
     CARD_REFRESH,
+    CASE_MESSAGE,
     DOWNGRADE_OFFER,
     HANDOFF,
     ONCALL_GAP,
@@ -42,7 +43,7 @@ from chatops.sla import format_time_left
 from chatops.workload import OpenWork, open_work
 from handlers import blocks
 from handlers.text import clip, escape, escaped_clip, mention
-from models import Case, Organisation, OutboxMessage, Person
+from models import Case, CaseMessage, Organisation, OutboxMessage, Person
 
 ACKNOWLEDGE_PAGE = "acknowledge_page"
 DOWNGRADE_CASE = "downgrade_case"
@@ -115,7 +116,7 @@ def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: date
             update_ts=case.card_ts,
         )
     if row.kind == REQUESTER_NOTICE:
-        return _requester(ctx, payload, rules, now)
+        return _requester(session, ctx, payload, rules, now)
     text, extra = _case_notice(session, row.kind, ctx, payload, rules, now)
     return _routed(session, case, payload, text, extra)
 
@@ -148,9 +149,23 @@ def _routed(
 
 
 def _requester(
-    ctx: blocks.CaseContext, payload: dict[str, Any], rules: SupportRules, now: datetime
+    session: Session,
+    ctx: blocks.CaseContext,
+    payload: dict[str, Any],
+    rules: SupportRules,
+    now: datetime,
 ) -> Outgoing:
     event = payload.get("event")
+    if event in ("reply", "awaiting", "resolved", "reopened"):
+        text, body = _requester_update(session, ctx, event, payload)
+        return Outgoing(
+            text=text,
+            blocks=body,
+            channel=ctx.case.requester_channel,
+            user=ctx.requester.slack_user_id,
+            thread_ts=ctx.case.requester_thread_ts,
+            record="requester_thread" if ctx.case.requester_thread_ts is None else None,
+        )
     if event == "opened":
         body, text = (
             blocks.requester_opened(ctx, rules, now),
@@ -170,6 +185,56 @@ def _requester(
         thread_ts=ctx.case.requester_thread_ts,
         record="requester_thread" if ctx.case.requester_thread_ts is None else None,
     )
+
+
+def _requester_update(
+    session: Session, ctx: blocks.CaseContext, event: str, payload: dict[str, Any]
+) -> tuple[str, list[dict[str, Any]]]:
+    """Updates in the requester's DM thread: replies, waiting, resolved (+ survey), reopened."""
+    case = ctx.case
+    if event == "reply":
+        message = session.get(CaseMessage, payload["message_id"])
+        if message is None:
+            raise PermanentFailure(f"message {payload['message_id']} does not exist")
+        author = find_person(session, message.author)
+        name = escape(author.name) if author else "Support"
+        text = f"*{name}* (support) on {case.number}:\n{escaped_clip(message.text, 2800)}"
+        return f"Reply on {case.number}", _as_dicts([_section(text)])
+    if event == "awaiting":
+        text = (
+            f"Support is waiting for your answer on *{case.number}*. Reply in this thread "
+            "and it goes straight to the person working on your case."
+        )
+        return f"{case.number} is waiting for you", _as_dicts([_section(text)])
+    if event == "reopened":
+        return f"{case.number} reopened", _as_dicts(
+            [_section(f"*{case.number}* is open again; support is on it.")]
+        )
+    note = escaped_clip(case.resolution_note or "", 2000)
+    items: list[Block] = [
+        _section(f":white_check_mark: *{case.number}* is resolved.\n{note}"),
+        _section("How did we do? Rate this case (one answer per case):"),
+        ActionsBlock(
+            block_id="survey",
+            elements=[
+                # Slack wants a distinct action_id per button in a block
+                ButtonElement(
+                    text=str(n), action_id=f"{blocks.SURVEY_RATE}_{n}", value=f"{case.id}:{n}"
+                )
+                for n in range(1, 6)
+            ],
+        ),
+        ActionsBlock(
+            block_id="after_resolve",
+            elements=[
+                ButtonElement(
+                    text="Add a comment", action_id=blocks.SURVEY_COMMENT, value=str(case.id)
+                ),
+                ButtonElement(text="Reopen", action_id=blocks.CASE_REOPEN, value=str(case.id)),
+            ],
+        ),
+    ]
+    return f"{case.number} is resolved", _as_dicts(items)
 
 
 def _who(session: Session, slack_id: str | None) -> str:
@@ -252,6 +317,17 @@ def _case_notice(
         return text, [button]
     if kind == PAGE:
         return _page_text(session, ctx, payload, rules)
+    if kind == CASE_MESSAGE:
+        message = session.get(CaseMessage, payload["message_id"])
+        if message is None:
+            raise PermanentFailure(f"message {payload['message_id']} does not exist")
+        heading = {
+            "reply": f":outbox_tray: {_who(session, message.author)} replied to the requester:",
+            "note": f":memo: Internal note from {_who(session, message.author)}:",
+            "customer": f":speech_balloon: {_who(session, message.author)} (requester) wrote:",
+        }.get(message.kind, "")
+        quoted = "\n".join(f">{line}" for line in escaped_clip(message.text, 2800).split("\n"))
+        return f"{heading}\n{quoted}", []
     if kind == PAGE_ACKNOWLEDGED:
         text = f":white_check_mark: {_who(session, payload['by'])} acknowledged the page."
         if payload.get("claimed"):

@@ -12,6 +12,7 @@ PAGE = "page.notify"  # a Sev A page step
 PAGE_ACKNOWLEDGED = "page.acknowledged"
 HANDOFF = "oncall.handoff"  # shift change: channel post and DM to the incoming person
 ONCALL_GAP = "oncall.gap"  # nobody on call
+CASE_MESSAGE = "case.message"  # a reply, note or customer message, in the triage thread
 
 # Where a notice goes, in its payload: {"to": "thread"} (the case card's thread in the
 # triage channel), {"to": "user", "user": U} (a DM), {"to": "channel", "channel": purpose}.

@@ -133,6 +133,10 @@ class PagingRules(Strict):
         return value
 
 
+class LifecycleRules(Strict):
+    auto_close_after_days: int = Field(ge=1, le=365)
+
+
 class PhoneLine(Strict):
     label: str
     calendar: str
@@ -167,6 +171,7 @@ class Policy(Strict):
     out_of_scope: dict[str, OutOfScopeSpec]
     sev_a: SevARules
     notifications: NotificationRules
+    lifecycle: LifecycleRules
     paging: PagingRules
     phone: PhoneSpec
     self_help: SelfHelpSpec

@@ -1,0 +1,421 @@
+"""The life of a case after it is opened (DESIGN; SC-16, SC-23).
+
+new → claimed → in_progress ⇄ awaiting_customer → resolved → closed, with reopen. Every
+transition and field change writes a CaseEvent (who, when, from → to, why) and its
+notifications in the same transaction. Rules:
+
+* Agents reply to the requester (delivered in the requester's DM thread for the case) or
+  leave internal notes (the triage thread only). The first reply stops the first-response
+  clock; an agent who replies to an unclaimed case becomes its owner.
+* *Awaiting customer* pauses the clock where the policy says so; the requester's reply
+  resumes it, and counts as the customer being heard from (SC-16).
+* Resolve needs a resolution note; the requester is told and asked for a survey (one answer
+  per case). Resolved cases close after `lifecycle.auto_close_after_days`; the requester or an
+  agent may reopen a resolved case until then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, update
+from sqlmodel import Session, select
+
+from chatops.cases import states
+from chatops.cases.clock import pause_clock, resume_clock
+from chatops.cases.notices import CARD_REFRESH, CASE_MESSAGE, REQUESTER_NOTICE
+from chatops.cases.ownership import take_unclaimed
+from chatops.db import insert_if_absent, transaction
+from chatops.directory import find_person, is_agent
+from chatops.outbox import enqueue
+from chatops.paging import stop_pages
+from chatops.policy import SupportRules
+from models import Case, CaseEvent, CaseMessage, Person, SurveyAnswer
+
+MESSAGE_MAX = 3000  # one Slack section
+
+
+class CaseActionRefused(Exception):
+    """The action is not allowed now or for this person; the message says why."""
+
+
+@dataclass(frozen=True)
+class Done:
+    case: Case
+    message: str = ""
+
+
+def _agent(session: Session, slack_id: str) -> Person:
+    person = find_person(session, slack_id)
+    if not is_agent(person):
+        raise CaseActionRefused("Only support agents can do that. Nothing was changed.")
+    assert person is not None
+    return person
+
+
+def _case(session: Session, case_id: int) -> Case:
+    case = session.get(Case, case_id, with_for_update=True)
+    if case is None:
+        raise CaseActionRefused("That case does not exist.")
+    return case
+
+
+def _text(text: str, what: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise CaseActionRefused(f"Write the {what} first.")
+    if len(text) > MESSAGE_MAX:
+        raise CaseActionRefused(f"Keep the {what} under {MESSAGE_MAX} characters.")
+    return text
+
+
+def _event(
+    session: Session,
+    case: Case,
+    actor: Person | None,
+    kind: str,
+    now: datetime,
+    old: str | None = None,
+    new: str | None = None,
+    **detail: object,
+) -> None:
+    session.add(
+        CaseEvent(
+            case_id=case.id,
+            at=now,
+            actor_id=actor.id if actor else None,
+            kind=kind,  # type: ignore[arg-type]
+            from_value=old,
+            to_value=new,
+            detail=dict(detail),
+        )
+    )
+
+
+def _set_status(
+    session: Session,
+    case: Case,
+    actor: Person | None,
+    status: str,
+    now: datetime,
+    why: str | None = None,
+) -> None:
+    old = case.status
+    if old == status:
+        return
+    case.status = status
+    _event(session, case, actor, "status_changed", now, old, status, reason=why)
+    enqueue(
+        session,
+        key=f"{case.id}:card:{status}:{now.isoformat()}",
+        kind=CARD_REFRESH,
+        case_id=case.id,
+        now=now,
+    )
+
+
+def _message(
+    session: Session,
+    case: Case,
+    author: str,
+    kind: str,
+    text: str,
+    now: datetime,
+    event_id: str | None = None,
+) -> CaseMessage | None:
+    """Store a message once (a Slack event id is unique) and post it in the triage thread."""
+    if event_id is not None:
+        if not insert_if_absent(
+            session,
+            CaseMessage,
+            {
+                "case_id": case.id,
+                "at": now,
+                "author": author,
+                "kind": kind,
+                "text": text,
+                "slack_event_id": event_id,
+            },
+            ["slack_event_id"],
+        ):
+            return None
+        message = session.exec(
+            select(CaseMessage).where(CaseMessage.slack_event_id == event_id)
+        ).one()
+    else:
+        message = CaseMessage(case_id=case.id, at=now, author=author, kind=kind, text=text)  # type: ignore[arg-type]
+        session.add(message)
+        session.flush()
+    enqueue(
+        session,
+        key=f"{case.id}:message:{message.id}:thread",
+        kind=CASE_MESSAGE,
+        case_id=case.id,
+        now=now,
+        payload={"to": "thread", "message_id": message.id},
+    )
+    return message
+
+
+def reply(engine: Engine, case_id: int, agent_id: str, text: str, now: datetime) -> Done:
+    """An agent's reply to the requester; the first one stops the first-response clock."""
+    text = _text(text, "reply")
+    with transaction(engine) as session:
+        agent = _agent(session, agent_id)
+        case = _case(session, case_id)
+        if case.status not in states.OPEN_STATUSES:
+            raise CaseActionRefused(f"{case.number} is {case.status}; reopen it to reply.")
+        if case.assignee_id is None:
+            take_unclaimed(session, case_id, agent, now, via="reply")
+            session.refresh(case)
+        message = _message(session, case, agent_id, "reply", text, now)
+        assert message is not None
+        if case.first_responded_at is None:
+            case.first_responded_at = now
+            due = case.first_response_due
+            _event(
+                session,
+                case,
+                agent,
+                "first_response",
+                now,
+                due=due.isoformat() if due else None,
+                on_time=bool(due is None or now <= due),
+            )
+        if case.status in (states.NEW, states.CLAIMED):
+            _set_status(session, case, agent, states.IN_PROGRESS, now)
+        enqueue(
+            session,
+            key=f"{case_id}:requester:reply:{message.id}",
+            kind=REQUESTER_NOTICE,
+            case_id=case_id,
+            now=now,
+            payload={"event": "reply", "message_id": message.id},
+        )
+        return Done(case)
+
+
+def note(engine: Engine, case_id: int, agent_id: str, text: str, now: datetime) -> Done:
+    """An internal note: the triage thread only, never the requester."""
+    text = _text(text, "note")
+    with transaction(engine) as session:
+        agent = _agent(session, agent_id)
+        case = _case(session, case_id)
+        _message(session, case, agent_id, "note", text, now)
+        _event(session, case, agent, "note", now)
+        return Done(case)
+
+
+def await_customer(
+    engine: Engine, case_id: int, agent_id: str, rules: SupportRules, now: datetime
+) -> Done:
+    """Waiting on the requester: pause the clock where the policy says so."""
+    with transaction(engine) as session:
+        agent = _agent(session, agent_id)
+        case = _case(session, case_id)
+        if case.status not in (states.CLAIMED, states.IN_PROGRESS, states.NEW):
+            raise CaseActionRefused(f"{case.number} is {case.status.replace('_', ' ')}.")
+        _set_status(session, case, agent, states.AWAITING_CUSTOMER, now)
+        enqueue(
+            session,
+            key=f"{case_id}:requester:awaiting:{now.isoformat()}",
+            kind=REQUESTER_NOTICE,
+            case_id=case_id,
+            now=now,
+            payload={"event": "awaiting"},
+        )
+    pause_clock(engine, case_id, rules, now)
+    return Done(case)
+
+
+def customer_message(
+    engine: Engine,
+    channel: str,
+    thread_ts: str,
+    user_id: str,
+    text: str,
+    event_id: str,
+    rules: SupportRules,
+    now: datetime,
+) -> Done | None:
+    """The requester wrote in their case's DM thread: relay it to the triage thread once
+    (Slack's retries carry the same event id), note the customer was heard from (SC-16),
+    and resume a paused clock."""
+    with transaction(engine) as session:
+        case = session.exec(
+            select(Case).where(
+                Case.requester_channel == channel, Case.requester_thread_ts == thread_ts
+            )
+        ).first()
+        if case is None:
+            return None
+        requester = session.get(Person, case.requester_id)
+        if requester is None or requester.slack_user_id != user_id:
+            return None  # only the requester's own words are relayed
+        message = _message(
+            session, case, user_id, "customer", text[:MESSAGE_MAX], now, event_id=event_id
+        )
+        if message is None:
+            return None  # a retry of an event already relayed
+        case.customer_last_seen_at = now
+        case.downgrade_offered_at = None
+        _event(session, case, requester, "customer_replied", now)
+        was_waiting = case.status == states.AWAITING_CUSTOMER
+        if was_waiting:
+            _set_status(session, case, requester, states.IN_PROGRESS, now, "customer replied")
+    if was_waiting:
+        resume_clock(engine, case.id, rules, now)  # type: ignore[arg-type]
+    return Done(case)
+
+
+def resolve(engine: Engine, case_id: int, agent_id: str, resolution: str, now: datetime) -> Done:
+    """Resolve with a note; the requester is told and gets the survey (SC-23)."""
+    resolution = _text(resolution, "resolution note")
+    with transaction(engine) as session:
+        agent = _agent(session, agent_id)
+        case = _case(session, case_id)
+        if case.status not in states.OPEN_STATUSES:
+            raise CaseActionRefused(f"{case.number} is already {case.status}.")
+        case.resolved_at = now
+        case.resolution_note = resolution
+        case.next_update_reminder_at = None
+        _set_status(session, case, agent, states.RESOLVED, now, resolution[:200])
+        stop_pages(session, case_id, now)
+        enqueue(
+            session,
+            key=f"{case_id}:requester:resolved:{now.isoformat()}",
+            kind=REQUESTER_NOTICE,
+            case_id=case_id,
+            now=now,
+            payload={"event": "resolved"},
+        )
+        return Done(case)
+
+
+def reopen(engine: Engine, case_id: int, who: str, now: datetime) -> Done:
+    """The requester or an agent reopens a resolved case."""
+    with transaction(engine) as session:
+        case = _case(session, case_id)
+        person = find_person(session, who)
+        requester = session.get(Person, case.requester_id)
+        if not (is_agent(person) or (requester and requester.slack_user_id == who)):
+            raise CaseActionRefused("Only the requester or a support agent can reopen a case.")
+        if case.status == states.CLOSED:
+            raise CaseActionRefused(f"{case.number} is closed; open a new case instead.")
+        if case.status != states.RESOLVED:
+            raise CaseActionRefused(f"{case.number} is not resolved.")
+        case.resolved_at = None
+        _set_status(session, case, person, states.IN_PROGRESS, now, "reopened")
+        enqueue(
+            session,
+            key=f"{case_id}:requester:reopened:{now.isoformat()}",
+            kind=REQUESTER_NOTICE,
+            case_id=case_id,
+            now=now,
+            payload={"event": "reopened"},
+        )
+        return Done(case)
+
+
+def close_resolved(engine: Engine, rules: SupportRules, now: datetime) -> int:
+    """Sweep: close cases resolved more than `lifecycle.auto_close_after_days` ago."""
+    days = rules.policy.lifecycle.auto_close_after_days
+    limit = now - timedelta(days=days)
+    with Session(engine) as session:
+        due = session.exec(
+            select(Case.id).where(Case.status == states.RESOLVED, Case.resolved_at <= limit)  # type: ignore[operator]
+        ).all()
+    closed = 0
+    for case_id in due:
+        with transaction(engine) as session:
+            won = (
+                session.exec(  # type: ignore[call-overload]
+                    update(Case)
+                    .where(Case.id == case_id, Case.status == states.RESOLVED)
+                    .values(status=states.CLOSED, closed_at=now)
+                ).rowcount
+                == 1
+            )
+            if not won:
+                continue
+            case = session.get(Case, case_id, populate_existing=True)
+            assert case is not None
+            _event(
+                session,
+                case,
+                None,
+                "status_changed",
+                now,
+                states.RESOLVED,
+                states.CLOSED,
+                reason=f"auto-close after {days} days",
+            )
+            enqueue(
+                session, key=f"{case_id}:card:closed", kind=CARD_REFRESH, case_id=case_id, now=now
+            )
+            closed += 1
+    return closed
+
+
+def answer_survey(
+    engine: Engine, case_id: int, user_id: str, rating: int, comment: str | None, now: datetime
+) -> str:
+    """Record the requester's rating (once per case); a comment may be added to it later.
+
+    Returns "thanks", "commented", "already" (a second rating is kept as it was).
+    """
+    if not 1 <= rating <= 5:
+        raise CaseActionRefused("Ratings go from 1 to 5.")
+    comment = (comment or "").strip()[:MESSAGE_MAX] or None
+    with transaction(engine) as session:
+        case = session.get(Case, case_id)
+        if case is None:
+            raise CaseActionRefused("That case does not exist.")
+        requester = session.get(Person, case.requester_id)
+        if requester is None or requester.slack_user_id != user_id:
+            raise CaseActionRefused("Only the person who opened the case can rate it.")
+        if case.status not in (states.RESOLVED, states.CLOSED):
+            raise CaseActionRefused(f"{case.number} is not resolved yet.")
+        created = insert_if_absent(
+            session,
+            SurveyAnswer,
+            {
+                "case_id": case_id,
+                "rating": rating,
+                "comment": comment,
+                "answered_at": now,
+                "answered_by": user_id,
+            },
+            ["case_id"],
+        )
+        if created:
+            _event(session, case, requester, "survey_answered", now, new=str(rating))
+            return "thanks"
+        answer = session.exec(select(SurveyAnswer).where(SurveyAnswer.case_id == case_id)).one()
+        if comment and not answer.comment:
+            answer.comment = comment
+            _event(session, case, requester, "survey_commented", now)
+            return "commented"
+        return "already"
+
+
+def answer_survey_comment(
+    engine: Engine, case_id: int, user_id: str, comment: str, now: datetime
+) -> None:
+    """The optional comment of a survey answer (after the rating; once)."""
+    comment = _text(comment, "comment")
+    with transaction(engine) as session:
+        case = session.get(Case, case_id)
+        if case is None:
+            raise CaseActionRefused("That case does not exist.")
+        requester = session.get(Person, case.requester_id)
+        if requester is None or requester.slack_user_id != user_id:
+            raise CaseActionRefused("Only the person who opened the case can comment on it.")
+        answer = session.exec(select(SurveyAnswer).where(SurveyAnswer.case_id == case_id)).first()
+        if answer is None:
+            raise CaseActionRefused("Rate the case first (the 1–5 buttons), then comment.")
+        if answer.comment:
+            raise CaseActionRefused("You have already commented on this case — thank you.")
+        answer.comment = comment
+        _event(session, case, requester, "survey_commented", now)

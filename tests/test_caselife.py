@@ -1,0 +1,209 @@
+"""Working a case through the front door: replies vs notes, the requester's replies relayed
+once, awaiting customer, severity change, resolve + survey, reopen, auto-close, case view."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from handlers.worker import tick
+from tests.conftest import TRIAGE, Desk
+
+WED_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+
+def _card(desk: Desk, case) -> dict:  # type: ignore[no-untyped-def]
+    return desk.card(case)
+
+
+def _press(desk: Desk, user: str, case, action: str) -> None:  # type: ignore[no-untyped-def]
+    card = _card(desk, case)
+    response = desk.slack.click_in(user, card, action, channel_id=TRIAGE, is_ephemeral=False)
+    assert response.status == 200
+
+
+def _modal(desk: Desk, user: str, text: str, **values) -> dict:  # type: ignore[no-untyped-def]
+    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
+    response = desk.slack.submit_view(user, {"text": text, **values})
+    assert response.status == 200
+    return response.json() or {}
+
+
+def _dm_texts(desk: Desk, user: str) -> str:
+    channel = desk.standin.dm_channel(user)
+    return json.dumps(
+        [c.args for c in desk.standin.calls("chat.postMessage") if c.args["channel"] == channel]
+    )
+
+
+def _thread_texts(desk: Desk) -> str:
+    return json.dumps(
+        [
+            c.args
+            for c in desk.standin.calls("chat.postMessage")
+            if c.args["channel"] == TRIAGE and c.args.get("thread_ts")
+        ]
+    )
+
+
+def _claimed_case(desk: Desk, **values):  # type: ignore[no-untyped-def]
+    case = desk.open_case("U0ALICE", **values)
+    _press(desk, "U0AGENT1", case, "claim_case")
+    desk.standin.wait_for("chat.update")
+    return case
+
+
+def test_reply_reaches_the_requester_and_stops_the_clock(desk: Desk) -> None:
+    case = _claimed_case(desk)
+    _press(desk, "U0AGENT1", case, "case_reply")
+    _modal(desk, "U0AGENT1", "Please check the <forwarding> rule & tell us.")
+    desk.standin.wait_for(
+        "chat.postMessage",
+        lambda c: (
+            "Please check" in json.dumps(c.args)
+            and c.args.get("thread_ts")
+            and c.args["channel"] == desk.standin.dm_channel("U0ALICE")
+        ),
+    )
+    dm = _dm_texts(desk, "U0ALICE")
+    assert "Please check the &lt;forwarding&gt; rule &amp; tell us." in dm
+    assert "replied to the requester" in _thread_texts(desk)
+    [stored] = desk.cases()
+    assert stored.first_responded_at == WED_10 and stored.status == "in_progress"
+    assert [e.kind for e in desk.events() if e.kind == "first_response"] == ["first_response"]
+    assert desk.events("first_response")[0].detail["on_time"] is True
+    tick(desk.service.desk, WED_10 + timedelta(days=2))  # past the due: no breach any more
+    assert [m for m in desk.outbox() if m.kind.startswith("sla.")] == []
+
+
+def test_note_stays_internal(desk: Desk) -> None:
+    case = _claimed_case(desk)
+    _press(desk, "U0AGENT2", case, "case_note")
+    _modal(desk, "U0AGENT2", "Customer's tenant looks misconfigured")
+    desk.standin.wait_for("chat.postMessage", lambda c: "Internal note" in json.dumps(c.args))
+    assert "misconfigured" in _thread_texts(desk)
+    assert "misconfigured" not in _dm_texts(desk, "U0ALICE")
+    [stored] = desk.cases()
+    assert stored.first_responded_at is None  # a note is not a response
+
+
+def test_awaiting_customer_pauses_and_a_reply_resumes_once(desk: Desk) -> None:
+    case = _claimed_case(desk)
+    _press(desk, "U0AGENT1", case, "case_await")
+    desk.standin.wait_for(
+        "chat.postMessage", lambda c: "waiting for your answer" in json.dumps(c.args)
+    )
+    [stored] = desk.cases()
+    assert stored.status == "awaiting_customer" and stored.first_response_due is None
+    assert stored.sla_paused
+    desk.clock.advance(timedelta(hours=2))
+    channel = desk.standin.dm_channel("U0ALICE")
+    first = desk.slack.message(
+        "U0ALICE", channel, "Here are the headers", thread_ts=(stored.requester_thread_ts)
+    )
+    assert first.status == 200
+    desk.standin.wait_for(
+        "chat.postMessage", lambda c: "Here are the headers" in json.dumps(c.args)
+    )
+    retry = desk.slack.event(first.sent["event"], retry_num=1, event_id=first.event_id)
+    assert retry.status == 200
+    desk.slack.message("U0CARL", channel, "not the requester", thread_ts="1.2")
+    [stored] = desk.cases()
+    assert stored.status == "in_progress" and not stored.sla_paused
+    # 2 h paused inside support hours: the due moved from Thu 10:00 to Thu 12:00 Beijing
+    assert stored.first_response_due == datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
+    relayed = [
+        c
+        for c in desk.standin.calls("chat.postMessage")
+        if "Here are the headers" in json.dumps(c.args)
+    ]
+    assert len(relayed) == 1  # Slack's retry of the same event is not relayed twice
+    assert len(desk.events("customer_replied")) == 1
+
+
+def test_change_severity_from_the_card(desk: Desk) -> None:
+    case = _claimed_case(desk)
+    _press(desk, "U0AGENT1", case, "case_severity")
+    reply = _modal(desk, "U0AGENT1", "", severity="A")
+    assert reply["response_action"] == "errors" and "reason" in json.dumps(reply)
+    reply = _modal(desk, "U0AGENT1", "many users now", severity="A")
+    [stored] = desk.cases()
+    assert stored.severity == "A"
+    assert stored.first_response_due == WED_10 + timedelta(hours=1)
+    [event] = desk.events("severity_changed")
+    assert event.detail["reason"] == "many users now"
+
+
+def test_resolve_survey_once_reopen(desk: Desk) -> None:
+    case = _claimed_case(desk)
+    _press(desk, "U0AGENT1", case, "case_resolve")
+    _modal(desk, "U0AGENT1", "Rule fixed; forwarding works again.")
+    channel = desk.standin.dm_channel("U0ALICE")
+    call = desk.standin.wait_for("chat.postMessage", lambda c: "is resolved" in json.dumps(c.args))[
+        0
+    ]
+    resolved = desk.standin.message(channel, call.response["ts"])
+    assert "Rule fixed" in json.dumps(resolved)
+    # someone else cannot rate; the requester rates once; a second rating is kept as first
+    desk.slack.click_in("U0CARL", resolved, "survey_rate_5", channel_id=channel, is_ephemeral=False)
+    desk.slack.click_in(
+        "U0ALICE", resolved, "survey_rate_4", channel_id=channel, is_ephemeral=False
+    )
+    desk.slack.click_in(
+        "U0ALICE", resolved, "survey_rate_1", channel_id=channel, is_ephemeral=False
+    )
+    answers = [json.dumps(c.args) for c in desk.standin.wait_for("response_url", count=3)]
+    assert "Only the person who opened the case" in answers[0]
+    assert "Thank you for rating" in answers[1]
+    assert "already rated" in answers[2]
+    from sqlmodel import Session, select
+
+    from models import SurveyAnswer
+
+    with Session(desk.engine) as session:
+        [answer] = session.exec(select(SurveyAnswer)).all()
+    assert answer.rating == 4
+    desk.slack.click_in("U0ALICE", resolved, "case_reopen", channel_id=channel, is_ephemeral=False)
+    desk.standin.wait_for("response_url", count=4)
+    [stored] = desk.cases()
+    assert stored.status == "in_progress"
+
+
+def test_resolved_cases_close_after_the_policy_days(desk: Desk) -> None:
+    case = _claimed_case(desk)
+    _press(desk, "U0AGENT1", case, "case_resolve")
+    _modal(desk, "U0AGENT1", "Done.")
+    tick(desk.service.desk, WED_10 + timedelta(days=4))
+    assert desk.cases()[0].status == "resolved"
+    tick(desk.service.desk, WED_10 + timedelta(days=5, minutes=1))
+    assert desk.cases()[0].status == "closed"
+    from chatops.cases import lifecycle
+
+    try:
+        lifecycle.reopen(desk.engine, case.id, "U0ALICE", desk.clock.now())
+    except lifecycle.CaseActionRefused as exc:
+        assert "closed" in str(exc)
+    else:
+        raise AssertionError("a closed case reopened")
+
+
+def test_non_agent_cannot_work_a_case(desk: Desk) -> None:
+    case = desk.open_case("U0ALICE")
+    for action in ("case_reply", "case_note", "case_await", "case_resolve", "case_severity"):
+        _press(desk, "U0ALICE", case, action)
+    answers = desk.standin.wait_for("response_url", count=5)
+    assert all("Only support agents" in json.dumps(a.args) for a in answers)
+    assert desk.standin.calls("views.open")[-1].args["view"]["callback_id"] == "intake"
+    [stored] = desk.cases()
+    assert stored.status == "new"
+
+
+def test_case_view_is_scoped(desk: Desk) -> None:
+    case = _claimed_case(desk)
+    for user in ("U0AGENT2", "U0BILL"):  # an agent; an admin of the same organisation
+        body = json.dumps(desk.ask(user, f"case {case.number}"))
+        assert "CS-00001" in body and "Timeline" in body and "claimed" in body
+    for user in ("U0FRANK", "U0CARL", "U0STRANGER"):  # other org; non-admin; unknown
+        body = json.dumps(desk.ask(user, "case CS-00001"))
+        assert "No case CS-00001 that you can see" in body
+    assert "No case CS-00999 that you can see" in json.dumps(desk.ask("U0AGENT1", "case 999"))
