@@ -6,7 +6,7 @@ core stays free of Slack imports and operator commands start fast.
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
 from pathlib import Path
 
@@ -34,9 +34,12 @@ def _policy(path: Path | None = None):  # type: ignore[no-untyped-def]
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default from env).")
 def main(log_level: str | None) -> None:
     """chatops: a support desk that lives in Slack."""
-    logging.basicConfig(
-        level=(log_level or "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    from chatops.logs import configure
+
+    configure(
+        level=log_level or os.environ.get("CHATOPS_LOG_LEVEL", "INFO"),
+        fmt=os.environ.get("CHATOPS_LOG_FORMAT", "text"),
+        secrets=[os.environ.get("SLACK_BOT_TOKEN", ""), os.environ.get("SLACK_SIGNING_SECRET", "")],
     )
 
 
@@ -84,6 +87,21 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     from handlers.server import run_gunicorn
 
     run_gunicorn(settings, host, port, workers, threads)
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema to the latest revision (Alembic)."""
+    from chatops.db import make_engine
+    from chatops.migrate import current_revision, upgrade
+
+    try:
+        settings = load_settings(require_slack=False)
+    except SettingsError as exc:
+        _fail(str(exc))
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    click.echo(f"database at revision {current_revision(engine)}")
 
 
 @main.command("load-articles")

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from chatops import metrics
 from chatops.cases.notices import PAGE, PAGE_ACKNOWLEDGED
 from chatops.cases.ownership import take_unclaimed
 from chatops.db import transaction
@@ -159,6 +160,7 @@ def escalate_due_pages(engine: Engine, rules: SupportRules, now: datetime) -> in
             case = session.get(Case, page.case_id)
             assert case is not None
             _take_steps_from(session, page, case, step + 1, rules, now)
+            metrics.PAGES.labels("step").inc()
             taken += 1
     return taken
 
@@ -217,6 +219,7 @@ def acknowledge(engine: Engine, page_id: int, slack_id: str, now: datetime) -> A
             now=now,
             payload={"to": "thread", "page_id": page_id, "by": slack_id, "claimed": claimed},
         )
+        metrics.PAGES.labels("acknowledged").inc()
         return AckOutcome("acknowledged", page, case, slack_id, claimed)
 
 

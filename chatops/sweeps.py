@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from chatops import metrics
 from chatops.cases.lifecycle import close_resolved
 from chatops.cases.notices import (
     CARD_REFRESH,
@@ -150,6 +151,7 @@ def _sla_sweep(
             _thread_and_owner(
                 session, case, kind, f"{case_id}:{label}:{due_at}", now, {"due": due_at}
             )
+            metrics.SLA_NOTICES.labels("warning" if kind == SLA_WARNING else "breach").inc()
             sent += 1
     return sent
 

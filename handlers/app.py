@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import Engine, text
 
+from chatops import metrics
 from chatops.clock import Clock
 from chatops.config import Settings
 from chatops.policy import SupportRules
@@ -66,16 +69,37 @@ class SlackWsgi:
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz" and method == "GET":
             return self._health(start_response)
+        if path == "/metrics" and method == "GET":
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+            return [metrics.render(self.engine)]
+        if path != EVENTS_PATH or method != "POST":
+            return self._route_other(path, method, start_response)
+        started = time.perf_counter()
+        kind, outcome = "unknown", "error"
+        try:
+            kind, outcome, result = self._events(environ, start_response)
+            return result
+        finally:
+            metrics.REQUESTS.labels(kind, outcome).inc()
+            metrics.ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
+
+    def _route_other(
+        self, path: str, method: str, start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if path != EVENTS_PATH:
             return _reply(start_response, 404, "not found")
-        if method != "POST":
-            return _reply(start_response, 405, "use POST")
+        return _reply(start_response, 405, "use POST")
+
+    def _events(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> tuple[str, str, Iterable[bytes]]:
+        """Verify, parse and dispatch one Slack request: (kind, outcome, body)."""
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
         if length > MAX_BODY:
-            return _reply(start_response, 413, "request too large")
+            return "unknown", "too_large", _reply(start_response, 413, "request too large")
         raw = environ["wsgi.input"].read(length) if length else b""
         headers = {
             key[5:].replace("_", "-").lower(): value
@@ -87,17 +111,19 @@ class SlackWsgi:
         try:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return _reply(start_response, 400, "body is not UTF-8")
+            return "unknown", "malformed", _reply(start_response, 400, "body is not UTF-8")
         if not self._signed(body, headers):
-            return _reply(start_response, 401, "invalid signature")
-        if not _well_formed(body, headers.get("content-type", "")):
-            return _reply(start_response, 400, "malformed payload")
+            return "unknown", "unauthorized", _reply(start_response, 401, "invalid signature")
+        kind = _kind(body, headers.get("content-type", ""))
+        if kind is None:
+            return "unknown", "malformed", _reply(start_response, 400, "malformed payload")
         response = self.app.dispatch(
             BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
         )
         out_headers = [(k, v) for k, values in response.headers.items() for v in values]
         start_response(f"{response.status} {_REASONS.get(response.status, 'OK')}", out_headers)
-        return [response.body.encode("utf-8")]
+        outcome = "ok" if response.status < 400 else f"http_{response.status}"
+        return kind, outcome, [response.body.encode("utf-8")]
 
     def _signed(self, body: str, headers: dict[str, str]) -> bool:
         """Slack's v0 signature, within five minutes either way of our clock."""
@@ -128,15 +154,23 @@ def _reply(start_response: Callable[..., Any], status: int, message: str) -> Ite
     return [message.encode("utf-8")]
 
 
-def _well_formed(body: str, content_type: str) -> bool:
-    """Slack sends JSON (events) or a form (commands; interactivity as `payload=` JSON)."""
+def _kind(body: str, content_type: str) -> str | None:
+    """What Slack sent — JSON (events) or a form (commands; interactivity as `payload=`
+    JSON) — or None when it is malformed."""
     try:
         if content_type.startswith("application/json"):
-            return isinstance(json.loads(body), dict)
+            document = json.loads(body)
+            if not isinstance(document, dict):
+                return None
+            return str(document.get("type") or "event")
         form = parse_qs(body, keep_blank_values=True)
         if "payload" in form:
             payload = json.loads(form["payload"][0])
-            return isinstance(payload, dict) and isinstance(payload.get("type"), str)
-        return "command" in form or "ssl_check" in form
+            if isinstance(payload, dict) and isinstance(payload.get("type"), str):
+                return str(payload["type"])
+            return None
+        if "command" in form:
+            return "command"
+        return "ssl_check" if "ssl_check" in form else None
     except ValueError:
-        return False
+        return None

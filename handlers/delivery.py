@@ -26,6 +26,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine, func, or_, select, update
 from sqlmodel import Session
 
+from chatops import metrics
 from chatops.clock import Clock
 from chatops.db import insert_if_absent, transaction
 from chatops.policy import SupportRules
@@ -132,6 +133,7 @@ class OutboxDelivery:
         except OSError as exc:  # timeouts, refused connections
             return self._failed(row, exc)
         self._finish(row.id, "sent", None, case_updates=(row.case_id, updates))
+        metrics.DELIVERIES.labels("sent").inc()
         return True
 
     def _post(self, out: Outgoing) -> dict[str, Any]:
@@ -183,6 +185,7 @@ class OutboxDelivery:
 
     def _park(self, row: OutboxMessage, reason: str) -> bool:
         self._finish(row.id, "parked", reason[:500])
+        metrics.DELIVERIES.labels("parked").inc()
         log.error("outbox %s parked: %s", row.key, reason)
         return False
 
@@ -214,6 +217,7 @@ class OutboxDelivery:
                     last_error=error,
                 )
             )
+        metrics.DELIVERIES.labels(status_after if status_after == "parked" else "failed").inc()
         if status_after == "parked":
             log.error("outbox %s parked after %d attempts: %s", row.key, attempts, error)
         else:

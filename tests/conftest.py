@@ -80,9 +80,10 @@ class Desk:
     def open_intake(self, user: str, question: str = "mail forwarding stopped") -> dict[str, Any]:
         """/support <question> then Contact support; returns the modal Slack shows."""
         reply = self.ask(user, question)
+        before = len(self.standin.calls("views.open"))
         response = self.slack.click_in(user, reply, "contact_support", channel_id="C_GENERAL")
         assert response.status == 200
-        self.standin.wait_for("views.open")
+        self.standin.wait_for("views.open", count=before + 1)
         view = self.standin.open_view(user)
         assert view is not None, "no modal opened"
         return view

@@ -1,0 +1,79 @@
+"""Logging: readable lines for people, one JSON object per line in production
+(`CHATOPS_LOG_FORMAT=json`). Secrets never reach a log line: Slack tokens, signing secrets
+and verification codes are masked by a filter on every handler."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+
+_SECRETS = [
+    re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),  # Slack tokens
+    re.compile(r"xapp-[A-Za-z0-9-]+"),  # app-level tokens (Socket Mode)
+    re.compile(r"v0=[0-9a-f]{64}"),  # request signatures
+    re.compile(r"(?i)(\"?code\"?\s*[:=]\s*\"?)\d{4,8}"),  # one-time verification codes
+]
+CONTEXT_FIELDS = ("case", "request_id", "kind", "outcome", "user")
+
+
+def mask(text: str, extra: list[str] | None = None) -> str:
+    """Text with secrets replaced by ***."""
+    for pattern in _SECRETS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
+    for value in extra or []:
+        if value:
+            text = text.replace(value, "***")
+    return text
+
+
+class SecretFilter(logging.Filter):
+    """Masks secrets in the rendered message (and the configured secret values)."""
+
+    def __init__(self, secrets: list[str] | None = None) -> None:
+        super().__init__()
+        self.secrets = [s for s in (secrets or []) if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = mask(record.getMessage(), self.secrets)
+        record.msg, record.args = message, None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = mask(
+                logging.Formatter().formatException(record.exc_info), self.secrets
+            )
+            record.exc_info = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and context fields given as
+    `extra={"case": "CS-00042", "request_id": …}`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for field in CONTEXT_FIELDS:
+            if hasattr(record, field):
+                entry[field] = getattr(record, field)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(level: str = "INFO", fmt: str = "text", secrets: list[str] | None = None) -> None:
+    """Set up the root logger once for a process."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(SecretFilter(secrets))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,99 @@
+"""Prometheus metrics (`GET /metrics`).
+
+Counters and the ack-latency histogram are per process (each gunicorn worker and each
+`chatops worker` counts its own; Prometheus sums them across scrape targets). The outbox
+gauges are read from the database at scrape time, so any process reports the true backlog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+
+from models import OutboxMessage
+
+REGISTRY = CollectorRegistry()
+
+REQUESTS = Counter(
+    "chatops_requests_total",
+    "Requests to /slack/events by kind (command, block_actions, view_submission, event, …) "
+    "and outcome (ok, unauthorized, malformed, error).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+ACK_SECONDS = Histogram(
+    "chatops_ack_seconds",
+    "Time from receiving a Slack request to answering it (Slack allows 3 s).",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0),
+    registry=REGISTRY,
+)
+DELIVERIES = Counter(
+    "chatops_deliveries_total",
+    "Outbox deliveries by outcome (sent, failed = will retry, parked = given up).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+SLA_NOTICES = Counter(
+    "chatops_sla_notices_total",
+    "SLA notices written, by kind (warning, breach).",
+    ["kind"],
+    registry=REGISTRY,
+)
+PAGES = Counter(
+    "chatops_pages_total",
+    "Sev A paging: escalation steps taken and acknowledgements.",
+    ["event"],
+    registry=REGISTRY,
+)
+
+
+class OutboxCollector(Collector):
+    """Backlog and age of the oldest pending notification, from the database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self.engine.connect() as connection:
+            rows = dict(
+                connection.execute(
+                    select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+                ).all()
+            )
+            oldest = connection.execute(
+                select(func.min(OutboxMessage.created_at)).where(OutboxMessage.status == "pending")
+            ).scalar()
+        backlog = GaugeMetricFamily(
+            "chatops_outbox_messages", "Outbox messages by status.", labels=["status"]
+        )
+        for status in ("pending", "sent", "parked"):
+            backlog.add_metric([status], rows.get(status, 0))
+        yield backlog
+        if isinstance(oldest, str):  # SQLite without the column type's conversion
+            oldest = datetime.fromisoformat(oldest)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        yield GaugeMetricFamily(
+            "chatops_outbox_oldest_pending_seconds",
+            "Age of the oldest pending outbox message (wall clock).",
+            value=age,
+        )
+
+
+_collectors: dict[int, OutboxCollector] = {}
+
+
+def render(engine: Engine) -> bytes:
+    """The exposition text, with the database gauges for `engine`."""
+    if id(engine) not in _collectors:
+        collector = OutboxCollector(engine)
+        REGISTRY.register(collector)
+        _collectors[id(engine)] = collector
+    return generate_latest(REGISTRY)
