@@ -37,6 +37,7 @@ from chatops.cases.intake import (
     TITLE_MAX,
 )
 from chatops.cases.states import AWAITING_CUSTOMER, CLOSED, RESOLVED
+from chatops.kb import ArticleHit
 from chatops.policy import SupportRules
 from chatops.policy.hours import SupportLine
 from chatops.sla import format_time_left
@@ -148,28 +149,46 @@ def self_help_lines(rules: SupportRules) -> str:
     return " · ".join(f"<{link.url}|{escape(link.label)}>" for link in links)
 
 
-def question_answer(question: str, rules: SupportRules) -> list[dict[str, Any]]:
-    """SC-5, SC-6: health and self-help first, then the way to a case."""
+def article_matches(hits: list[ArticleHit]) -> list[dict[str, Any]]:
+    """SC-6: the help articles that match the question, best first (titles and snippets
+    are text from files: escaped like anything else)."""
+    if not hits:
+        return plain("No help article matches that; try other words.")
+    lines = []
+    for hit in hits:
+        title = escaped_clip(hit.title, 150)
+        link = f"<{hit.url}|{title}>" if hit.url else f"*{title}*"
+        lines.append(f"• {link}\n{escaped_clip(hit.snippet, 200)}")
+    return plain("*Help articles that may answer it:*\n" + "\n".join(lines))
+
+
+def question_answer(
+    question: str, rules: SupportRules, hits: list[ArticleHit]
+) -> list[dict[str, Any]]:
+    """SC-5, SC-6: matching articles and service health first, then the way to a case."""
     health_url = rules.policy.self_help.service_health_url
-    return _as_dicts(
-        [
-            _mrkdwn(f"*Your question:* {escaped_clip(question, QUESTION_MAX)}"),
-            _mrkdwn(
-                f"Before opening a case, check <{health_url}|service health> — known issues "
-                f"are listed there — and the self-help: {self_help_lines(rules)}"
-            ),
-            ActionsBlock(
-                block_id="contact",
-                elements=[
-                    ButtonElement(
-                        text="Contact support",
-                        action_id=CONTACT_SUPPORT,
-                        value=clip(question, QUESTION_MAX),
-                        style="primary",
-                    )
-                ],
-            ),
-        ]
+    return (
+        _as_dicts([_mrkdwn(f"*Your question:* {escaped_clip(question, QUESTION_MAX)}")])
+        + (article_matches(hits))
+        + _as_dicts(
+            [
+                _mrkdwn(
+                    f"Before opening a case, check <{health_url}|service health> — known issues "
+                    f"are listed there — and the self-help: {self_help_lines(rules)}"
+                ),
+                ActionsBlock(
+                    block_id="contact",
+                    elements=[
+                        ButtonElement(
+                            text="Contact support",
+                            action_id=CONTACT_SUPPORT,
+                            value=clip(question, QUESTION_MAX),
+                            style="primary",
+                        )
+                    ],
+                ),
+            ]
+        )
     )
 
 

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from chatops.cases.intake import refusal_for_requester
 from chatops.directory import admins_of, find_person, organisation_of
+from chatops.kb import search_articles
 from chatops.policy.hours import support_lines
 from handlers import blocks, extensions
 from handlers.desk import Desk
@@ -39,9 +40,11 @@ def register(app: App, desk: Desk) -> None:
     }
     for name, (_help, function) in extensions.subcommands().items():
         handlers[name] = function
-    usage_lines = SUBCOMMANDS[:-1] + [
-        (name, help_text) for name, (help_text, _f) in extensions.subcommands().items()
-    ] + SUBCOMMANDS[-1:]
+    usage_lines = (
+        SUBCOMMANDS[:-1]
+        + [(name, help_text) for name, (help_text, _f) in extensions.subcommands().items()]
+        + SUBCOMMANDS[-1:]
+    )
     handlers["help"] = lambda _desk, _user, _rest: blocks.usage(usage_lines)
 
     @app.command("/support")
@@ -87,18 +90,20 @@ def _unknown_subcommand(word: str, known: list[str]) -> str:
 
 def question_reply(desk: Desk, user_id: str, question: str) -> list[dict[str, Any]]:
     """What `/support <question>` answers, by who is asking (SC-1, SC-3, SC-25)."""
+    # SC-25: self-help is for everyone, so everyone gets the matching articles.
+    hits = search_articles(desk.engine, question, limit=3)
     with Session(desk.engine) as session:
         person = find_person(session, user_id)
         organisation = organisation_of(session, person) if person else None
         refusal = refusal_for_requester(person, organisation, desk.rules)
         if refusal == "not_registered":
-            return blocks.not_registered()
+            return blocks.article_matches(hits) + blocks.not_registered()
         assert organisation is not None
         if refusal == "not_admin":
             admins = admins_of(session, organisation.id or 0, set(desk.rules.policy.admin_roles))
-            return blocks.not_admin(admins, desk.rules)
+            return blocks.article_matches(hits) + blocks.not_admin(admins, desk.rules)
         if refusal == "partner_only":
             return blocks.partner_only(organisation)
         if refusal == "no_category":
             return blocks.plain(blocks.submission_refused(refusal))
-        return blocks.question_answer(question, desk.rules)
+        return blocks.question_answer(question, desk.rules, hits)

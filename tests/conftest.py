@@ -18,6 +18,7 @@ from chatops.clock import ManualClock
 from chatops.config import Settings
 from chatops.db import make_engine
 from chatops.directory.roster import load_roster
+from chatops.kb import load_articles
 from chatops.standin import SlackSender, SlackStandIn
 from handlers.server import Service, ThreadedServer, build_service
 from models import Case, CaseEvent, OutboxMessage
@@ -150,6 +151,7 @@ def _make_desk(database_url: str) -> Iterator[Desk]:
     )
     service = build_service(settings, clock=clock)
     load_roster(service.engine, ROSTER, service.rules.policy)
+    load_articles(service.engine, ROOT / "examples" / "kb")
     server = ThreadedServer(service.wsgi).start()
     sender = SlackSender(server.url + "/slack/events", SECRET, standin)
     try:

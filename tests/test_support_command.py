@@ -25,6 +25,7 @@ def test_admin_question_offers_contact_support(desk: Desk) -> None:
     assert "mail forwarding stopped" in body
     assert "service health" in body  # SC-5 before a case
     assert "Help articles" in body  # SC-6 self-help
+    assert "Help articles that may answer it" in body and "orward" in body  # the KB matches
     buttons = [e for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [b["action_id"] for b in buttons] == ["contact_support"]
     assert desk.cases() == []
@@ -38,6 +39,7 @@ def test_non_admin_is_told_who_the_admins_are(desk: Desk) -> None:
         assert admin in body
     assert "Frank Li" not in body  # another organisation's admin
     assert "Self-help is open to everyone" in body
+    assert "Help articles that may answer it" in body  # SC-25: non-admins can search
     assert "contact_support" not in body
     assert desk.cases() == []
 

@@ -194,6 +194,11 @@ def start_world(roster: Path, start: datetime | None = None) -> World:
         )
         service = build_service(settings, clock=clock)
         load_roster(service.engine, roster, service.rules.policy)
+        articles = roster.parent / "kb"
+        if articles.is_dir():  # the example roster ships with examples/kb beside it
+            from chatops.kb import load_articles
+
+            load_articles(service.engine, articles)
         admin_roles: dict[str, str] = dict(service.rules.policy.admin_roles)
         labels = {**STAFF_ROLES, **admin_roles}
         with Session(service.engine) as session:

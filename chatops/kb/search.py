@@ -1,0 +1,293 @@
+"""Full-text search over the knowledge base, ranked, on SQLite and PostgreSQL alike.
+
+`search_articles(session_or_engine, query, limit=3)` returns the best matches for whatever a
+person typed. The text is never handed to a query parser as is: word tokens are extracted
+(letters and digits, lower-cased, common English filler words dropped, at most 32 distinct
+ones), and the query is built from them — each token quoted on SQLite, each token a quoted
+lexeme on PostgreSQL — so quotes, `*`, `-`, `:`, `NEAR`, `AND`, parentheses, `<!channel>`,
+emoji or 500 characters of anything never raise a syntax error. The tokens are OR-ed: a
+question rarely uses every word of the article that answers it, and the ranking puts the
+articles matching more (and rarer) words first. The last token also matches as a prefix when
+it has 3 or more characters (the person may still be typing it).
+
+Ranking:
+
+- **SQLite**: an FTS5 table `article_fts` (tokenizer `porter unicode61`: case-folded, accents
+  removed, English stemming, so "forwarding" finds "forward") over the article's title, plain
+  body and keywords (tags and services), as external content of `article` kept in sync by
+  triggers. Ranked by `bm25()` with the title weighted 10, the keywords 4 and the body 1.
+- **PostgreSQL**: a stored generated `tsvector` column `article.search` — the title at weight
+  A, keywords and body at weight B (`english` configuration: stemming and stop words) — with
+  a GIN index. The query is `to_tsquery('english', …)` of the quoted tokens joined by `|`,
+  ranked by `ts_rank` (weights D 0.1, C 0.2, B 0.4, A 1.0) with normalisation 1 (the rank
+  divided by 1 + the log of the document length) so long articles do not win on bulk. On the
+  shipped articles this put the expected article first for every question in the tests;
+  `ts_rank_cd` with the same normalisation did not ("how to contact support" ranked the
+  article about deleting contacts first: cover density rewards one word repeated).
+  `websearch_to_tsquery` / `plainto_tsquery` were not used: their implicit AND returns nothing
+  when the question has one word the answer lacks.
+
+Snippets are the database's own (`snippet()` / `ts_headline`) over the plain body, without
+highlight markers, whitespace collapsed, cut at a word to at most 200 characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+from sqlmodel import Session
+
+from chatops.db import WRITE_OPTION
+from models.article import Article
+
+SNIPPET_MAX = 200
+MAX_TOKENS = 32
+MAX_TOKEN_LENGTH = 40
+PREFIX_MIN = 3
+# bm25() weights per FTS5 column, in the column order of `article_fts`.
+_BM25_WEIGHTS = (10.0, 1.0, 4.0)
+
+# Words that carry no topic in a support question. Dropped on both databases so they rank
+# alike (PostgreSQL's `english` configuration drops its own list as well).
+_STOP_WORDS_TEXT = """
+    a about after all also am an and any are as at be been being but by can could did do
+    does doing done for from get gets getting got had has have having he her here hers him his
+    how i if in into is it its itself just me my myself of on onto or our ours please she
+    should so some such than that the their theirs them then there these they this those to
+    too us was we were what when where which while who whom why will with would you your
+    yours hi hello hey thanks thank
+"""
+STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
+
+_TOKEN = re.compile(r"[^\W_]+")
+# The structures the models do not declare (schema comparison tools should leave them alone):
+# on SQLite the FTS5 table (and its shadow tables `article_fts_*`) and its triggers, on
+# PostgreSQL the generated column and its GIN index.
+FTS_TABLE = "article_fts"
+FTS_TRIGGERS = ("article_fts_ai", "article_fts_ad", "article_fts_au")
+PG_SEARCH_COLUMN = "search"
+PG_SEARCH_INDEX = "article_search_idx"
+_PG_LOCK = 7_311_001  # pg_advisory_xact_lock key: one process creates the index at a time
+
+
+@dataclass(frozen=True)
+class ArticleHit:
+    """One search result."""
+
+    slug: str
+    title: str
+    url: str | None
+    snippet: str  # plain text, at most SNIPPET_MAX characters, no markup
+    score: float  # higher is better; comparable within one search only
+
+
+def query_tokens(query: str) -> list[str]:
+    """The distinct word tokens of a question, in order, stop words removed."""
+    seen: dict[str, None] = {}
+    for match in _TOKEN.finditer(query.lower()):
+        token = match.group()
+        if len(token) > MAX_TOKEN_LENGTH or token in STOP_WORDS:
+            continue
+        seen.setdefault(token, None)
+        if len(seen) == MAX_TOKENS:
+            break
+    return list(seen)
+
+
+def fts5_query(tokens: Sequence[str]) -> str:
+    """An FTS5 MATCH expression: every token quoted, OR-ed; the last one also as a prefix."""
+    terms = [f'"{token}"' for token in tokens]
+    if tokens and len(tokens[-1]) >= PREFIX_MIN:
+        terms.append(f'"{tokens[-1]}"*')
+    return " OR ".join(terms)
+
+
+def pg_tsquery(tokens: Sequence[str]) -> str:
+    """A `to_tsquery` text: every token a quoted lexeme, OR-ed; the last one also a prefix."""
+    terms = [f"'{token}'" for token in tokens]
+    if tokens and len(tokens[-1]) >= PREFIX_MIN:
+        terms.append(f"'{tokens[-1]}':*")
+    return " | ".join(terms)
+
+
+def clean_snippet(raw: str, limit: int = SNIPPET_MAX) -> str:
+    """Whitespace collapsed; cut at a word to at most `limit` characters, with an ellipsis."""
+    snippet = " ".join(raw.split())
+    if len(snippet) <= limit:
+        return snippet
+    cut = snippet[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:·-—") + "…"
+
+
+# --- the index -----------------------------------------------------------------------------
+
+
+def _sqlite_ddl() -> list[str]:
+    columns = "title, body_text, keywords"
+    new = "new.id, new.title, new.body_text, new.keywords"
+    old = "old.id, old.title, old.body_text, old.keywords"
+    delete = f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, {columns}) VALUES ('delete', {old});"
+    insert = f"INSERT INTO {FTS_TABLE}(rowid, {columns}) VALUES ({new});"
+    return [
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5({columns}, "
+        "content='article', content_rowid='id', "
+        "tokenize='porter unicode61 remove_diacritics 2')",
+        f"CREATE TRIGGER IF NOT EXISTS article_fts_ai AFTER INSERT ON article BEGIN {insert} END",
+        f"CREATE TRIGGER IF NOT EXISTS article_fts_ad AFTER DELETE ON article BEGIN {delete} END",
+        f"CREATE TRIGGER IF NOT EXISTS article_fts_au AFTER UPDATE ON article "
+        f"BEGIN {delete} {insert} END",
+    ]
+
+
+_PG_DDL = [
+    f"ALTER TABLE article ADD COLUMN IF NOT EXISTS {PG_SEARCH_COLUMN} tsvector "
+    "GENERATED ALWAYS AS ("
+    "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
+    "setweight(to_tsvector('english', coalesce(keywords, '')), 'B') || "
+    "setweight(to_tsvector('english', coalesce(body_text, '')), 'B')) STORED",
+    f"CREATE INDEX IF NOT EXISTS {PG_SEARCH_INDEX} ON article USING GIN ({PG_SEARCH_COLUMN})",
+]
+
+
+def _index_present(conn: Connection) -> bool:
+    if conn.dialect.name == "sqlite":
+        names = set(
+            conn.execute(
+                text("SELECT name FROM sqlite_master WHERE name IN (:t, :a, :b, :c)"),
+                {"t": FTS_TABLE, "a": FTS_TRIGGERS[0], "b": FTS_TRIGGERS[1], "c": FTS_TRIGGERS[2]},
+            ).scalars()
+        )
+        return names == {FTS_TABLE, *FTS_TRIGGERS}
+    row = conn.execute(
+        text(
+            "SELECT to_regclass('article') IS NOT NULL AND to_regclass(:index) IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('article') "
+            "AND attname = :column AND NOT attisdropped)"
+        ),
+        {"index": PG_SEARCH_INDEX, "column": PG_SEARCH_COLUMN},
+    ).scalar()
+    return bool(row)
+
+
+def ensure_search_index(engine: Engine) -> None:
+    """Create the article table and its full-text index if missing (idempotent, concurrent-safe).
+
+    A cheap read checks first, so calling this before every search costs one catalog query.
+    On SQLite, when the FTS table or a trigger was missing (a new database, or the article
+    table dropped and made again), the index is rebuilt from the table's rows.
+    """
+    with engine.connect() as conn:
+        if _index_present(conn):
+            return
+    with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
+        if _index_present(conn):
+            return
+        Article.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+        if conn.dialect.name == "sqlite":
+            for statement in _sqlite_ddl():
+                conn.exec_driver_sql(statement)
+            conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
+        elif conn.dialect.name == "postgresql":
+            for statement in _PG_DDL:
+                conn.exec_driver_sql(statement)
+        else:  # pragma: no cover - the project supports these two
+            raise NotImplementedError(f"no full-text search for {conn.dialect.name}")
+
+
+# --- searching -----------------------------------------------------------------------------
+
+_SQLITE_SEARCH = text(
+    f"""
+    SELECT a.slug, a.title, a.url,
+           snippet({FTS_TABLE}, 1, '', '', '…', 24) AS snippet,
+           -bm25({FTS_TABLE}, {", ".join(str(w) for w in _BM25_WEIGHTS)}) AS score
+    FROM {FTS_TABLE} JOIN article AS a ON a.id = {FTS_TABLE}.rowid
+    WHERE {FTS_TABLE} MATCH :query
+    ORDER BY score DESC, a.slug
+    LIMIT :limit
+    """
+)
+
+_PG_SEARCH = text(
+    f"""
+    WITH q AS (SELECT to_tsquery('english', :query) AS query)
+    SELECT a.slug, a.title, a.url,
+           ts_headline('english', a.body_text, q.query,
+                       'StartSel="", StopSel="", MinWords=20, MaxWords=32, ShortWord=3')
+               AS snippet,
+           ts_rank(a.{PG_SEARCH_COLUMN}, q.query, 1) AS score, a.body_text
+    FROM article AS a, q
+    WHERE a.{PG_SEARCH_COLUMN} @@ q.query
+    ORDER BY score DESC, a.slug
+    LIMIT :limit
+    """
+)
+
+
+def _engine_of(bind: Any) -> Engine:
+    if isinstance(bind, Connection):
+        return bind.engine
+    return bind  # type: ignore[no-any-return]
+
+
+def search_articles(
+    session_or_engine: Session | Engine, query: str, limit: int = 3
+) -> list[ArticleHit]:
+    """The best `limit` articles for `query`, best first; [] for a query with no words.
+
+    Never raises on user text. Takes a Session (the search runs in it) or an Engine. The
+    first search of a database without the index creates it in a short transaction of its
+    own, so on SQLite do not search from inside a write transaction (`transaction()`).
+    """
+    tokens = query_tokens(query or "")
+    if not tokens or limit <= 0:
+        return []
+    if isinstance(session_or_engine, Session):
+        ensure_search_index(_engine_of(session_or_engine.get_bind()))
+        return _run(session_or_engine.connection(), tokens, limit)
+    ensure_search_index(session_or_engine)
+    with session_or_engine.connect() as conn:
+        return _run(conn, tokens, limit)
+
+
+def _run(conn: Connection, tokens: list[str], limit: int) -> list[ArticleHit]:
+    if conn.dialect.name == "postgresql":
+        statement, query = _PG_SEARCH, pg_tsquery(tokens)
+    else:
+        statement, query = _SQLITE_SEARCH, fts5_query(tokens)
+    rows = conn.execute(statement, {"query": query, "limit": limit}).all()
+    hits = []
+    for row in rows:
+        snippet = row.snippet or ""
+        if conn.dialect.name == "postgresql":
+            snippet = _mark_cuts(snippet, row.body_text)
+        hits.append(
+            ArticleHit(
+                slug=row.slug,
+                title=row.title,
+                url=row.url,
+                snippet=clean_snippet(snippet),
+                score=float(row.score),
+            )
+        )
+    return hits
+
+
+def _mark_cuts(headline: str, body_text: str) -> str:
+    """An ellipsis where `ts_headline` cut the text (FTS5's snippet() adds its own)."""
+    part, whole = " ".join(headline.split()), " ".join(body_text.split())
+    if not part or part == whole:
+        return part
+    if not whole.startswith(part):
+        part = "…" + part
+    if not whole.endswith(part.lstrip("…")):
+        part += "…"
+    return part

@@ -1,0 +1,533 @@
+"""The knowledge base: loading markdown articles and searching them (SC-6, SC-25), on SQLite
+and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, text
+from sqlmodel import Session, SQLModel, select
+
+from chatops.db import create_schema, make_engine
+from chatops.kb import ArticleHit, LoadSummary, ensure_search_index, load_articles, search_articles
+from chatops.kb.loader import markdown_to_text, read_articles
+from chatops.kb.search import SNIPPET_MAX, fts5_query, pg_tsquery, query_tokens
+from chatops.yamlfile import FileError
+from models.article import Article
+from tests.conftest import ROOT
+
+KB = ROOT / "examples" / "kb"
+
+# A question people type → the shipped article that must come first.
+RANKING = [
+    ("forward mail to another address", "mail-forwarding"),
+    ("mail forwarding stopped", "mail-forwarding"),
+    ("shared mailbox", "shared-mailboxes"),
+    ("password never expire", "password-expiry"),
+    ("how do I make a password never expire?", "password-expiry"),
+    ("add licences", "add-remove-licences"),
+    ("remove licenses", "add-remove-licences"),
+    ("send button not working", "send-button-fails"),
+    ("user cannot delete contacts", "delete-contacts"),
+    ("autodiscover", "autodiscover"),
+    ("migrate mailboxes", "mailbox-migration"),
+    ("give my assistant access to my mailbox", "mailbox-permissions"),
+    ("share documents with guests", "external-sharing"),
+    ("site access denied", "site-permissions"),
+    ("install the meeting client and add contacts", "chat-meetings-setup"),
+    ("install desktop apps", "install-desktop-apps"),
+    ("single sign-on", "single-sign-on"),
+    ("directory sync errors", "directory-sync"),
+    ("why is my bill higher", "understand-your-bill"),
+    ("convert trial to paid", "trial-to-paid"),
+    ("cancel subscription", "cancel-subscription"),
+    ("is the service down", "service-health"),
+    ("severity response time", "contact-support"),
+    ("licen", "add-remove-licences"),  # still typing: the last word is a prefix
+]
+
+HOSTILE = [
+    "",
+    "   ",
+    '"',
+    '"unbalanced quote',
+    "***",
+    "mail*",
+    "-mail -forwarding",
+    "title:forwarding",
+    "body: : :",
+    "NEAR(mail forwarding, 3)",
+    "mail NEAR forwarding",
+    "AND OR NOT",
+    "mail AND OR forwarding NOT",
+    "((mail) forwarding",
+    ")(",
+    "<!channel> help",
+    "<@U0ALICE> <#C0TRIAGE|triage>",
+    "&amp; &lt;script&gt;",
+    "😀🔥 mail 💌",
+    "🙈",
+    "'; DROP TABLE article; --",
+    "\\ \\' \\\"",
+    "a" * 500,
+    "mail " * 100,
+    " ".join(f"word{i}" for i in range(120)),
+    "!:*^~'|&<>()[]{}",
+    "x:*",
+    "'mail':* | !forward",
+    "ĉu la poŝto ŝanĝiĝis? Straße ﬁle",
+    "邮件转发 停止",
+    "\x00\x01 null bytes \u200b zero width",
+    "__init__ _ __",
+]
+
+VENDOR_NAMES = re.compile(
+    r"\b(microsoft|office ?365|outlook|exchange online|sharepoint|teams|onedrive|azure|entra|"
+    r"skype|google|gmail|windows)\b",
+    re.IGNORECASE,
+)
+MARKUP = re.compile(r"\*\*|__|`|\]\(|^#|\s#{1,6}\s|<[a-z/!@#]|^\s*[-*+]\s")
+
+
+def _sqlite(path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{path}")
+    create_schema(engine)
+    return engine
+
+
+def _write(folder: Path, name: str, content: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def _articles(engine: Engine) -> dict[str, Article]:
+    with Session(engine) as session:
+        return {a.slug: a for a in session.exec(select(Article)).all()}
+
+
+GOOD = """---
+title: Forward mail to another address
+tags: [mail, forwarding]
+services: [mail]
+url: https://support.example.com/articles/forwarding
+---
+Turn on **forwarding** in the [admin centre](https://admin.example.com).
+"""
+
+HEADED = """
+# Reset a *user's* password
+
+Open `Users`, choose the user, then **Reset password**.
+"""
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = _sqlite(tmp_path / "kb.db")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A SQLite database with the shipped articles (read-only for the tests that use it)."""
+    engine = _sqlite(tmp_path_factory.mktemp("shipped") / "kb.db")
+    load_articles(engine, KB)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_shipped(pg_engine: Engine) -> Engine:
+    create_schema(pg_engine)
+    load_articles(pg_engine, KB)
+    return pg_engine
+
+
+# --- the loader ------------------------------------------------------------------------------
+
+
+def test_front_matter_and_heading_titles(engine: Engine, tmp_path: Path) -> None:
+    folder = tmp_path / "kb"
+    _write(folder, "forwarding.md", GOOD)
+    _write(folder, "reset-password.md", HEADED)
+    moment = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    summary = load_articles(engine, folder, now=lambda: moment)
+    assert summary == LoadSummary(added=2)
+    assert str(summary) == "2 added, 0 updated, 0 unchanged, 0 removed (2 articles)."
+    rows = _articles(engine)
+    forwarding = rows["forwarding"]
+    assert forwarding.title == "Forward mail to another address"
+    assert forwarding.tags == ["mail", "forwarding"] and forwarding.services == ["mail"]
+    assert forwarding.url == "https://support.example.com/articles/forwarding"
+    assert forwarding.body.startswith("Turn on **forwarding**")  # front matter not in the body
+    assert forwarding.body_text == "Turn on forwarding in the admin centre."
+    assert forwarding.updated_at == moment
+    assert len(forwarding.content_hash) == 64
+    reset = rows["reset-password"]
+    # The heading is the title (as plain text) and is not repeated in the body.
+    assert reset.title == "Reset a user's password"
+    assert reset.body == "Open `Users`, choose the user, then **Reset password**.\n"
+    assert reset.url is None and reset.tags == []
+    assert search_articles(engine, "reset password")[0].slug == "reset-password"
+
+
+BAD_FILES: dict[str, tuple[str, str]] = {
+    "empty body": ("---\ntitle: Nothing here\n---\n\n  \n", "no text below its title"),
+    "heading only": ("# A title\n\n", "no text below its title"),
+    "no title": ("Just some text without a heading.\n", "line 1: no title"),
+    "no title after front matter": ("---\ntags: [x]\n---\nText.\n", "line 4: no title"),
+    "bad yaml": ("---\ntitle: Fine\ntags: [a, b\n---\nText.\n", "line 3: expected"),
+    "unknown key": ("---\ntitle: Fine\ntittle: typo\n---\nText.\n", "line 3: tittle"),
+    "tags not a list": ("---\ntitle: Fine\ntags: 3\n---\nText.\n", "line 3: tags"),
+    "empty title": ("---\ntitle: '  '\n---\nText.\n", "line 2: title: the title is empty"),
+    "bad url": ("---\ntitle: Fine\nurl: ftp://x\n---\nText.\n", "line 3: url"),
+    "front matter not a mapping": ("---\n- a\n- b\n---\nText.\n", "line 2"),
+    "unclosed front matter": ("---\ntitle: Fine\nText.\n", "line 1: the front matter"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_an_invalid_file_names_file_and_line_and_loads_nothing(
+    case: str, engine: Engine, tmp_path: Path
+) -> None:
+    folder = tmp_path / "kb"
+    _write(folder, "forwarding.md", GOOD)  # valid, sorted first: a half-load would show
+    _write(folder, "zz-broken.md", BAD_FILES[case][0])
+    with pytest.raises(FileError) as raised:
+        load_articles(engine, folder)
+    assert raised.value.path.endswith("zz-broken.md")
+    assert "zz-broken.md" in str(raised.value)
+    assert BAD_FILES[case][1] in str(raised.value)
+    assert _articles(engine) == {}
+    assert search_articles(engine, "forwarding") == []
+
+
+def test_a_bad_file_leaves_the_loaded_base_untouched(engine: Engine, tmp_path: Path) -> None:
+    folder = tmp_path / "kb"
+    _write(folder, "forwarding.md", GOOD)
+    load_articles(engine, folder)
+    before = _articles(engine)
+    _write(folder, "forwarding.md", GOOD.replace("forwarding**", "redirecting**"))
+    _write(folder, "broken.md", "no title\n")
+    with pytest.raises(FileError):
+        load_articles(engine, folder)
+    assert _articles(engine).keys() == before.keys()
+    assert _articles(engine)["forwarding"].content_hash == before["forwarding"].content_hash
+
+
+def test_several_bad_files_are_all_reported(tmp_path: Path) -> None:
+    folder = tmp_path / "kb"
+    _write(folder, "a.md", "no title\n")
+    _write(folder, "b.md", "---\ntitle: x\nbad: 1\n---\nText\n")
+    with pytest.raises(FileError) as raised:
+        read_articles(folder)
+    problems = raised.value.problems
+    assert problems[0].startswith("a.md: line 1: no title")
+    assert problems[1].startswith("b.md: line 3: bad")
+
+
+@pytest.mark.parametrize("name", ["Mail Forwarding.md", "-x.md", "UPPER.md"])
+def test_file_names_must_be_slugs(name: str, tmp_path: Path) -> None:
+    _write(tmp_path, name, GOOD)
+    with pytest.raises(FileError, match="must be a slug"):
+        read_articles(tmp_path)
+
+
+def test_missing_or_empty_directory_is_refused(engine: Engine, tmp_path: Path) -> None:
+    with pytest.raises(FileError, match="not a directory"):
+        load_articles(engine, tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    _write(tmp_path / "empty", "notes.txt", "not markdown")
+    with pytest.raises(FileError, match="refusing to remove every article"):
+        load_articles(engine, tmp_path / "empty")
+
+
+def test_reload_is_idempotent_updates_and_removes(engine: Engine, tmp_path: Path) -> None:
+    folder = tmp_path / "kb"
+    _write(folder, "forwarding.md", GOOD)
+    _write(folder, "reset-password.md", HEADED)
+    first = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    later = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+    load_articles(engine, folder, now=lambda: first)
+    again = load_articles(engine, folder, now=lambda: later)
+    assert again == LoadSummary(unchanged=2) and not again.changed
+    assert str(again) == "already up to date, nothing changed (2 articles)."
+    assert {a.updated_at for a in _articles(engine).values()} == {first}
+
+    # An edited file is updated, and the index follows: new words found, old ones gone.
+    _write(folder, "forwarding.md", GOOD.replace("**forwarding**", "**redirection**"))
+    (folder / "reset-password.md").unlink()
+    _write(folder, "shared-mailbox.md", "# Shared mailboxes\n\nOne address for a team.\n")
+    changed = load_articles(engine, folder, now=lambda: later)
+    assert changed == LoadSummary(added=1, updated=1, removed=1)
+    rows = _articles(engine)
+    assert set(rows) == {"forwarding", "shared-mailbox"}
+    assert rows["forwarding"].updated_at == later
+    assert [h.slug for h in search_articles(engine, "redirection")] == ["forwarding"]
+    assert search_articles(engine, "reset password") == []
+    assert [h.slug for h in search_articles(engine, "team")] == ["shared-mailbox"]
+
+
+def test_markdown_becomes_plain_text() -> None:
+    markdown = """## Steps
+
+1. Open *Settings* → **Mail** and `Forwarding`.
+2. See [the guide](https://example.com/guide) or <https://example.com>.
+
+| group | can |
+|---|---|
+| Owners | everything |
+
+> Note: _really_ ~~not~~ important
+---
+```
+code line
+```
+"""
+    assert markdown_to_text(markdown).split("\n") == [
+        "Steps.",
+        "Open Settings → Mail and Forwarding.",
+        "See the guide or https://example.com.",
+        "group · can.",
+        "Owners · everything.",
+        "Note: really not important.",
+        "code line.",
+    ]
+
+
+def test_shipped_articles_cover_the_topics() -> None:
+    articles = read_articles(KB)
+    assert len(articles) >= 15
+    for article in articles:
+        assert article.tags and article.services, article.slug
+        raw = (KB / f"{article.slug}.md").read_text(encoding="utf-8")
+        assert not VENDOR_NAMES.search(raw), (article.slug, VENDOR_NAMES.search(raw))
+
+
+# --- search ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("question", "slug"), RANKING)
+def test_ranking_on_sqlite(shipped: Engine, question: str, slug: str) -> None:
+    hits = search_articles(shipped, question)
+    assert hits, question
+    assert hits[0].slug == slug, [(h.slug, h.score) for h in hits]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_hits_carry_title_url_and_a_plain_snippet(shipped: Engine) -> None:
+    hits = search_articles(shipped, "forward mail to another address", limit=5)
+    assert len(hits) == 5
+    top = hits[0]
+    assert isinstance(top, ArticleHit)
+    assert top.title == "Forward mail to another address"
+    assert top.url == "https://support.example.com/articles/mail-forwarding"
+    assert "forward" in top.snippet.lower()
+    for hit in hits:
+        assert 0 < len(hit.snippet) <= SNIPPET_MAX
+        assert not MARKUP.search(hit.snippet), hit.snippet
+        assert hit.score > 0
+
+
+def test_session_and_engine_give_the_same_results(shipped: Engine) -> None:
+    with Session(shipped) as session:
+        via_session = search_articles(session, "shared mailbox")
+    assert via_session == search_articles(shipped, "shared mailbox")
+    assert search_articles(shipped, "shared mailbox", limit=1) == via_session[:1]
+
+
+@pytest.mark.parametrize("question", HOSTILE)
+def test_hostile_text_never_raises(shipped: Engine, question: str) -> None:
+    for limit in (1, 3):
+        hits = search_articles(shipped, question, limit=limit)
+        assert len(hits) <= limit
+        assert all(len(h.snippet) <= SNIPPET_MAX for h in hits)
+
+
+def test_nothing_to_search_for_gives_nothing(shipped: Engine) -> None:
+    assert search_articles(shipped, "") == []
+    assert search_articles(shipped, "how do I ... ? !") == []  # filler words only
+    assert search_articles(shipped, "mail", limit=0) == []
+    assert search_articles(shipped, "zzyzx qqqq") == []
+
+
+def test_queries_are_built_from_word_tokens_only() -> None:
+    tokens = query_tokens('How do I "forward" NEAR(mail) -to <!channel>* Straße? 😀')
+    assert tokens == ["forward", "near", "mail", "channel", "straße"]
+    assert fts5_query(["forward", "mail"]) == '"forward" OR "mail" OR "mail"*'
+    assert fts5_query(["forward", "ab"]) == '"forward" OR "ab"'  # too short for a prefix
+    assert pg_tsquery(["forward", "mail"]) == "'forward' | 'mail' | 'mail':*"
+    assert len(query_tokens(" ".join(f"w{i}" for i in range(100)))) == 32
+
+
+@settings(max_examples=150, deadline=None)
+@given(question=st.text(max_size=500), limit=st.integers(min_value=0, max_value=5))
+def test_any_text_is_safe_on_sqlite(shipped: Engine, question: str, limit: int) -> None:
+    hits = search_articles(shipped, question, limit=limit)
+    assert len(hits) <= limit
+    assert all(len(h.snippet) <= SNIPPET_MAX for h in hits)
+
+
+SOUP = [
+    '"',
+    "*",
+    "-",
+    ":",
+    "NEAR",
+    "(",
+    ")",
+    "AND",
+    "OR",
+    "NOT",
+    "^",
+    "mail",
+    "forward",
+    "<!channel>",
+    "'",
+    "|",
+    "&",
+    "!",
+    "😀",
+    "licen",
+    "x",
+    "{",
+]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    words=st.lists(st.sampled_from(SOUP), max_size=30),
+    joiner=st.sampled_from(["", " ", "  \n"]),
+)
+def test_fts_operator_soup_is_safe_on_sqlite(
+    shipped: Engine, words: list[str], joiner: str
+) -> None:
+    assert len(search_articles(shipped, joiner.join(words))) <= 3
+
+
+def test_search_index_is_idempotent_and_rebuilt_when_lost(engine: Engine, tmp_path: Path) -> None:
+    # No index yet: searching creates it and finds nothing.
+    assert search_articles(engine, "mail forwarding") == []
+    ensure_search_index(engine)
+    SQLModel.metadata.create_all(engine)  # create_all does not choke on the FTS table
+    load_articles(engine, KB)
+    # Lose the FTS table and its triggers: the next call recreates and refills them.
+    with engine.begin() as conn:
+        for name in ("article_fts_ai", "article_fts_ad", "article_fts_au"):
+            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+        conn.exec_driver_sql("DROP TABLE article_fts")
+    assert search_articles(engine, "shared mailbox")[0].slug == "shared-mailboxes"
+    with engine.connect() as conn:
+        integrity = "INSERT INTO article_fts(article_fts) VALUES ('integrity-check')"
+        conn.exec_driver_sql(integrity)  # raises if the index disagrees with the table
+
+
+def test_a_fresh_database_with_no_tables(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'bare.db'}")  # no create_schema
+    assert search_articles(engine, "mail") == []
+    assert load_articles(engine, KB).added >= 15
+    engine.dispose()
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_ranking_on_postgres(pg_shipped: Engine) -> None:
+    wrong = {}
+    for question, slug in RANKING:
+        hits = search_articles(pg_shipped, question)
+        if not hits or hits[0].slug != slug:
+            wrong[question] = [(h.slug, round(h.score, 4)) for h in hits]
+    assert wrong == {}
+    top = search_articles(pg_shipped, "forward mail to another address", limit=5)
+    assert top[0].title == "Forward mail to another address"
+    assert top[0].url == "https://support.example.com/articles/mail-forwarding"
+    for hit in top:
+        assert 0 < len(hit.snippet) <= SNIPPET_MAX
+        assert not MARKUP.search(hit.snippet), hit.snippet
+    with Session(pg_shipped) as session:
+        assert search_articles(session, "shared mailbox") == search_articles(
+            pg_shipped, "shared mailbox"
+        )
+
+
+@pytest.mark.postgres
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(question=st.text(max_size=500))
+def test_any_text_is_safe_on_postgres(pg_shipped: Engine, question: str) -> None:
+    assert len(search_articles(pg_shipped, question)) <= 3
+
+
+@pytest.mark.postgres
+def test_hostile_text_and_loader_on_postgres(pg_engine: Engine, tmp_path: Path) -> None:
+    # Before any load the index is created on demand.
+    assert search_articles(pg_engine, "mail") == []
+    ensure_search_index(pg_engine)
+    create_schema(pg_engine)  # create_all leaves the generated column and its index alone
+    folder = tmp_path / "kb"
+    _write(folder, "forwarding.md", GOOD)
+    _write(folder, "reset-password.md", HEADED)
+    assert load_articles(pg_engine, folder) == LoadSummary(added=2)
+    assert load_articles(pg_engine, folder) == LoadSummary(unchanged=2)
+    for question in HOSTILE:
+        assert len(search_articles(pg_engine, question, limit=1)) <= 1, question
+    _write(folder, "forwarding.md", GOOD.replace("**forwarding**", "**redirection**"))
+    (folder / "reset-password.md").unlink()
+    assert load_articles(pg_engine, folder) == LoadSummary(updated=1, removed=1)
+    assert [h.slug for h in search_articles(pg_engine, "redirection")] == ["forwarding"]
+    assert search_articles(pg_engine, "reset password") == []
+    _write(folder, "broken.md", "no title\n")
+    with pytest.raises(FileError):
+        load_articles(pg_engine, folder)
+    assert set(_articles(pg_engine)) == {"forwarding"}
+    with pg_engine.connect() as conn:
+        index = conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'article_search_idx'")
+        ).scalar()
+    assert index is not None and "gin" in index.lower()
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def _cli(env: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chatops.cli", "load-articles", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_load_articles(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    count = len(list(KB.glob("*.md")))
+    first = _cli(env, "examples/kb")
+    assert first.returncode == 0, first.stderr
+    assert f"examples/kb: {count} added, 0 updated, 0 unchanged, 0 removed" in first.stdout
+    second = _cli(env, "examples/kb")
+    assert second.returncode == 0, second.stderr
+    assert "nothing changed" in second.stdout
+    bad = tmp_path / "bad"
+    _write(bad, "oops.md", "---\ntitle: x\n")
+    failed = _cli(env, str(bad))
+    assert failed.returncode == 2
+    assert "nothing was loaded" in failed.stderr and "oops.md" in failed.stderr
