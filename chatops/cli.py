@@ -104,6 +104,46 @@ def migrate() -> None:
     click.echo(f"database at revision {current_revision(engine)}")
 
 
+@main.command()
+@click.argument("days", required=False, default=7, type=click.IntRange(1, 365))
+@click.option(
+    "--until",
+    "until_text",
+    default=None,
+    help="ISO-8601 end of the period (default: now); support time zone if no offset",
+)
+def report(days: int, until_text: str | None) -> None:
+    """First-response SLA report over the cases opened in the last DAYS days (default 7)."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from sqlmodel import Session
+
+    from chatops.db import create_schema, make_engine
+    from chatops.reports import format_report_text, sla_report
+
+    try:
+        settings = load_settings(require_slack=False)
+    except SettingsError as exc:
+        _fail(str(exc))
+    rules = _policy(settings.policy_file)
+    zone = ZoneInfo(rules.policy.support_timezone)
+    until = datetime.now(UTC)
+    if until_text:
+        try:
+            until = datetime.fromisoformat(until_text)
+        except ValueError:
+            _fail(f"--until {until_text!r} is not an ISO-8601 instant")
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=zone)
+    until = until.astimezone(zone)
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    with Session(engine) as session:
+        result = sla_report(session, until - timedelta(days=days), until, rules)
+    click.echo(format_report_text(result), nl=False)
+
+
 @main.command("load-articles")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def load_articles_command(directory: Path) -> None:

@@ -22,12 +22,19 @@ def clip(text: str, limit: int) -> str:
 
 
 def escaped_clip(text: str, limit: int) -> str:
-    """Clip then escape, keeping the escaped result within `limit` characters."""
-    out = escape(clip(text, limit))
-    while len(out) > limit:
-        limit -= 10
-        out = escape(clip(text, max(limit, 1)))
-    return out
+    """Escape, then shorten to at most `limit` characters, never cutting an entity in half."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    pieces: list[str] = []
+    used = 0
+    for char in text:
+        piece = escape(char)
+        if used + len(piece) > limit - 1:
+            break
+        pieces.append(piece)
+        used += len(piece)
+    return "".join(pieces).rstrip() + "…"
 
 
 def slack_date(instant: datetime, fallback: str) -> str:

@@ -76,7 +76,9 @@ def test_admin_opens_a_case_and_an_agent_claims_it(tmp_path: Path) -> None:
     assert "Dana Park presses [2] Claim" in after
     assert "updated message in #triage (C0TRIAGE)" in after
     assert "Owner: @Dana Park (Dana Park)" in after
-    assert "[3]" not in after  # the claimed card has no Claim button any more
+    updated = after.split("updated message in #triage", 1)[1].split("DM to Alice", 1)[0]
+    assert "] Claim" not in updated  # the claimed card has no Claim button any more
+    assert "Reply" in updated and "Resolve" in updated  # but the working buttons
     assert "DM to Alice Chen reply in thread" in after
     assert "has your case CS-00001" in after
 
@@ -275,7 +277,7 @@ def test_the_shipped_tour_runs(tmp_path: Path) -> None:
     # the 09:00 handoff with the open work
     assert "Shift handoff — primary: @Eli Gomez (Eli Gomez) → @Dana Park (Dana Park)" in transcript
     assert "Sev A in flight (1): • CS-00001" in transcript
-    billing_form = transcript.split("bill> press 7", 1)[1].split("Title", 1)[0]
+    billing_form = transcript.split("bill> press Contact support", 1)[1].split("Title", 1)[0]
     assert "Sev B (high)" in billing_form and "Sev A (critical)" not in billing_form  # SC-15
     # SC-17 breach and reminders; SC-16 downgrade offer and its use
     assert "CS-00001 (Sev A) missed its first-response target" in transcript

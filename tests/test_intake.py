@@ -258,3 +258,10 @@ def test_times_in_the_requesters_own_time_zone_once_known(desk: Desk) -> None:
         "chat.postMessage", lambda c: c.args.get("channel") == desk.standin.dm_channel("U0FRANK")
     )[0]
     assert "02:00 GMT your time" in json.dumps(dm.args["blocks"])
+
+
+def test_a_title_of_ampersands_is_escaped_within_limits(desk: Desk) -> None:
+    # every & becomes &amp;: the card must still fit and be delivered
+    case = desk.open_case("U0ALICE", title="&" * 150, description="<" * 3000)
+    card = desk.card(case)
+    assert "&amp;" in json.dumps(card["blocks"])

@@ -262,10 +262,35 @@ class Shell:
 
     # --- buttons -------------------------------------------------------------------------
 
+    def _button_by_label(self, label: str) -> int | None:
+        """The newest button whose label starts with `label`, among those this person can
+        reach (messages only they see, their DMs, or channels)."""
+        wanted = label.lower()
+        me = self.me.slack_id
+        for number in sorted(self.buttons, reverse=True):
+            button = self.buttons[number]
+            if not button.label.lower().startswith(wanted):
+                continue
+            if button.only_for not in (None, me):
+                continue
+            if button.channel.startswith("D") and button.channel != f"D{me}":
+                continue
+            return number
+        return None
+
     def press(self, rest: str) -> None:
         number = rest.strip().lstrip("[").rstrip("]")
+        if number and not number.isdigit():
+            found = self._button_by_label(number)
+            if found is None:
+                self.note(f"No button labelled `{number}` that you can press.")
+                return
+            number = str(found)
         if not number.isdigit():
-            self.note("Press which button? e.g. `press 1` (the numbers are shown as [1], [2] …).")
+            self.note(
+                "Press which button? e.g. `press 1` (the numbers are shown as [1], [2] …) "
+                "or `press Claim` (the newest button with that label)."
+            )
             return
         button = self.buttons.get(int(number))
         if button is None:
