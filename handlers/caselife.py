@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 from chatops.cases import lifecycle
 from chatops.cases.clock import ClockChangeRefused, change_severity
 from chatops.directory import find_person, is_agent, organisation_of
+from chatops.queues import find_case, parse_case_reference
 from handlers import blocks
 from handlers.desk import Desk
 from handlers.text import clip, escape, escaped_clip, mention
@@ -39,7 +40,6 @@ REPLY_VIEW, NOTE_VIEW, SEVERITY_VIEW, RESOLVE_VIEW, COMMENT_VIEW = (
     "case_resolve_view",
     "survey_comment_view",
 )
-_CASE_NUMBER = re.compile(r"^(?:CS-)?0*(\d{1,9})$", re.IGNORECASE)
 
 
 def _text_modal(
@@ -391,25 +391,13 @@ def register(app: App, desk: Desk) -> None:
 
 def case_detail(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
     """`/support case CS-00042`: the case and its timeline, to those allowed to see it."""
-    match = _CASE_NUMBER.match(rest.strip())
-    if match is None:
+    case_id = parse_case_reference(rest.strip() or "-")
+    if case_id is None:
         return blocks.plain("Which case? e.g. `/support case CS-00042`.")
-    case_id = int(match.group(1))
     with Session(desk.engine) as session:
         person = find_person(session, user_id)
-        case = session.get(Case, case_id)
-        visible = (
-            case is not None
-            and person is not None
-            and (
-                is_agent(person)
-                or (
-                    desk.rules.is_admin(person.roles)
-                    and person.organisation_id == case.organisation_id
-                )
-            )
-        )
-        if not visible or case is None:
+        case = find_case(session, person, desk.rules, case_id)
+        if case is None or person is None:
             # the same answer whether it exists or not: no probing other organisations
             return blocks.plain(f"No case CS-{case_id:05d} that you can see.")
         organisation = organisation_of(session, session.get(Person, case.requester_id))  # type: ignore[arg-type]
