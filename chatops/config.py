@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     channel_pace_seconds: float = Field(
         default=1.0, ge=0, validation_alias=AliasChoices("CHATOPS_CHANNEL_PACE_SECONDS")
     )
+    # How long a process may hold a message it is sending before another may take it over
+    # (wall-clock seconds). The window for a duplicate after a crash is this long at most.
+    delivery_lease_seconds: float = Field(
+        default=60.0, gt=0, validation_alias=AliasChoices("CHATOPS_DELIVERY_LEASE_SECONDS")
+    )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("CHATOPS_LOG_LEVEL"))
 
 

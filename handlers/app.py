@@ -32,7 +32,14 @@ MAX_BODY = 1_000_000  # Slack's own payloads are far smaller
 
 def build_desk(settings: Settings, engine: Engine, rules: SupportRules, clock: Clock) -> Desk:
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-    delivery = OutboxDelivery(engine, client, rules, clock, settings.channel_pace_seconds)
+    delivery = OutboxDelivery(
+        engine,
+        client,
+        rules,
+        clock,
+        settings.channel_pace_seconds,
+        settings.delivery_lease_seconds,
+    )
     return Desk(engine, rules, clock, delivery)
 
 
@@ -154,6 +161,29 @@ def _reply(start_response: Callable[..., Any], status: int, message: str) -> Ite
     return [message.encode("utf-8")]
 
 
+def _interaction_shape_ok(payload: dict[str, Any]) -> bool:
+    """The fields Bolt and the listeners rely on, with the types Slack always sends."""
+    user = payload.get("user")
+    if not isinstance(payload.get("type"), str):
+        return False
+    if not (isinstance(user, dict) and isinstance(user.get("id"), str)):
+        return False
+    kind = payload["type"]
+    if kind == "block_actions":
+        actions = payload.get("actions")
+        return (
+            isinstance(actions, list)
+            and bool(actions)
+            and all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions)
+        )
+    if kind in ("view_submission", "view_closed"):
+        view = payload.get("view")
+        return isinstance(view, dict) and isinstance(view.get("callback_id"), str)
+    if kind in ("shortcut", "message_action"):
+        return isinstance(payload.get("callback_id"), str)
+    return True
+
+
 def _kind(body: str, content_type: str) -> str | None:
     """What Slack sent — JSON (events) or a form (commands; interactivity as `payload=`
     JSON) — or None when it is malformed."""
@@ -166,7 +196,7 @@ def _kind(body: str, content_type: str) -> str | None:
         form = parse_qs(body, keep_blank_values=True)
         if "payload" in form:
             payload = json.loads(form["payload"][0])
-            if isinstance(payload, dict) and isinstance(payload.get("type"), str):
+            if isinstance(payload, dict) and _interaction_shape_ok(payload):
                 return str(payload["type"])
             return None
         if "command" in form:

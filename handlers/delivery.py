@@ -9,8 +9,8 @@ Messages are rendered at send time from the current state, so a card posted late
 shows the current owner.
 
 The one window for a duplicate: a process that dies after Slack accepted a post and before
-it recorded that. Its lease expires after LEASE and the row is sent again. The window is the
-time between Slack's answer and one small UPDATE.
+it recorded that. Its lease expires (CHATOPS_DELIVERY_LEASE_SECONDS, wall clock) and the row
+is sent again. The window is the time between Slack's answer and one small UPDATE.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from models import Case, ChannelPace, OutboxMessage
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-LEASE = timedelta(seconds=60)
 
 
 class OutboxDelivery:
@@ -49,31 +48,36 @@ class OutboxDelivery:
         rules: SupportRules,
         clock: Clock,
         channel_pace: float = 1.0,
+        lease_seconds: float = 60.0,
     ):
         self.engine = engine
         self.client = client
         self.rules = rules
         self.clock = clock
         self.channel_pace = timedelta(seconds=channel_pace)
+        self.lease = timedelta(seconds=lease_seconds)
         self.owner = f"deliver-{uuid.uuid4().hex[:12]}"
 
-    def deliver_pending(self, case_id: int | None = None, limit: int = 200) -> int:
+    def deliver_pending(
+        self, case_id: int | None = None, limit: int = 200, as_of: datetime | None = None
+    ) -> int:
         """Send what is due (for one case, or all); return how many rows were sent.
 
         Passes repeat while they make progress, so a row written by a concurrent request
         while this one was sending (e.g. a claim during the card post) goes out now rather
-        than at the worker's next sweep.
+        than at the worker's next sweep. `as_of` delivers what is due at that instant
+        (`chatops tick --at`), instead of the desk clock's now.
         """
         total = 0
         for _ in range(20):
-            sent = self._one_pass(case_id, limit)
+            sent = self._one_pass(case_id, limit, as_of)
             total += sent
             if sent == 0:
                 break
         return total
 
-    def _one_pass(self, case_id: int | None, limit: int) -> int:
-        now = self.clock.now()
+    def _one_pass(self, case_id: int | None, limit: int, as_of: datetime | None) -> int:
+        now = max(as_of, self.clock.now()) if as_of else self.clock.now()
         with Session(self.engine) as session:
             query = select(OutboxMessage).where(OutboxMessage.status == "pending")
             if case_id is not None:
@@ -85,7 +89,7 @@ class OutboxDelivery:
         for row_id, lane, next_attempt_at in pending:
             if lane is not None and lane in blocked:
                 continue
-            if next_attempt_at > now or not self._lease(row_id, now):
+            if next_attempt_at > now or not self._lease(row_id):
                 if lane is not None:
                     blocked.add(lane)  # keep this lane's messages in order
                 continue
@@ -95,7 +99,10 @@ class OutboxDelivery:
                 blocked.add(lane)
         return sent
 
-    def _lease(self, row_id: int | None, now: datetime) -> bool:
+    def _lease(self, row_id: int | None) -> bool:
+        # Leases are real time (not the desk clock, which `tick --at` may set in the past):
+        # a process holding one is alive for LEASE of wall-clock time whatever it simulates.
+        now = datetime.now(UTC)
         with transaction(self.engine) as session:
             result = session.exec(  # type: ignore[call-overload]
                 update(OutboxMessage)
@@ -107,7 +114,7 @@ class OutboxDelivery:
                         OutboxMessage.lease_until < now,  # type: ignore[operator]
                     ),
                 )
-                .values(lease_owner=self.owner, lease_until=now + LEASE)
+                .values(lease_owner=self.owner, lease_until=now + self.lease)
             )
             return bool(result.rowcount == 1)
 
@@ -132,7 +139,8 @@ class OutboxDelivery:
             return self._park(row, str(exc))
         except OSError as exc:  # timeouts, refused connections
             return self._failed(row, exc)
-        self._finish(row.id, "sent", None, case_updates=(row.case_id, updates))
+        if not self._finish(row.id, "sent", None, case_updates=(row.case_id, updates)):
+            log.warning("outbox %s: lease lost while sending (sent by this process)", row.key)
         metrics.DELIVERIES.labels("sent").inc()
         return True
 
@@ -183,8 +191,8 @@ class OutboxDelivery:
         if delay > 0:
             time.sleep(delay)
 
-    def _park(self, row: OutboxMessage, reason: str) -> bool:
-        self._finish(row.id, "parked", reason[:500])
+    def _park(self, row: OutboxMessage, reason: str, attempts: int | None = None) -> bool:
+        self._finish(row.id, "parked", reason[:500], attempts=attempts)
         metrics.DELIVERIES.labels("parked").inc()
         log.error("outbox %s parked: %s", row.key, reason)
         return False
@@ -193,8 +201,9 @@ class OutboxDelivery:
         now = self.clock.now()
         attempts = row.attempts + 1
         delay = timedelta(seconds=min(300, 2**attempts))
-        error = str(exc)[:500]
+        error = " ".join(str(exc).split())[:500]
         if isinstance(exc, SlackApiError):
+            error = f"HTTP {exc.response.status_code} {exc.response.get('error')}: {error}"[:500]
             status = exc.response.status_code
             if status == 429:
                 headers = exc.response.headers or {}
@@ -202,7 +211,7 @@ class OutboxDelivery:
                 delay = timedelta(seconds=int(retry_after or 1))
             elif status < 500 and exc.response.get("error") not in ("ratelimited", None):
                 # ok=false with a reason (channel_not_found, ...) does not heal by retrying
-                return self._park(row, error)
+                return self._park(row, error, attempts=attempts)
         status_after = "parked" if attempts >= MAX_ATTEMPTS else "pending"
         with transaction(self.engine) as session:
             session.exec(  # type: ignore[call-overload]
@@ -230,22 +239,28 @@ class OutboxDelivery:
         status: str,
         error: str | None,
         case_updates: tuple[int | None, dict[str, Any]] | None = None,
-    ) -> None:
+        attempts: int | None = None,
+    ) -> bool:
+        """Record the outcome; False if this process no longer held the lease."""
+        values: dict[str, Any] = {
+            "status": status,
+            "sent_at": self.clock.now() if status == "sent" else None,
+            "last_error": error,
+            "lease_until": None,
+        }
+        if attempts is not None:
+            values["attempts"] = attempts
         with transaction(self.engine) as session:
-            session.exec(  # type: ignore[call-overload]
+            result = session.exec(  # type: ignore[call-overload]
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row_id, OutboxMessage.lease_owner == self.owner)
-                .values(
-                    status=status,
-                    sent_at=self.clock.now() if status == "sent" else None,
-                    last_error=error,
-                    lease_until=None,
-                )
+                .values(**values)
             )
             if case_updates and case_updates[0] is not None and case_updates[1]:
                 session.exec(  # type: ignore[call-overload]
                     update(Case).where(Case.id == case_updates[0]).values(**case_updates[1])
                 )
+            return bool(result.rowcount == 1)
 
 
 def outbox_status(engine: Engine, now: datetime) -> dict[str, Any]:

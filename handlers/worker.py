@@ -46,7 +46,7 @@ def tick(desk: Desk, at: datetime | None = None) -> tuple[SweepReport, int]:
     """Run every sweep once as of `at` (default: the desk's clock), then deliver."""
     now = at or desk.clock.now()
     report = run_sweeps(desk.engine, desk.rules, now)
-    sent = desk.delivery.deliver_pending()
+    sent = desk.delivery.deliver_pending(as_of=now)
     return report, sent
 
 
