@@ -77,3 +77,6 @@ def configure(level: str = "INFO", fmt: str = "text", secrets: list[str] | None 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The Slack libraries log whole request bodies at DEBUG (DMs, typed codes): never below INFO.
+    for name in ("slack_sdk", "slack_bolt"):
+        logging.getLogger(name).setLevel(max(logging.getLevelName(level.upper()), logging.INFO))

@@ -471,6 +471,7 @@ class CaseContext:
     organisation: Organisation
     requester: Person
     owner: Person | None
+    verification: str | None = None  # "Caller verified by … at …" (SC-22), already mrkdwn
 
 
 def _due_text(case: Case, rules: SupportRules, now: datetime, reader_tz: str | None = None) -> str:
@@ -537,6 +538,7 @@ def case_card(
                 f"*Available contact:* {escaped_clip(case.available_contact or '—', NAME_MAX)}"
             )
         )
+    extra_lines = [*(extra_lines or []), *([ctx.verification] if ctx.verification else [])]
     if extra_lines:
         blocks.append(
             ContextBlock(elements=[MarkdownTextObject(text=clip(" · ".join(extra_lines), 3000))])

@@ -30,6 +30,7 @@ from chatops import metrics
 from chatops.clock import Clock
 from chatops.db import insert_if_absent, transaction
 from chatops.policy import SupportRules
+from chatops.verification import CODE_NOTICE
 from handlers.notices import Outgoing, PermanentFailure, lane_of, prepare
 from models import Case, ChannelPace, OutboxMessage
 
@@ -256,6 +257,18 @@ class OutboxDelivery:
                 .where(OutboxMessage.id == row_id, OutboxMessage.lease_owner == self.owner)
                 .values(**values)
             )
+            finished = session.get(OutboxMessage, row_id)
+            if (
+                finished is not None
+                and finished.kind == CODE_NOTICE
+                and (finished.payload or {}).get("code")
+            ):
+                # a one-time code lives in the outbox only until its DM is done
+                session.exec(  # type: ignore[call-overload]
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == row_id)
+                    .values(payload={**finished.payload, "code": None})
+                )
             if case_updates and case_updates[0] is not None and case_updates[1]:
                 session.exec(  # type: ignore[call-overload]
                     update(Case).where(Case.id == case_updates[0]).values(**case_updates[1])

@@ -40,6 +40,7 @@ from chatops.paging import total_steps
 from chatops.policy import SupportRules
 from chatops.schedule import who_is_on_call
 from chatops.sla import format_time_left
+from chatops.verification import CODE_NOTICE, code_notice_text, verification_line
 from chatops.workload import OpenWork, open_work
 from handlers import blocks
 from handlers.text import clip, escape, escaped_clip, mention
@@ -76,7 +77,9 @@ def _section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))
 
 
-def case_context(session: Session, case_id: int | None) -> blocks.CaseContext:
+def case_context(
+    session: Session, case_id: int | None, rules: SupportRules | None = None
+) -> blocks.CaseContext:
     case = session.get(Case, case_id) if case_id is not None else None
     if case is None:
         raise PermanentFailure(f"case {case_id} does not exist")
@@ -84,7 +87,13 @@ def case_context(session: Session, case_id: int | None) -> blocks.CaseContext:
     requester = session.get(Person, case.requester_id)
     owner = session.get(Person, case.assignee_id) if case.assignee_id else None
     assert organisation is not None and requester is not None
-    return blocks.CaseContext(case, organisation, requester, owner)
+    verification = None
+    if rules is not None:
+        policy = rules.policy
+        verification = verification_line(
+            session, case, policy.support_timezone, policy.support_timezone_label
+        )
+    return blocks.CaseContext(case, organisation, requester, owner, verification)
 
 
 def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: datetime) -> Outgoing:
@@ -94,8 +103,22 @@ def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: date
         return _handoff(session, payload, rules, now)
     if row.kind == ONCALL_GAP:
         return _routed(session, None, payload, _gap_text(payload, rules), [])
-    ctx = case_context(session, row.case_id)
+    ctx = case_context(session, row.case_id, rules)
     case = ctx.case
+    if row.kind == CODE_NOTICE:
+        text = code_notice_text(
+            session,
+            row.case_id,
+            payload,
+            now,
+            rules.policy.support_timezone,
+            rules.policy.support_timezone_label,
+        )
+        if text is None:
+            return Outgoing(text="", skip=True)  # blanked, verification over, or expired
+        out = _routed(session, case, payload, text, [])
+        out.text = f"Verification code requested for {case.number}"  # no code in previews
+        return out
     if row.kind == CARD:
         triage = channel_for(session, "triage")
         if triage is None:
