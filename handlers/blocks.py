@@ -53,6 +53,7 @@ INTAKE_CALLBACK = "intake"
 CONTACT_SUPPORT = "contact_support"
 INTAKE_CATEGORY = "intake_category"
 INTAKE_SEVERITY = "intake_severity"
+INTAKE_TOPIC = "intake_topic"
 CLAIM_CASE = "claim_case"
 CASE_REPLY = "case_reply"
 CASE_NOTE = "case_note"
@@ -319,9 +320,11 @@ def intake_modal(choices: IntakeChoices, rules: SupportRules, now: datetime) -> 
         InputBlock(
             block_id="topic",
             label="Topic",
+            # a known incident for the chosen service is shown at once (SC-5)
+            dispatch_action=True,
             hint=clip(category.description, 150),
             element=StaticSelectElement(
-                action_id="topic", placeholder="Choose a topic", option_groups=topic_groups
+                action_id=INTAKE_TOPIC, placeholder="Choose a topic", option_groups=topic_groups
             ),
         ),
         InputBlock(

@@ -17,6 +17,7 @@ from chatops.cases.service import open_case
 from chatops.directory import find_person, learn_timezone, organisation_of
 from handlers import blocks
 from handlers.desk import Desk
+from handlers.health import intake_notice, with_intake_notice
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def register(app: App, desk: Desk) -> None:
 
     @app.action(blocks.INTAKE_CATEGORY)
     @app.action(blocks.INTAKE_SEVERITY)
+    @app.action(blocks.INTAKE_TOPIC)
     def refresh_modal(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         view = body.get("view") or {}
@@ -89,11 +91,20 @@ def register(app: App, desk: Desk) -> None:
             return
         if form.category in choices.categories:
             choices = _with(desk, choices, form.category or choices.category, form.severity)
-        client.views_update(
-            view_id=view["id"],
-            hash=view.get("hash"),
-            view=blocks.intake_modal(choices, desk.rules, desk.clock.now()),
-        )
+        modal = blocks.intake_modal(choices, desk.rules, desk.clock.now())
+        if form.category == choices.category and form.topic:
+            # SC-5: a known incident on that service comes first, with Follow this incident
+            with Session(desk.engine) as session:
+                notice = intake_notice(
+                    session,
+                    form.topic,
+                    desk.rules,
+                    desk.clock.now(),
+                    user_id=user_id,
+                    reader_tz=choices.requester_tz,
+                )
+            modal = with_intake_notice(modal, notice)
+        client.views_update(view_id=view["id"], hash=view.get("hash"), view=modal)
 
     @app.view(blocks.INTAKE_CALLBACK)
     def submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:

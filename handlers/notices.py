@@ -36,6 +36,7 @@ from chatops.cases.notices import (
     UPDATE_REMINDER,
 )
 from chatops.directory import channel_for, find_person
+from chatops.health import HEALTH_UPDATE
 from chatops.paging import total_steps
 from chatops.policy import SupportRules
 from chatops.schedule import who_is_on_call
@@ -43,6 +44,7 @@ from chatops.sla import format_time_left
 from chatops.verification import CODE_NOTICE, code_notice_text, verification_line
 from chatops.workload import OpenWork, open_work
 from handlers import blocks
+from handlers.health import render_health_update
 from handlers.text import clip, escape, escaped_clip, mention
 from models import Case, CaseMessage, Organisation, OutboxMessage, Person
 
@@ -103,6 +105,12 @@ def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: date
         return _handoff(session, payload, rules, now)
     if row.kind == ONCALL_GAP:
         return _routed(session, None, payload, _gap_text(payload, rules), [])
+    if row.kind == HEALTH_UPDATE:
+        try:
+            text, body = render_health_update(session, payload, rules, now)
+        except LookupError as exc:
+            raise PermanentFailure(str(exc)) from None
+        return Outgoing(text=text, blocks=body, user=payload["user"])
     ctx = case_context(session, row.case_id, rules)
     case = ctx.case
     if row.kind == CODE_NOTICE:
