@@ -55,15 +55,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables. Several processes may start at once (gunicorn workers, two
-    workers): on PostgreSQL they take turns under an advisory lock, so none trips over a
-    table another is creating."""
+    """Bring the schema to the latest migration (chatops/migrate.py). Several processes may
+    start at once (gunicorn workers, two workers): on PostgreSQL they take turns under an
+    advisory lock, so none trips over a table another is creating."""
+    from chatops.migrate import upgrade
+
     if engine.dialect.name == "postgresql":
         with engine.begin() as connection:
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('chatops.schema'))")
-            SQLModel.metadata.create_all(connection)
+            upgrade(connection)
         return
-    SQLModel.metadata.create_all(engine)
+    upgrade(engine)
 
 
 WRITE_OPTION = "chatops_write"

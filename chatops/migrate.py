@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
 import models  # noqa: F401
@@ -25,7 +25,13 @@ def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
     """Leave the knowledge base's full-text structures to the code that keeps them."""
-    return not (type_ == "table" and name and name.startswith(UNMANAGED_PREFIXES))
+    from chatops.kb.search import PG_SEARCH_COLUMN, PG_SEARCH_INDEX
+
+    if type_ == "table" and name and name.startswith(UNMANAGED_PREFIXES):
+        return False
+    if type_ == "column" and name == PG_SEARCH_COLUMN and reflected and compare_to is None:
+        return False
+    return not (type_ == "index" and name == PG_SEARCH_INDEX)
 
 
 def _config(connection: Any) -> Config:
@@ -35,9 +41,12 @@ def _config(connection: Any) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(bind: Engine | Connection, revision: str = "head") -> None:
     """Bring the database to `revision` (default: the latest)."""
-    with engine.begin() as connection:
+    if isinstance(bind, Connection):
+        command.upgrade(_config(bind), revision)
+        return
+    with bind.begin() as connection:
         command.upgrade(_config(connection), revision)
 
 
