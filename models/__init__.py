@@ -1,7 +1,6 @@
 """SQLModel tables. Importing this package registers every table on SQLModel.metadata."""
 
 from models import article, health, verification  # noqa: F401  (their tables register)
-
 from models.case import Case, CaseEvent, CaseMessage, CasePause, SurveyAnswer, case_number
 from models.directory import BotChannel, Organisation, Person
 from models.oncall import OnCallOverride, Page, RotationRecord
