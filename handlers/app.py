@@ -168,6 +168,9 @@ def _interaction_shape_ok(payload: dict[str, Any]) -> bool:
         return False
     if not (isinstance(user, dict) and isinstance(user.get("id"), str)):
         return False
+    for key in ("view", "container", "channel", "message", "team", "state"):
+        if key in payload and not isinstance(payload[key], dict):
+            return False
     kind = payload["type"]
     if kind == "block_actions":
         actions = payload.get("actions")
