@@ -286,3 +286,27 @@ def test_the_shipped_tour_runs(tmp_path: Path) -> None:
     # the billing case's pre-breach warning, with nobody on it yet
     assert "CS-00002 (Sev B) is about to miss its first-response target" in transcript
     assert "Support hours" in transcript and "+86 400-089-0365" in transcript  # SC-19..21
+
+
+def test_the_case_life_script_runs(tmp_path: Path) -> None:
+    # examples/case-life.txt: service health to survey and the weekly report
+    from datetime import UTC, datetime
+
+    out = io.StringIO()
+    code = run_demo(
+        roster=ROSTER,
+        script=ROOT / "examples" / "case-life.txt",
+        out=out,
+        inp=io.StringIO(),
+        start=datetime(2026, 11, 25, 2, 0, tzinfo=UTC),
+    )
+    transcript = _flat(out.getvalue())
+    assert code == 0, transcript[-2000:]
+    assert "Known issue: Mail delivery delayed" in transcript  # SC-5 at intake
+    assert "Help articles that may answer it" in transcript  # SC-6
+    assert "Please check the forwarding rule" in transcript  # the reply reached the DM
+    assert "CS-00001 is resolved" in transcript
+    assert "Thank you for rating this case." in transcript  # SC-23
+    assert "survey answered 4 by Alice Chen" in transcript  # the timeline
+    assert "All cases: 1 case · 100.0% (1/1 on time" in transcript
+    assert "survey 4.00 (1)" in transcript
