@@ -100,4 +100,7 @@ def insert_if_absent(
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=key)
-    return bool(session.exec(statement).rowcount == 1)  # type: ignore[call-overload]
+    # rowcount is not reliable here on PostgreSQL (-1): ask for the new row's key instead
+    primary_key = list(model.__table__.primary_key.columns)  # type: ignore[attr-defined]
+    created = session.exec(statement.returning(*primary_key)).first()  # type: ignore[call-overload]
+    return created is not None

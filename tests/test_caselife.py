@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from handlers.worker import tick
 from tests.conftest import TRIAGE, Desk
 
@@ -207,3 +209,13 @@ def test_case_view_is_scoped(desk: Desk) -> None:
         body = json.dumps(desk.ask(user, "case CS-00001"))
         assert "No case CS-00001 that you can see" in body
     assert "No case CS-00999 that you can see" in json.dumps(desk.ask("U0AGENT1", "case 999"))
+
+
+@pytest.mark.postgres
+def test_relay_once_on_postgres(pg_desk: Desk) -> None:
+    test_awaiting_customer_pauses_and_a_reply_resumes_once(pg_desk)
+
+
+@pytest.mark.postgres
+def test_survey_once_on_postgres(pg_desk: Desk) -> None:
+    test_resolve_survey_once_reopen(pg_desk)

@@ -395,23 +395,18 @@ def test_following_from_the_intake_form_keeps_the_form_usable(desk: Desk) -> Non
     assert len(desk.cases()) == 1
 
 
-def test_follower_gets_the_update_by_dm_once_the_renderer_is_wired(desk: Desk) -> None:
-    from handlers.notices import PermanentFailure, prepare
-
+def test_follower_gets_each_update_by_dm(desk: Desk) -> None:
     incident = _post(desk)
     core.follow(desk.engine, incident.id or 0, "U0ALICE", desk.clock.now())
-    core.update_incident(desk.engine, incident.id or 0, LEAD, "Fix rolling out.", desk.clock.now())
-    [row] = _health_notices(desk)
-    with Session(desk.engine) as session:
-        try:
-            prepare(session, row, desk.service.rules, desk.clock.now())
-        except PermanentFailure:
-            pytest.skip("health.update is not wired into handlers/notices.py yet")
-    desk.service.desk.delivery.deliver_pending()
+    _status_form(desk, "health_update_open", incident.id)
+    desk.slack.submit_view(LEAD, {"status": "Fix rolling out."}, strict=True)
     dm = desk.standin.dm_channel("U0ALICE")
     desk.standin.wait_for("chat.postMessage", lambda c: c.args.get("channel") == dm)
     assert "Fix rolling out." in json.dumps(desk.standin.messages(dm))
-    assert [m.status for m in _health_notices(desk)] == ["sent"]
+    deadline = time.monotonic() + 5  # the request's own delivery records it just after
+    while [m.status for m in _health_notices(desk)] != ["sent"]:
+        assert time.monotonic() < deadline, _health_notices(desk)
+        time.sleep(0.02)
 
 
 def test_many_long_incidents_stay_within_slack_limits(desk: Desk) -> None:
@@ -464,3 +459,34 @@ def test_intake_shows_the_known_incident_and_offers_to_follow(desk: Desk) -> Non
     desk.open_intake("U0ALICE")
     view = desk.choose("U0ALICE", "intake_topic", "sites")
     assert "Known issue" not in json.dumps(view["blocks"])
+
+
+def test_choosing_a_topic_with_an_incident_shows_it_first_in_the_intake(desk: Desk) -> None:
+    incident = _post(desk)
+    reply = desk.ask("U0ALICE", "mail forwarding stopped")
+    before = len(desk.standin.calls("views.open"))
+    desk.slack.click_in("U0ALICE", reply, "contact_support", channel_id="C_GENERAL")
+    desk.standin.wait_for("views.open", count=before + 1)
+    view = desk.choose("U0ALICE", "intake_topic", "mail")
+    ids = [b.get("block_id") for b in view["blocks"]]
+    assert ids.index(f"health_notice_{incident.id}") == ids.index("topic") + 1
+    assert "follow_incident" in _action_ids(view["blocks"])
+    before = len(desk.standin.calls("views.update"))
+    desk.slack.click_view_button("U0ALICE", "follow_incident", str(incident.id))
+    desk.standin.wait_for("views.update", count=before + 1)
+    view = desk.standin.open_view("U0ALICE")
+    assert view is not None and "You will get updates by DM" in json.dumps(view["blocks"])
+    view = desk.choose("U0ALICE", "intake_severity", "C")  # rebuilt: still says so
+    assert "You follow this incident" in json.dumps(view["blocks"])
+    assert "follow_incident" not in _action_ids(view["blocks"])
+    view = desk.choose("U0ALICE", "intake_topic", "sites")  # no incident there
+    assert "health_notice" not in json.dumps(view["blocks"])
+    response = desk.submit("U0ALICE", topic="mail", severity="C")  # still opens a case
+    assert response.status == 200 and "errors" not in response.body, response.body
+    assert len(desk.cases()) == 1
+
+    core.update_incident(desk.engine, incident.id or 0, LEAD, "Fix <!channel>", desk.clock.now())
+    desk.service.desk.delivery.deliver_pending()
+    dm = json.dumps(desk.standin.messages(desk.standin.dm_channel("U0ALICE")))
+    assert "Fix &lt;!channel&gt;" in dm and "<!channel>" not in dm
+    assert {m.status for m in _health_notices(desk)} == {"sent"}
