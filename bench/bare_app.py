@@ -1,0 +1,53 @@
+"""The baseline for the front-door benchmark: a bare Bolt app that only acknowledges.
+
+The same three request kinds as the desk — `/support` (acks with a short text), any
+block action (the Claim button) and any view submission (the intake modal) — with nothing
+behind them: no database, no Web API calls. Served exactly like `chatops serve`: gunicorn,
+gthread workers, the same worker and thread counts, access log on.
+
+    SLACK_SIGNING_SECRET=… SLACK_BOT_TOKEN=… SLACK_API_URL=… \\
+        gunicorn -k gthread -w 2 --threads 8 bench.bare_app:wsgi
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+
+
+def build() -> App:
+    app = App(
+        client=WebClient(
+            token=os.environ.get("SLACK_BOT_TOKEN", "xoxb-test"),
+            base_url=os.environ.get("SLACK_API_URL", "https://slack.com/api/"),
+        ),
+        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+        token_verification_enabled=False,
+        process_before_response=False,
+    )
+
+    @app.command("/support")
+    def support(ack: Ack) -> None:
+        ack(text="Thanks, we are on it.")
+
+    @app.action(re.compile(".*"))
+    def action(ack: Ack) -> None:
+        ack()
+
+    @app.view(re.compile(".*"))
+    def view(ack: Ack) -> None:
+        ack()
+
+    return app
+
+
+_handler = SlackRequestHandler(build())
+
+
+def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+    return _handler(environ, start_response)

@@ -1,0 +1,266 @@
+"""The desk as the benchmarks run it: `chatops serve` (gunicorn, gthread) and optionally
+`chatops worker` as subprocesses on 127.0.0.1, each server with its own Slack stand-in, a
+database loaded with examples/workspace.yml; the bare Bolt app under the same gunicorn
+settings; and the request bodies, captured from the stand-in's own `SlackSender` going
+through the real intake flow once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    ROSTER,
+    SECRET,
+    TRIAGE,
+    Proc,
+    free_port,
+    python_env,
+    wait_http,
+)
+from chatops.standin import Response, SlackSender, SlackStandIn
+
+TOKEN = "BENCHSEQ"  # replaced per request by the load generator
+ADMIN = "U0ALICE"  # global admin of Contoso (online-services agreement: Sev A allowed)
+AGENTS = ("U0AGENT1", "U0AGENT2", "U0LEAD")
+
+INTAKE_FIELDS: dict[str, Any] = {
+    "category": "technical",
+    "topic": "mail",
+    "severity": "B",
+    "title": f"Bench case {TOKEN}",
+    "description": "Since Monday mail sent to sales@ is no longer forwarded.",
+    "contact_method": "chat",
+}
+SEV_A_FIELDS: dict[str, Any] = {
+    "severity": "A",
+    "title": f"Storm incident {TOKEN}",
+    "business_impact": "Nobody in the company can send mail; orders are stuck.",
+    "available_contact": "Alice Chen, +86 10 5555 0101, until resolved",
+}
+
+
+def new_standin(record_limit: int | None = None) -> SlackStandIn:
+    """A stand-in that knows the roster's people (names, time zones)."""
+    standin = SlackStandIn(record_limit=record_limit).start()
+    import yaml
+
+    roster = yaml.safe_load(ROSTER.read_text())
+    for person in roster.get("people", []):
+        standin.add_user(
+            person["slack_id"],
+            name=person["slack_id"].lower(),
+            real_name=person.get("name"),
+            tz=person.get("tz") or "UTC",
+            email=person.get("email"),
+        )
+    return standin
+
+
+def load_database(database_url: str) -> None:
+    """Create the tables and load the example roster (what `chatops load` does)."""
+    from chatops.db import create_schema, make_engine
+    from chatops.directory.roster import load_roster
+    from chatops.policy import load_policy
+
+    engine = make_engine(database_url)
+    try:
+        create_schema(engine)
+        load_roster(engine, ROSTER, load_policy().policy)
+    finally:
+        engine.dispose()
+
+
+def _settings_env(standin: SlackStandIn, database_url: str, pace: float) -> dict[str, str]:
+    return python_env(
+        SLACK_BOT_TOKEN=standin.bot_token,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=standin.api_url,
+        DATABASE_URL=database_url,
+        CHATOPS_CHANNEL_PACE_SECONDS=str(pace),
+    )
+
+
+@dataclass
+class Server:
+    name: str
+    url: str  # http://127.0.0.1:PORT
+    port: int
+    proc: Proc
+    standin: SlackStandIn
+
+    @property
+    def events_url(self) -> str:
+        return self.url + "/slack/events"
+
+
+@contextlib.contextmanager
+def chatops_server(
+    database_url: str,
+    logs: Path,
+    *,
+    workers: int,
+    threads: int,
+    pace: float,
+    record_limit: int | None = None,
+    name: str = "chatops",
+) -> Iterator[Server]:
+    """`chatops serve --host 127.0.0.1 --port P --workers W --threads T` on a loaded database."""
+    standin = new_standin(record_limit)
+    port = free_port()
+    argv = [sys.executable, "-m", "chatops.cli", "--log-level", "WARNING", "serve"]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--workers", str(workers), "--threads", str(threads)]
+    proc = Proc(name, argv, _settings_env(standin, database_url, pace), logs / f"{name}.log")
+    try:
+        if not wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60):
+            raise RuntimeError(f"{name} did not come up; see {proc.log}")
+        yield Server(name, f"http://127.0.0.1:{port}", port, proc, standin)
+    finally:
+        proc.stop()
+        standin.stop()
+
+
+@contextlib.contextmanager
+def bare_server(logs: Path, *, workers: int, threads: int) -> Iterator[Server]:
+    """bench/bare_app.py under gunicorn with chatops serve's settings (gthread, W×T,
+    timeout 30, access log on)."""
+    standin = new_standin(record_limit=1000)
+    port = free_port()
+    argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread"]
+    argv += ["--workers", str(workers), "--threads", str(threads), "--timeout", "30"]
+    argv += ["--access-logfile", "-", "--bind", f"127.0.0.1:{port}", "bench.bare_app:wsgi"]
+    proc = Proc("bare", argv, _settings_env(standin, "sqlite://", 0.0), logs / "bare.log")
+    try:
+        if not wait_http(f"http://127.0.0.1:{port}/slack/events", timeout=60, ok_statuses=()):
+            raise RuntimeError(f"bare app did not come up; see {proc.log}")
+        yield Server("bare", f"http://127.0.0.1:{port}", port, proc, standin)
+    finally:
+        proc.stop()
+        standin.stop()
+
+
+@contextlib.contextmanager
+def chatops_worker(
+    standin: SlackStandIn, database_url: str, logs: Path, pace: float
+) -> Iterator[Proc]:
+    """`chatops worker`: sweeps every 15 s, outbox delivery every second."""
+    argv = [sys.executable, "-m", "chatops.cli", "--log-level", "INFO", "worker"]
+    proc = Proc("worker", argv, _settings_env(standin, database_url, pace), logs / "worker.log")
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+# --------------------------------------------------------------------------- request bodies
+
+
+class _Capture(SlackSender):
+    """A SlackSender that builds and signs requests as usual but keeps them instead of
+    sending them: the payload shapes stay exactly the stand-in client's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.captured: list[tuple[str, str]] = []
+
+    def post(self, body: str | bytes, content_type: str, *args: Any, **kwargs: Any) -> Response:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        self.captured.append((content_type, text))
+        return Response(status=200, body="", headers={})
+
+
+@dataclass
+class Templates:
+    """Form bodies to replay; `TOKEN` marks what changes per request."""
+
+    command: str  # /support <question> from the admin (no token)
+    submit_b: str  # intake view_submission, Sev B technical; TOKEN in the title
+    submit_a: str  # the same for Sev A (impact statement, available person); TOKEN in title
+    claim: str  # block_actions Claim on a triage card; TOKEN is the case id
+
+
+def _open_intake(sender: SlackSender, standin: SlackStandIn, severity: str) -> dict[str, Any]:
+    reply = sender.command(ADMIN, "mail forwarding stopped")
+    if reply.status != 200 or not reply.json():
+        raise RuntimeError(f"/support answered {reply.status}: {reply.body[:200]}")
+    before = len(standin.calls("views.open"))
+    click = sender.click_in(ADMIN, reply.json() or {}, "contact_support", channel_id="C_GENERAL")
+    if click.status != 200:
+        raise RuntimeError(f"Contact support answered {click.status}")
+    standin.wait_for("views.open", count=before + 1, timeout=10)
+    if severity != "B":
+        before = len(standin.calls("views.update"))
+        sender.view_action(ADMIN, "intake_severity", severity)
+        standin.wait_for("views.update", count=before + 1, timeout=10)
+    view = standin.open_view(ADMIN)
+    if view is None:
+        raise RuntimeError("the intake modal did not open")
+    return view
+
+
+def capture_templates(server: Server) -> Templates:
+    """Go through the intake once as Slack would (command, Contact support, severity), keep
+    the submissions, open one real case and keep a Claim click on its card."""
+    standin = server.standin
+    real = SlackSender(server.events_url, SECRET, standin, timeout=30)
+    capture = _Capture(server.events_url, SECRET, standin)
+
+    capture.command(ADMIN, "mail forwarding stopped")
+    command = capture.captured.pop()[1]
+
+    _open_intake(real, standin, "B")
+    capture.submit_view(ADMIN, INTAKE_FIELDS)
+    submit_b = capture.captured.pop()[1]
+
+    _open_intake(real, standin, "A")
+    capture.submit_view(ADMIN, {**INTAKE_FIELDS, **SEV_A_FIELDS})
+    submit_a = capture.captured.pop()[1]
+
+    # one real case, to click Claim on its card as it is shown in the triage channel
+    answer = real.post(submit_b.replace(TOKEN, "setup"), "application/x-www-form-urlencoded")
+    if answer.status != 200 or "errors" in answer.body:
+        raise RuntimeError(f"setup submission answered {answer.status}: {answer.body[:300]}")
+    card = standin.wait_for(
+        "chat.postMessage", lambda c: c.args.get("channel") == TRIAGE, timeout=20
+    )[0]
+    capture.click(AGENTS[0], TRIAGE, card.response["ts"], "claim_case")
+    form = urllib.parse.parse_qs(capture.captured.pop()[1])
+    payload = json.loads(form["payload"][0])
+    payload["actions"][0]["value"] = TOKEN
+    claim = urllib.parse.urlencode({"payload": json.dumps(payload)})
+    return Templates(command, submit_b, submit_a, claim)
+
+
+def case_ids_with_title(database_url: str, prefix: str) -> dict[str, int]:
+    """{token value: case id} of the cases whose title starts with prefix."""
+    from sqlalchemy import text
+
+    from chatops.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text('SELECT id, title FROM "case" WHERE title LIKE :p'), {"p": prefix + "%"}
+            ).all()
+    finally:
+        engine.dispose()
+    return {str(title)[len(prefix) :]: int(case_id) for case_id, title in rows}
+
+
+def wait_until(predicate: Any, timeout: float, step: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())

@@ -1,0 +1,405 @@
+"""Front door: ack throughput and latency of the desk against a bare Bolt app.
+
+Both run under the same server setup — gunicorn, gthread workers, the same worker and
+thread counts, on 127.0.0.1 — each pointed at its own Slack stand-in, so the Web API calls
+made after the ack land locally. The same signed request bodies go to both:
+
+* `command`: `/support mail forwarding stopped` from a customer admin (the desk answers
+  with the question, service health, self-help and a Contact support button).
+* `submit`: the intake modal's `view_submission` (Sev B technical), replayed with a new
+  title each time: every one opens a case (card to triage, DM to the requester after the
+  ack).
+* `claim_fresh`: Claim on cases nobody has claimed yet (each click wins: the card is
+  updated, the requester told).
+* `claim_contended`: Claim clicks on a few cases that are already claimed (each click is
+  answered "already claimed by @x" with an ephemeral message after the ack).
+* `submit_slow_api`: `submit` again with every Web API call taking 200 ms (the stand-in
+  delays its answers), as calls to slack.com do from a real deployment: the work after the
+  ack is slower; the ack should not be.
+
+At 1, 20 and 100 concurrent clients (closed loop: each client sends its next request when
+the previous one is answered), for a fixed time per level. Between measurements the desk's
+outbox is let drain, so one measurement's after-ack work does not land in the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    SECRET,
+    PostgresUnavailable,
+    fresh_database,
+    ms,
+    percentile,
+    postgres,
+    ratio,
+    say,
+    table,
+    temp_dir,
+    verdict,
+)
+from bench.desk import (
+    ADMIN,
+    INTAKE_FIELDS,
+    TOKEN,
+    Server,
+    Templates,
+    bare_server,
+    capture_templates,
+    case_ids_with_title,
+    chatops_server,
+    load_database,
+)
+from bench.loadgen import LoadGenerator, LoadResult, LoadSpec
+
+LEVELS = (1, 20, 100)
+PHASES = ("command", "submit", "claim_fresh", "claim_contended", "submit_slow_api")
+SLOW_API = 0.2  # seconds: Slack's Web API as seen from a real deployment, not the stand-in's 1 ms
+THROUGHPUT_TARGET = 0.7  # × the bare app's
+ACK_LIMIT = 3.0  # seconds: Slack's acknowledgement deadline
+P99_TARGET = 3.0  # × the bare app's
+SUBMIT_PREFIX = "Bench case "
+
+
+@dataclass
+class Measurement:
+    phase: str
+    clients: int
+    bare: LoadResult
+    desk: LoadResult
+    drain: float = 0.0  # seconds until the desk's outbox was empty again
+
+    @property
+    def throughput_ratio(self) -> float:
+        return ratio(self.desk.throughput, self.bare.throughput)
+
+    @property
+    def p99_ratio(self) -> float:
+        return ratio(percentile(self.desk.latencies, 99), percentile(self.bare.latencies, 99))
+
+    @property
+    def late(self) -> int:
+        """Desk answers that came after Slack's 3 s (Slack shows the user an error)."""
+        return sum(1 for x in self.desk.all_latencies if x >= ACK_LIMIT)
+
+    @property
+    def passed(self) -> bool | None:
+        if not self.desk.latencies or not self.bare.latencies:
+            return False
+        return (
+            self.throughput_ratio >= THROUGHPUT_TARGET
+            and self.p99_ratio <= P99_TARGET
+            and self.desk.ok == self.desk.sent
+            and self.late == 0
+        )
+
+
+@dataclass
+class Variant:
+    database: str
+    measurements: list[Measurement] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None
+
+
+def _pending(database_url: str) -> int:
+    from sqlalchemy import text
+
+    from chatops.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM outboxmessage WHERE status = 'pending'")
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def _drain(database_url: str, timeout: float) -> float:
+    """Wait until the desk has delivered what it owes (no pending outbox rows)."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if _pending(database_url) == 0:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - began
+
+
+def _prefill(server: Server, database_url: str, count: int) -> None:
+    """Open `count` more unclaimed cases through the core and deliver their cards to the
+    server's stand-in, so the Claim phase has enough fresh cases at 100 clients."""
+    from chatops.cases.intake import IntakeForm
+    from chatops.cases.service import open_case
+    from chatops.clock import SystemClock
+    from chatops.config import Settings
+    from chatops.db import make_engine
+    from chatops.policy import load_policy
+    from handlers.app import build_desk
+
+    settings = Settings(
+        slack_bot_token=server.standin.bot_token,
+        slack_signing_secret=SECRET,
+        slack_api_url=server.standin.api_url,
+        database_url=database_url,
+        channel_pace_seconds=0.0,
+    )
+    engine = make_engine(database_url)
+    rules = load_policy()
+    desk = build_desk(settings, engine, rules, SystemClock())
+    fields = {k: v for k, v in INTAKE_FIELDS.items()}
+    try:
+        for n in range(count):
+            form = IntakeForm(
+                **{**fields, "title": f"{SUBMIT_PREFIX}prefill-{n}"},
+                phone=None,
+                email="alice@contoso.example",
+            )
+            open_case(engine, ADMIN, form, rules, desk.clock.now())
+        desk.delivery.deliver_pending(limit=1000)
+    finally:
+        engine.dispose()
+
+
+def _unclaimed_bench_cases(database_url: str) -> list[int]:
+    from sqlalchemy import text
+
+    from chatops.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    'SELECT id FROM "case" WHERE assignee_id IS NULL AND title LIKE :p ORDER BY id'
+                ),
+                {"p": SUBMIT_PREFIX + "%"},
+            ).all()
+    finally:
+        engine.dispose()
+    return [int(r[0]) for r in rows]
+
+
+def _spec(server: Server, template: str, clients: int, **kwargs: Any) -> LoadSpec:
+    return LoadSpec("127.0.0.1", server.port, SECRET, template, clients, **kwargs)
+
+
+def _measure_variant(
+    variant: Variant,
+    database_url: str,
+    bare: Server,
+    logs: Path,
+    lg: LoadGenerator,
+    *,
+    seconds: float,
+    prefill: int,
+    workers: int,
+    threads: int,
+    pace: float,
+) -> None:
+    load_database(database_url)
+    with chatops_server(
+        database_url,
+        logs,
+        workers=workers,
+        threads=threads,
+        pace=pace,
+        record_limit=2000,
+        name=f"chatops-{variant.database}",
+    ) as desk:
+        templates: Templates = capture_templates(desk)
+        for server in (bare, desk):  # warm both up the same way
+            lg.run(_spec(server, templates.command, 4, count=100))
+        _drain(database_url, 30)
+        serial = 0
+        for phase in PHASES:
+            if phase == "claim_fresh":
+                _prefill(desk, database_url, prefill)
+                fresh = [str(i) for i in _unclaimed_bench_cases(database_url)]
+                per_level = max(1, len(fresh) // len(LEVELS))
+                variant.notes.append(
+                    f"claim_fresh: {len(fresh)} unclaimed cases, {per_level} per level "
+                    f"(a level stops early when its cases run out)"
+                )
+                claimed: list[str] = []
+            for index, clients in enumerate(LEVELS):
+                kwargs: dict[str, Any] = {"duration": seconds}
+                if phase == "command":
+                    template = templates.command
+                elif phase == "submit":
+                    template = templates.submit_b
+                    serial += 1
+                    kwargs.update(token=TOKEN, first=serial * 1_000_000)
+                elif phase == "claim_fresh":
+                    template = templates.claim
+                    chunk = fresh[index * per_level : (index + 1) * per_level]
+                    kwargs.update(token=TOKEN, values=chunk, cycle=False)
+                elif phase == "claim_contended":
+                    template = templates.claim
+                    kwargs.update(token=TOKEN, values=claimed[:5] or ["1"], cycle=True)
+                else:
+                    template = templates.submit_b
+                    serial += 1
+                    kwargs.update(token=TOKEN, first=serial * 1_000_000)
+                slow = phase == "submit_slow_api"
+                for standin in (bare.standin, desk.standin):
+                    standin.reset()  # forget recorded calls and delays
+                    if slow:
+                        standin.delay("*", SLOW_API)
+                bare_result = lg.run(_spec(bare, template, clients, **kwargs))
+                desk_result = lg.run(_spec(desk, template, clients, **kwargs))
+                drain = _drain(database_url, 120)
+                for standin in (bare.standin, desk.standin):
+                    standin.reset()
+                if phase == "claim_fresh":
+                    claimed += desk_result.sent_values
+                m = Measurement(phase, clients, bare_result, desk_result, drain)
+                variant.measurements.append(m)
+                bare_p99 = ms(percentile(bare_result.latencies, 99))
+                desk_p99 = ms(percentile(desk_result.latencies, 99))
+                say(
+                    f"  {variant.database:<10} {phase:<16} {clients:>3} clients: "
+                    f"bare {bare_result.throughput:7.1f}/s p99 {bare_p99} ms"
+                    f" | desk {desk_result.throughput:7.1f}/s p99 {desk_p99} ms"
+                    f", {desk_result.sent - desk_result.ok} not ok, drained in {drain:.1f} s"
+                )
+        created = case_ids_with_title(database_url, SUBMIT_PREFIX)
+        variant.notes.append(f"cases in the database after the run: {len(created)}")
+        problems = desk.proc.log_problems()
+        variant.notes.append("server log: " + ", ".join(f"{k} {v}" for k, v in problems.items()))
+        for needle in ("ERROR", "Traceback", "WORKER TIMEOUT"):
+            for line in desk.proc.log_samples(needle, 2):
+                variant.notes.append(f"  log: {line}")
+
+
+def report(
+    variants: list[Variant], seconds: float, workers: int, threads: int, pace: float
+) -> None:
+    say()
+    say(
+        f"Front door — gunicorn gthread {workers} workers × {threads} threads on 127.0.0.1, "
+        f"{seconds:g} s per level, closed loop, keep-alive; outbox pace {pace:g} s/channel."
+    )
+    say(
+        f"Targets (information only): desk throughput ≥ {THROUGHPUT_TARGET}× bare, "
+        f"desk p99 ≤ {P99_TARGET}× bare p99, every request acked 200 within "
+        f"{ACK_LIMIT:g} s. Requests in a level: the 'not ok' column's denominator."
+    )
+    for variant in variants:
+        say()
+        if variant.skipped:
+            say(f"[{variant.database}] skipped: {variant.skipped}")
+            continue
+        rows = []
+        for m in variant.measurements:
+            rows.append(
+                [
+                    m.phase,
+                    m.clients,
+                    f"{m.bare.throughput:.0f}",
+                    f"{m.desk.throughput:.0f}",
+                    f"{m.throughput_ratio:.2f}",
+                    ms(percentile(m.bare.latencies, 50)),
+                    ms(percentile(m.desk.latencies, 50)),
+                    ms(percentile(m.bare.latencies, 99)),
+                    ms(percentile(m.desk.latencies, 99)),
+                    f"{m.p99_ratio:.1f}",
+                    ms(max(m.desk.all_latencies, default=float("nan"))),
+                    f"{m.desk.sent - m.desk.ok}/{m.desk.sent}",
+                    m.late,
+                    f"{m.drain:.1f}",
+                    verdict(m.passed),
+                ]
+            )
+        say(
+            table(
+                [
+                    "request",
+                    "clients",
+                    "bare/s",
+                    "desk/s",
+                    "thr ×",
+                    "bare p50",
+                    "desk p50",
+                    "bare p99",
+                    "desk p99",
+                    "p99 ×",
+                    "desk max",
+                    "desk not ok",
+                    "desk ≥3 s",
+                    "drain s",
+                    "target",
+                ],
+                rows,
+                title=f"[{variant.database}] latencies in ms",
+            )
+        )
+        for m in variant.measurements:
+            for sample in m.desk.samples[:2]:
+                say(f"  {m.phase}/{m.clients}: desk answered {sample[:160]!r}")
+        for note in variant.notes:
+            say(f"  {note}")
+
+
+@contextlib.contextmanager
+def _database(kind: str, tmp: Path, pg_url: str | None) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'frontdoor.db'}"
+    else:
+        assert pg_url
+        yield fresh_database(pg_url)
+
+
+def run(
+    quick: bool,
+    *,
+    databases: tuple[str, ...] = ("sqlite", "postgres"),
+    workers: int = 2,
+    threads: int = 8,
+    pace: float = 0.0,
+    seconds: float | None = None,
+) -> list[Variant]:
+    seconds = seconds or (1.0 if quick else 4.0)
+    prefill = 100 if quick else 600
+    variants: list[Variant] = []
+    with (
+        temp_dir("chatops-bench-frontdoor-") as tmp,
+        LoadGenerator() as lg,
+        bare_server(tmp, workers=workers, threads=threads) as bare,
+    ):
+        for kind in databases:
+            variant = Variant(kind)
+            variants.append(variant)
+            say(f"front door on {kind}…")
+            try:
+                with contextlib.ExitStack() as stack:
+                    pg_url = stack.enter_context(postgres()) if kind == "postgres" else None
+                    url = stack.enter_context(_database(kind, tmp, pg_url))
+                    _measure_variant(
+                        variant,
+                        url,
+                        bare,
+                        tmp,
+                        lg,
+                        seconds=seconds,
+                        prefill=prefill,
+                        workers=workers,
+                        threads=threads,
+                        pace=pace,
+                    )
+            except PostgresUnavailable as exc:
+                variant.skipped = f"PostgreSQL unavailable ({exc})"
+        problems = bare.proc.log_problems()
+        if problems["ERROR"] or problems["Traceback"]:
+            say(f"bare app log: {problems}")
+    report(variants, seconds, workers, threads, pace)
+    return variants
