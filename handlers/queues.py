@@ -43,7 +43,7 @@ from chatops.sla import format_time_left
 from chatops.timefmt import format_instant
 from handlers import blocks
 from handlers.desk import Desk
-from handlers.text import clip, escape, mention
+from handlers.text import clip, escape, escaped_clip, mention
 from models import Case, Organisation, Person
 
 log = logging.getLogger(__name__)
@@ -78,24 +78,6 @@ STATUS_LABELS = {
     states.RESOLVED: "resolved",
     states.CLOSED: "closed",
 }
-
-
-def _escaped_clip(text: str, limit: int) -> str:
-    """Escape, then shorten to at most `limit` characters without cutting an entity
-    (`&amp;`) in half, marking the cut. (Not `handlers.text.escaped_clip`: it never
-    returns for text whose escaped form is much longer than its limit, e.g. 40 `&`.)"""
-    escaped = escape(text)
-    if len(escaped) <= limit:
-        return escaped
-    pieces: list[str] = []
-    used = 0
-    for char in text:
-        piece = escape(char)
-        if used + len(piece) > limit - 1:
-            break
-        pieces.append(piece)
-        used += len(piece)
-    return "".join(pieces).rstrip() + "…"
 
 
 # --- lines and sections -----------------------------------------------------------------
@@ -142,11 +124,11 @@ def case_line(
     parts = [
         f"*{case.number}*",
         f"Sev {escape(case.severity)}",
-        _escaped_clip(case.title, TITLE_SHOWN),
+        escaped_clip(case.title, TITLE_SHOWN),
     ]
     if with_organisation:
         org = names.orgs.get(case.organisation_id)
-        parts.append(_escaped_clip(org.name, 60) if org else "?")
+        parts.append(escaped_clip(org.name, 60) if org else "?")
     status = STATUS_LABELS.get(case.status, escape(case.status))
     parts += [status, who, _due(case, rules, now, reader_tz)]
     return " · ".join(parts)
@@ -266,7 +248,7 @@ def _admin_list(
     org_name = organisation.name if organisation else "your organisation"
     queue = queues.open_cases_for_org(session, person, rules, limit=QUEUE_TOP)
     names = _Names(session, queue.cases)
-    out: list[Block] = [HeaderBlock(text=_escaped_clip(f"Open cases — {org_name}", 150))]
+    out: list[Block] = [HeaderBlock(text=escaped_clip(f"Open cases — {org_name}", 150))]
     out += _queue_blocks(
         "Open cases",
         queue,
@@ -491,7 +473,7 @@ def _agent_home(
         ),
     ]
     names = _Names(session, [c for _, q, _, _ in parts for c in q.cases])
-    out: list[Block] = [HeaderBlock(text=_escaped_clip(f"Support desk — {person.name}", 150))]
+    out: list[Block] = [HeaderBlock(text=escaped_clip(f"Support desk — {person.name}", 150))]
     for heading, queue, empty, key in parts:
         out.append(DividerBlock())
         out += _queue_blocks(
@@ -512,7 +494,7 @@ def _admin_home(
     queue = queues.open_cases_for_org(session, person, rules, limit=HOME_TOP)
     names = _Names(session, queue.cases)
     out: list[Block] = [
-        HeaderBlock(text=_escaped_clip(f"Support — {org_name}", 150)),
+        HeaderBlock(text=escaped_clip(f"Support — {org_name}", 150)),
         *_queue_blocks(
             "Your organisation's open cases",
             queue,
@@ -567,8 +549,8 @@ def _health_blocks(session: Session, rules: SupportRules, reader_tz: str | None)
             services = ", ".join(labels.get(str(s), str(s)) for s in services)
         started = incident.created_at
         line = (
-            f"• *{_escaped_clip(str(incident.title), 150)}* — "
-            f"{_escaped_clip(str(services or ''), 200)} · {_escaped_clip(str(incident.status), 40)}"
+            f"• *{escaped_clip(str(incident.title), 150)}* — "
+            f"{escaped_clip(str(services or ''), 200)} · {escaped_clip(str(incident.status), 40)}"
         )
         if isinstance(started, datetime):
             line += f" · since {blocks.when(started, rules, reader_tz)}"
