@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(
         default=60.0, gt=0, validation_alias=AliasChoices("CHATOPS_DELIVERY_LEASE_SECONDS")
     )
+    # Sweep interval of `chatops worker`: a warning fires within this long of its instant.
+    sweep_seconds: float = Field(
+        default=15.0, gt=0, le=60, validation_alias=AliasChoices("CHATOPS_SWEEP_SECONDS")
+    )
+    # Drills only: read "now" from this file (see chatops.clock.FileClock) instead of the
+    # system clock, so several processes can rehearse a day in minutes.
+    clock_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("CHATOPS_CLOCK_FILE")
+    )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("CHATOPS_LOG_LEVEL"))
 
 

@@ -12,7 +12,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sqlalchemy import Engine
 
-from chatops.clock import Clock, SystemClock
+from chatops.clock import Clock, clock_for
 from chatops.config import Settings
 from chatops.db import create_schema, make_engine
 from chatops.policy import SupportRules, load_policy
@@ -39,7 +39,7 @@ def build_service(
     engine = engine or make_engine(settings.database_url)
     create_schema(engine)
     rules = rules or load_policy(settings.policy_file)
-    desk = build_desk(settings, engine, rules, clock or SystemClock())
+    desk = build_desk(settings, engine, rules, clock or clock_for(settings.clock_file))
     app = build_app(settings, desk)
     return Service(SlackWsgi(app, engine, settings.slack_signing_secret), desk, engine, rules)
 

@@ -1,10 +1,11 @@
 """`chatops worker` and `chatops tick`: the sweeps and the outbox delivery.
 
 The worker is an APScheduler (3.x) BlockingScheduler in its own process with two interval
-jobs: the sweeps every SWEEP_SECONDS (so a warning fires within that long of its instant)
-and the outbox delivery every second. APScheduler's own job store is in memory on purpose:
-two schedulers must not share one job store, and none is needed — every job is an
-idempotent sweep and the database is the arbiter, so running two workers is safe.
+jobs: the sweeps every CHATOPS_SWEEP_SECONDS (default 15 s, so a warning fires within that
+long of its instant) and the outbox delivery every second. APScheduler's own job store is
+in memory on purpose: two schedulers must not share one job store, and none is needed —
+every job is an idempotent sweep and the database is the arbiter, so running two workers is
+safe.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine
 
-from chatops.clock import Clock, ManualClock, SystemClock
+from chatops.clock import Clock, ManualClock, clock_for
 from chatops.config import Settings
 from chatops.db import create_schema, make_engine
 from chatops.policy import SupportRules, load_policy
@@ -27,7 +28,6 @@ from handlers.desk import Desk
 
 log = logging.getLogger("chatops.worker")
 
-SWEEP_SECONDS = 15
 DELIVER_SECONDS = 1
 
 
@@ -52,13 +52,13 @@ def tick(desk: Desk, at: datetime | None = None) -> tuple[SweepReport, int]:
 
 def run_tick(settings: Settings, at: datetime | None) -> tuple[SweepReport, int]:
     """`chatops tick [--at]`: one pass as of an instant (catch up after downtime)."""
-    clock: Clock = ManualClock(at) if at else SystemClock()
+    clock: Clock = ManualClock(at) if at else clock_for(settings.clock_file)
     return tick(_desk(settings, clock))
 
 
 def run_worker(settings: Settings) -> None:
     """`chatops worker`: sweeps and delivery until SIGTERM/SIGINT."""
-    desk = _desk(settings, SystemClock())
+    desk = _desk(settings, clock_for(settings.clock_file))
     scheduler = BlockingScheduler(timezone="UTC")
     job_defaults: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
 
@@ -75,7 +75,7 @@ def run_worker(settings: Settings) -> None:
     scheduler.add_job(
         sweep,
         "interval",
-        seconds=SWEEP_SECONDS,
+        seconds=settings.sweep_seconds,
         id="sweep",
         next_run_time=datetime.now(desk.clock.now().tzinfo),
         **job_defaults,
@@ -88,5 +88,9 @@ def run_worker(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("worker started: sweeps every %ss, delivery every %ss", SWEEP_SECONDS, DELIVER_SECONDS)
+    log.info(
+        "worker started: sweeps every %ss, delivery every %ss",
+        settings.sweep_seconds,
+        DELIVER_SECONDS,
+    )
     scheduler.start()
