@@ -59,6 +59,7 @@ class LoadResult:
     samples: list[str] = field(default_factory=list)  # a few non-200 / bad answers
     sent_values: list[str] = field(default_factory=list)  # token values acked with 200
     send_times: list[float] = field(default_factory=list)  # time.time() per request (rate)
+    value_times: dict[str, float] = field(default_factory=dict)  # token value → time.time()
 
     @property
     def throughput(self) -> float:
@@ -171,6 +172,8 @@ def run_load(spec: LoadSpec) -> LoadResult:
                 result.sent += 1
                 result.statuses[status] = result.statuses.get(status, 0) + 1
                 result.send_times.append(sent_wall)
+                if value is not None:
+                    result.value_times[value] = sent_wall
                 if status:
                     result.all_latencies.append(elapsed)
                 if status == 200 and not bad:
