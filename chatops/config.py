@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(
         default=60.0, gt=0, validation_alias=AliasChoices("CHATOPS_DELIVERY_LEASE_SECONDS")
     )
+    # Threads per serving process that send a request's notifications after its ack.
+    delivery_threads: int = Field(
+        default=4, ge=1, le=64, validation_alias=AliasChoices("CHATOPS_DELIVERY_THREADS")
+    )
     # Sweep interval of `chatops worker`: a warning fires within this long of its instant.
     sweep_seconds: float = Field(
         default=15.0, gt=0, le=60, validation_alias=AliasChoices("CHATOPS_SWEEP_SECONDS")

@@ -23,6 +23,7 @@ from chatops.policy import SupportRules
 from handlers import actions, commands, extensions, intake, oncall
 from handlers.delivery import OutboxDelivery
 from handlers.desk import Desk
+from handlers.pump import DeliveryPump
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,14 @@ EVENTS_PATH = "/slack/events"
 MAX_BODY = 1_000_000  # Slack's own payloads are far smaller
 
 
-def build_desk(settings: Settings, engine: Engine, rules: SupportRules, clock: Clock) -> Desk:
+def build_desk(
+    settings: Settings,
+    engine: Engine,
+    rules: SupportRules,
+    clock: Clock,
+    pump: bool = False,
+) -> Desk:
+    """The listeners' shared parts; `pump` starts the delivery threads of a serving process."""
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     delivery = OutboxDelivery(
         engine,
@@ -40,7 +48,8 @@ def build_desk(settings: Settings, engine: Engine, rules: SupportRules, clock: C
         settings.channel_pace_seconds,
         settings.delivery_lease_seconds,
     )
-    return Desk(engine, rules, clock, delivery)
+    threads = settings.delivery_threads
+    return Desk(engine, rules, clock, delivery, DeliveryPump(delivery, threads) if pump else None)
 
 
 def build_app(settings: Settings, desk: Desk) -> App:

@@ -3,6 +3,7 @@ the demo and the tests (the same WSGI application either way)."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from dataclasses import dataclass
@@ -29,6 +30,12 @@ class Service:
     engine: Engine
     rules: SupportRules
 
+    def close(self) -> None:
+        """Stop the delivery threads (finishing the message in hand), close the pool."""
+        if self.desk.pump is not None:
+            self.desk.pump.stop()
+        self.engine.dispose()
+
 
 def build_service(
     settings: Settings,
@@ -39,7 +46,7 @@ def build_service(
     engine = engine or make_engine(settings.database_url)
     create_schema(engine)
     rules = rules or load_policy(settings.policy_file)
-    desk = build_desk(settings, engine, rules, clock or clock_for(settings.clock_file))
+    desk = build_desk(settings, engine, rules, clock or clock_for(settings.clock_file), pump=True)
     app = build_app(settings, desk)
     return Service(SlackWsgi(app, engine, settings.slack_signing_secret), desk, engine, rules)
 
@@ -92,6 +99,9 @@ def run_gunicorn(settings: Settings, host: str, port: int, workers: int, threads
             self.cfg.set("timeout", 30)
 
         def load(self) -> Any:
-            return build_service(settings).wsgi
+            service = build_service(settings)
+            # a worker told to stop lets its delivery threads finish the message in hand
+            atexit.register(service.close)
+            return service.wsgi
 
     _Gunicorn().run()

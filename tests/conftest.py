@@ -158,8 +158,8 @@ def _make_desk(database_url: str) -> Iterator[Desk]:
         yield Desk(service, standin, sender, clock)
     finally:
         server.stop()
+        service.close()
         standin.stop()
-        service.engine.dispose()
 
 
 @pytest.fixture

@@ -163,8 +163,8 @@ class World:
         try:
             self.server.stop()
         finally:
+            self.service.close()
             self.standin.stop()
-            self.engine.dispose()
             if self._tmp is not None:
                 self._tmp.cleanup()
 
@@ -216,7 +216,7 @@ def start_world(roster: Path, start: datetime | None = None) -> World:
         server = ThreadedServer(service.wsgi).start()
     except BaseException:
         if service is not None:
-            service.engine.dispose()
+            service.close()
         standin.stop()
         tmp.cleanup()
         raise
