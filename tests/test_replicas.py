@@ -1,0 +1,778 @@
+"""Replicas: several `chatops serve` processes behind a round-robin balancer and two
+`chatops worker` processes on one PostgreSQL, all living at the instant of one drill clock
+file (CHATOPS_CLOCK_FILE), driven through a simulated day by the Slack stand-in running in
+this test process.
+
+The day, in Beijing time, from Wednesday 25 Nov 2026 08:30 to Thursday 09:30:
+
+- 08:30 four admins of two organisations open seven cases at once through the intake modal
+  (Sev A, B and C; technical and billing); a non-admin and a partner-only admin are refused.
+- 08:31 both agents click Claim on four of the cards at the same moment, each through a
+  different serve process.
+- 08:35 the Sev A page escalates to its second step; 08:37 two agents acknowledge it at once.
+- 09:00 shift handoff (primary: Eli -> Dana).
+- 09:10 one owned case is raised B -> A (a second page: Dana, then Lee at 09:15, both
+  acknowledging at 09:16), another lowered in urgency C -> B.
+- 09:15 .. 11:00 Sev A warning, reply, breach, hourly update reminders, downgrade offers,
+  three resolves and a reply.
+- 15:00 / 17:00 the unclaimed billing case is warned and breaches; 22:00 / 24:00 the
+  unclaimed technical Sev B and the one raised to B are warned and breach.
+- Thursday 09:00 shift handoff (primary: Dana -> Eli).
+
+After each step the test waits (bounded) until a worker has swept as of the new instant and
+nothing due is pending in the outbox. Then it checks the invariants: each acknowledged
+submission is one case; one owner and one claim event per claimed case; every outbox row
+sent, each as exactly one Slack call, none twice; Slack's pace per channel; and the notices
+the day should have produced, counted by outbox kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from chatops.cases.notices import (
+    CARD,
+    CARD_REFRESH,
+    DOWNGRADE_OFFER,
+    HANDOFF,
+    ONCALL_GAP,
+    PAGE,
+    PAGE_ACKNOWLEDGED,
+    REQUESTER_NOTICE,
+    SLA_BREACH,
+    SLA_WARNING,
+    UPDATE_REMINDER,
+)
+from chatops.clock import FileClock
+from chatops.db import make_engine
+from chatops.standin import Response, SlackSender, SlackStandIn, WebApiCall
+from models import Case, CaseEvent, OutboxMessage, Person, SweepMark
+from tests.conftest import ROOT, ROSTER, SECRET, TRIAGE
+from tests.postgres import _free_port, fresh_database
+
+pytestmark = pytest.mark.postgres
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+HANDOFF_CHANNEL = "C0HANDOFF"
+SERVE_PROCESSES = 3
+WORKER_PROCESSES = 2
+# Small enough to keep the day short, large enough that posts bunched up by the processes
+# racing each other would show in the gaps the stand-in records.
+PACE_SECONDS = 0.2
+LEASE_SECONDS = 15
+START_TIMEOUT = 90.0  # imports and gunicorn's fork on a busy 2-core machine
+SETTLE_TIMEOUT = 45.0
+SLACK_TIMEOUT = 20.0
+
+DANA, ELI, LEE = "U0AGENT1", "U0AGENT2", "U0LEAD"
+AGENTS = (DANA, ELI)
+
+T = TypeVar("T")
+
+
+def beijing(day: int, hour: int, minute: int = 0) -> datetime:
+    """An instant of the simulated day, given in Beijing time (November 2026)."""
+    return datetime(2026, 11, day, hour, minute, tzinfo=BEIJING).astimezone(UTC)
+
+
+def wait_until(what: str, probe: Callable[[], T | None], timeout: float) -> T:
+    """Poll `probe` until it returns something other than None/False; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+
+def stop_processes(processes: list[Process]) -> None:
+    """SIGTERM each process this test started, then SIGKILL its process group (a serve's
+    gunicorn workers are in it) if it has not gone within the grace time."""
+    for process in processes:
+        if process.popen.poll() is None:
+            process.popen.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+        # Each was started in its own session, so its process group id is its PID.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.popen.wait(timeout=10)
+
+
+def print_logs(processes: list[Process], lines: int = 60) -> None:
+    # Shown by pytest only when the test fails (captured teardown output).
+    for process in processes:
+        text = process.log.read_text(errors="replace") if process.log.exists() else ""
+        tail = "\n".join(text.splitlines()[-lines:])
+        print(f"----- {process.name} (exit {process.popen.poll()}) {process.log}\n{tail}")
+
+
+# ------------------------------------------------------------------------------ the replicas
+
+
+class Balancer:
+    """Spreads requests over the serve processes in turn, like a load balancer would."""
+
+    def __init__(self, senders: list[SlackSender]) -> None:
+        self.senders = senders
+        self._turn = itertools.count()
+
+    def next(self) -> SlackSender:
+        return self.senders[next(self._turn) % len(self.senders)]
+
+
+@dataclass
+class Replicas:
+    url: str
+    engine: Engine
+    standin: SlackStandIn
+    clock_file: Path
+    logs: Path
+    processes: list[Process] = field(default_factory=list)
+    balancer: Balancer | None = None
+    now: datetime = field(default_factory=lambda: beijing(25, 8, 30))
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SLACK_BOT_TOKEN": self.standin.bot_token,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": self.standin.api_url,
+            "DATABASE_URL": self.url,
+            "CHATOPS_CLOCK_FILE": str(self.clock_file),
+            "CHATOPS_SWEEP_SECONDS": "1",
+            "CHATOPS_CHANNEL_PACE_SECONDS": str(PACE_SECONDS),
+            "CHATOPS_DELIVERY_LEASE_SECONDS": str(LEASE_SECONDS),
+        }
+
+    def start(self, name: str, *args: str) -> Process:
+        log = self.logs / f"{name}.log"
+        with log.open("wb") as sink:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "chatops.cli", *args],
+                env=self.env(),
+                cwd=ROOT,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        process = Process(name, popen, log)
+        self.processes.append(process)
+        return process
+
+    @property
+    def lb(self) -> Balancer:
+        assert self.balancer is not None
+        return self.balancer
+
+    def sender(self, index: int) -> SlackSender:
+        senders = self.lb.senders
+        return senders[index % len(senders)]
+
+    # -------------------------------------------------------------- time
+
+    def advance(self, instant: datetime) -> None:
+        """Move every process to `instant`, then wait until the day has caught up with it."""
+        assert instant >= self.now
+        FileClock.write(self.clock_file, instant)
+        self.now = instant
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait until a worker's sweeps have run as of now (the handoff sweep, the last of
+        them to write its mark, has looked up to now) and nothing due is still pending."""
+
+        def caught_up() -> bool:
+            with Session(self.engine) as session:
+                mark = session.get(SweepMark, "handoff")
+                pending = session.exec(
+                    select(func.count()).where(
+                        OutboxMessage.status == "pending",
+                        OutboxMessage.next_attempt_at <= self.now,  # type: ignore[operator]
+                    )
+                ).one()
+                parked = session.exec(
+                    select(OutboxMessage).where(OutboxMessage.status == "parked")
+                ).all()
+            assert not parked, [(r.key, r.attempts, r.last_error) for r in parked]
+            return mark is not None and mark.swept_until >= self.now and pending == 0
+
+        wait_until(f"the outbox to drain at {self.now.isoformat()}", caught_up, SETTLE_TIMEOUT)
+
+    # -------------------------------------------------------------- the database
+
+    def cases(self) -> list[Case]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(Case).order_by(Case.id)).all())  # type: ignore[arg-type]
+
+    def case(self, title: str) -> Case:
+        [case] = [c for c in self.cases() if c.title == title]
+        return case
+
+    def outbox(self) -> list[OutboxMessage]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(OutboxMessage).order_by(OutboxMessage.id)).all())  # type: ignore[arg-type]
+
+    def events(self, kind: str) -> list[CaseEvent]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(CaseEvent).where(CaseEvent.kind == kind)).all())
+
+    def owner(self, case: Case) -> str | None:
+        with Session(self.engine) as session:
+            fresh = session.get(Case, case.id)
+            assert fresh is not None
+            if fresh.assignee_id is None:
+                return None
+            person = session.get(Person, fresh.assignee_id)
+            assert person is not None
+            return person.slack_user_id
+
+    # -------------------------------------------------------------- Slack
+
+    def card(self, case: Case) -> dict[str, Any]:
+        """The case card as the triage channel shows it now (once its post is recorded)."""
+
+        def posted() -> str | None:
+            with Session(self.engine) as session:
+                fresh = session.get(Case, case.id)
+                return fresh.card_ts if fresh else None
+
+        ts = wait_until(f"the card of {case.number}", posted, SLACK_TIMEOUT)
+        return self.standin.message(TRIAGE, ts)
+
+    def modal(self, user: str, response: Response) -> dict[str, Any]:
+        """The modal a click opened (views.open with the click's trigger id)."""
+        self.standin.wait_for(
+            "views.open",
+            lambda c: c.args.get("trigger_id") == response.trigger_id,
+            timeout=SLACK_TIMEOUT,
+        )
+        view = self.standin.open_view(user)
+        assert view is not None, f"no modal open for {user}"
+        return view
+
+    def thread_post(self, case: Case, needle: str) -> dict[str, Any]:
+        """The message in the case card's thread whose text contains `needle`."""
+        [call] = self.standin.wait_for(
+            "chat.postMessage",
+            lambda c: (
+                c.ok
+                and c.args["channel"] == TRIAGE
+                and c.args.get("thread_ts") is not None
+                and case.number in c.args["text"]
+                and needle in c.args["text"]
+            ),
+            timeout=SLACK_TIMEOUT,
+        )
+        return self.standin.message(TRIAGE, call.response["ts"])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def replicas(postgres_server: str, tmp_path: Path) -> Iterator[Replicas]:
+    url = fresh_database(postgres_server)
+    standin = SlackStandIn().start()
+    for uid, name, tz in [
+        ("U0ALICE", "alice", "Asia/Shanghai"),
+        ("U0BILL", "bill", "Asia/Shanghai"),
+        ("U0HELEN", "helen", "Asia/Shanghai"),
+        ("U0FRANK", "frank", "Europe/London"),
+        ("U0NORA", "nora", "Asia/Shanghai"),
+        ("U0CARL", "carl", "Asia/Shanghai"),
+        (DANA, "dana", "Asia/Shanghai"),
+        (ELI, "eli", "Asia/Shanghai"),
+        (LEE, "lee", "Asia/Shanghai"),
+    ]:
+        standin.add_user(uid, name=name, tz=tz)
+    engine = make_engine(url)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    world = Replicas(url, engine, standin, tmp_path / "clock", logs)
+    FileClock.write(world.clock_file, world.now)
+    try:
+        # The schema and the roster the operator's way, before anything races to create them.
+        subprocess.run(
+            [sys.executable, "-m", "chatops.cli", "load", str(ROSTER)],
+            env=world.env(),
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=START_TIMEOUT,
+        )
+        urls = []
+        for n in range(SERVE_PROCESSES):
+            port = _free_port()
+            world.start(
+                f"serve-{n}",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--threads",
+                "4",
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        for n in range(WORKER_PROCESSES):
+            world.start(f"worker-{n}", "worker")
+        for n, base in enumerate(urls):
+
+            def up(base: str = base, n: int = n) -> bool:
+                assert world.processes[n].popen.poll() is None, f"serve-{n} exited"
+                return _healthy(base)
+
+            wait_until(f"serve-{n} at {base}", up, START_TIMEOUT)
+        world.balancer = Balancer(
+            [SlackSender(base + "/slack/events", SECRET, standin) for base in urls]
+        )
+        world.settle()  # the workers are sweeping
+        yield world
+    finally:
+        stop_processes(world.processes)
+        print_logs(world.processes)
+        standin.stop()
+        engine.dispose()
+
+
+# ------------------------------------------------------------------------------ reading Slack
+
+
+def posts(standin: SlackStandIn, channel: str | None = None) -> list[WebApiCall]:
+    """Successful chat.postMessage calls (to one channel, or all), in the order answered."""
+    return [
+        c
+        for c in standin.calls("chat.postMessage")
+        if c.ok and (channel is None or c.args.get("channel") == channel)
+    ]
+
+
+def identity(call: WebApiCall) -> tuple[Any, ...]:
+    """What a person sees: where, in which thread, what (the blocks keep apart two messages
+    that share their fallback text, such as the two days' handoff posts)."""
+    return (
+        call.args["channel"],
+        call.args.get("thread_ts"),
+        call.args["text"],
+        json.dumps(call.args.get("blocks"), sort_keys=True),
+    )
+
+
+def is_page_dm(call: WebApiCall) -> bool:
+    # Recognised by its button, not its wording, so that several pages told in one DM
+    # count the same way as one DM per page.
+    return str(call.args["channel"]).startswith("D") and "acknowledge_page" in json.dumps(
+        call.args.get("blocks")
+    )
+
+
+def ephemeral_texts(standin: SlackStandIn, user: str) -> list[str]:
+    return [str(e.get("text")) for e in standin.ephemerals(user)]
+
+
+# ------------------------------------------------------------------------------ the front door
+
+
+@dataclass(frozen=True)
+class Intake:
+    who: str
+    title: str
+    severity: str
+    category: str = "technical"
+    topic: str = "mail"
+
+
+@dataclass
+class Submitted:
+    intake: Intake
+    response: Response
+
+
+def open_through_modal(replicas: Replicas, intake: Intake) -> Submitted:
+    """/support <question>, Contact support, the choices that reshape the modal, Submit:
+    each request to the next serve process."""
+    who = intake.who
+    reply = replicas.lb.next().command(who, "mail forwarding stopped for the sales team")
+    assert reply.status == 200, reply.body
+    body = reply.json()
+    assert body is not None and "contact_support" in json.dumps(body), body
+    click = replicas.lb.next().click_in(who, body, "contact_support", channel_id="C_GENERAL")
+    assert click.status == 200, click.body
+    view = replicas.modal(who, click)
+    assert view["callback_id"] == "intake", view["callback_id"]
+    choices = []
+    if intake.category != "technical":
+        choices.append(("intake_category", intake.category))
+    if intake.severity == "A":
+        choices.append(("intake_severity", "A"))  # asks for impact and who stays available
+    for action_id, value in choices:
+        before = len(replicas.standin.calls("views.update"))
+        answer = replicas.lb.next().view_action(who, action_id, value)
+        assert answer.status == 200, answer.body
+        replicas.standin.wait_for(
+            "views.update",
+            lambda c, view_id=view["id"]: c.args.get("view_id") == view_id,
+            count=1
+            + sum(
+                1
+                for c in replicas.standin.calls("views.update")[:before]
+                if c.args.get("view_id") == view["id"]
+            ),
+            timeout=SLACK_TIMEOUT,
+        )
+    fields: dict[str, Any] = {
+        "category": intake.category,
+        "topic": intake.topic,
+        "severity": intake.severity,
+        "title": intake.title,
+        "description": f"{intake.title}: since Monday, for everyone in the team.",
+        "contact_method": "chat",
+    }
+    if intake.severity == "A":
+        fields["business_impact"] = "Nobody in the company can send mail"
+        fields["available_contact"] = "Alice Chen, +86 10 5555 0101, all day"
+    response = replicas.lb.next().submit_view(who, fields)
+    if replicas.standin.open_view(who) is not None:
+        replicas.standin.close_view(who, clear=True)  # a refused or late answer left it open
+    return Submitted(intake, response)
+
+
+def race(jobs: list[Callable[[], T]], timeout: float = 60.0) -> list[T]:
+    """Run the jobs in threads released at the same moment; return their results in order."""
+    barrier = threading.Barrier(len(jobs))
+    results: dict[int, T] = {}
+    errors: list[BaseException] = []
+
+    def run(n: int, job: Callable[[], T]) -> None:
+        try:
+            barrier.wait(timeout=timeout)
+            results[n] = job()
+        except BaseException as exc:  # reported in the test's thread
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(n, job), daemon=True) for n, job in enumerate(jobs)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.1, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "a racing request did not finish"
+    if errors:
+        raise errors[0]
+    return [results[n] for n in range(len(jobs))]
+
+
+def press(replicas: Replicas, user: str, case: Case, action: str) -> Response:
+    response = replicas.lb.next().click_in(
+        user, replicas.card(case), action, channel_id=TRIAGE, is_ephemeral=False
+    )
+    assert response.status == 200, response.body
+    return response
+
+
+def work(replicas: Replicas, user: str, case: Case, action: str, **values: Any) -> None:
+    """Press a card button that opens a modal (reply, resolve, change severity) and submit."""
+    view = replicas.modal(user, press(replicas, user, case, action))
+    assert view["callback_id"] != "intake"
+    response = replicas.lb.next().submit_view(user, values)
+    assert response.status == 200, response.body
+    assert "errors" not in response.body, response.body
+    assert replicas.standin.open_view(user) is None
+
+
+def acknowledge_at_once(replicas: Replicas, message: dict[str, Any], agents: list[str]) -> None:
+    """`agents` press Acknowledge on the same page post at the same moment, each through a
+    different serve process; exactly one is told they acknowledged it."""
+    senders = [replicas.sender(n) for n in range(len(agents))]
+    responses = race(
+        [
+            lambda s=s, a=a: s.click_in(a, message, "acknowledge_page", channel_id=TRIAGE)
+            for s, a in zip(senders, agents, strict=True)
+        ]
+    )
+    assert [r.status for r in responses] == [200] * len(agents)
+    urls = {r.response_url for r in responses}
+    answers = replicas.standin.wait_for(
+        "response_url", lambda c: c.url in urls, count=len(agents), timeout=SLACK_TIMEOUT
+    )
+    texts = [json.dumps(a.args) for a in answers]
+    assert sum("You acknowledged the page" in t for t in texts) == 1, texts
+    assert sum("already acknowledged by" in t for t in texts) == len(agents) - 1, texts
+
+
+# ------------------------------------------------------------------------------ the day
+
+ALICE_A = Intake("U0ALICE", "Nobody can send mail [1]", "A")
+ALICE_B = Intake("U0ALICE", "Shared mailbox forwarding stopped [2]", "B")
+BILL_BILLING = Intake("U0BILL", "Invoice charged twice [3]", "B", "billing", "invoice")
+HELEN_C = Intake("U0HELEN", "How to keep a password from expiring [4]", "C")
+HELEN_B = Intake("U0HELEN", "Autodiscover fails for new users [5]", "B")
+FRANK_B = Intake("U0FRANK", "Meeting rooms do not accept invites [6]", "B")
+FRANK_C = Intake("U0FRANK", "A user cannot delete contacts [7]", "C")
+BY_ADMIN = [
+    [ALICE_A, ALICE_B],
+    [BILL_BILLING],
+    [HELEN_C, HELEN_B],
+    [FRANK_B, FRANK_C],
+]
+CLAIMED_AT_ONCE = [ALICE_B, HELEN_C, HELEN_B, FRANK_C]
+
+
+@pytest.mark.timeout(240)
+def test_a_day_on_three_serve_and_two_worker_processes(replicas: Replicas) -> None:
+    started = time.monotonic()
+    standin = replicas.standin
+
+    # 08:30 -- seven cases at once through the modal, four admins on their own threads.
+    def admin(intakes: list[Intake]) -> list[Submitted]:
+        return [open_through_modal(replicas, intake) for intake in intakes]
+
+    submitted = [s for batch in race([lambda b=b: admin(b) for b in BY_ADMIN]) for s in batch]
+    refusals = {
+        "U0CARL": "Only your organisation's *admins* can open support cases",
+        "U0NORA": "Litware Partners",
+    }
+    for who, expected in refusals.items():
+        reply = replicas.lb.next().command(who, "we need more licences")
+        assert reply.status == 200 and expected in reply.body, reply.body
+        assert "contact_support" not in reply.body
+    acked = [s for s in submitted if s.response.status == 200 and "errors" not in s.response.body]
+    late = [s.intake.title for s in submitted if s.response.problems]
+    assert len(acked) == len(submitted), [(s.intake.title, s.response.body) for s in submitted]
+    replicas.settle()
+    case = {intake.title: replicas.case(intake.title) for batch in BY_ADMIN for intake in batch}
+    c1, c2, c3, c4, c5, c6, c7 = (case[i.title] for batch in BY_ADMIN for i in batch)
+    cards = {title: replicas.card(c) for title, c in case.items()}
+
+    # 08:31 -- Dana and Eli click Claim on the same four cards at the same moment.
+    replicas.advance(beijing(25, 8, 31))
+    clicks: list[Callable[[], Response]] = []
+    for n, intake in enumerate(CLAIMED_AT_ONCE):
+        for k, agent in enumerate(AGENTS):
+            sender = replicas.sender(n + k)  # the two clicks land on different processes
+            card = cards[intake.title]
+            clicks.append(
+                lambda s=sender, a=agent, c=card: s.click_in(
+                    a, c, "claim_case", channel_id=TRIAGE, is_ephemeral=False
+                )
+            )
+    assert [r.status for r in race(clicks)] == [200] * len(clicks)
+    told = standin.wait_for(
+        "chat.postEphemeral",
+        lambda c: "is already claimed by" in c.args["text"],
+        count=len(CLAIMED_AT_ONCE),
+        timeout=SLACK_TIMEOUT,
+    )
+    for intake in CLAIMED_AT_ONCE:
+        owner = replicas.owner(case[intake.title])
+        assert owner in AGENTS
+        [loser] = [c for c in told if case[intake.title].number in c.args["text"]]
+        assert loser.args["user"] != owner and f"<@{owner}>" in loser.args["text"]
+    replicas.settle()
+
+    # 08:35 -- nobody took the Sev A page: it goes from Eli (primary) to Lee (secondary).
+    replicas.advance(beijing(25, 8, 35))
+    step_two = replicas.thread_post(c1, "(step 2 of 8)")
+    assert f"<@{LEE}>" in step_two["text"]
+    # 08:37 -- Dana and Eli acknowledge it at once; one of them now owns the case.
+    replicas.advance(beijing(25, 8, 37))
+    acknowledge_at_once(replicas, step_two, [DANA, ELI])
+    replicas.settle()
+    c1_owner = replicas.owner(c1)
+    assert c1_owner in AGENTS
+    replicas.advance(beijing(25, 8, 45))  # step 3 would have been due at 08:40
+
+    # 09:00 -- handoff: Dana takes over primary from Eli.
+    replicas.advance(beijing(25, 9, 0))
+    # 09:10 -- severity changes from the card: B -> A (pages Dana, primary now), C -> B.
+    replicas.advance(beijing(25, 9, 10))
+    c2_owner, c7_owner = replicas.owner(c2), replicas.owner(c7)
+    assert c2_owner and c7_owner
+    work(replicas, c2_owner, c2, "case_severity", severity="A", text="the whole office now")
+    work(replicas, c7_owner, c7, "case_severity", severity="B", text="blocks the mail merge")
+    replicas.settle()
+    assert f"<@{DANA}>" in replicas.thread_post(c2, "(step 1 of 8)")["text"]
+    # 09:15 -- c2's page goes on to Lee; c1 is 15 minutes from its due.
+    replicas.advance(beijing(25, 9, 15))
+    c2_step_two = replicas.thread_post(c2, "(step 2 of 8)")
+    replicas.advance(beijing(25, 9, 16))
+    acknowledge_at_once(replicas, c2_step_two, [LEE, DANA])
+    # 09:20 -- c1's owner answers the customer before the due: no breach for c1.
+    replicas.advance(beijing(25, 9, 20))
+    assert c1_owner
+    work(replicas, c1_owner, c1, "case_reply", text="We are on it: the relay is being reset.")
+    replicas.settle()
+    # Sev A reminders (c1 09:30, 10:30; c2 10:10), c2 warned and in breach (09:45, 10:00),
+    # downgrade offers for both (10:30: two hours without the customer).
+    for hour, minute in [(9, 30), (9, 45), (10, 0), (10, 10), (10, 30)]:
+        replicas.advance(beijing(25, hour, minute))
+    # 11:00 -- resolves (both Sev A cases stop their reminders) and a reply to c5.
+    replicas.advance(beijing(25, 11, 0))
+    work(replicas, c1_owner, c1, "case_resolve", text="Relay reset; mail flows again.")
+    work(replicas, c2_owner, c2, "case_resolve", text="Forwarding rule restored.")
+    c4_owner, c5_owner = replicas.owner(c4), replicas.owner(c5)
+    assert c4_owner and c5_owner
+    work(replicas, c4_owner, c4, "case_resolve", text="Set the password policy to never.")
+    work(replicas, c5_owner, c5, "case_reply", text="Please send us the autodiscover log.")
+    replicas.settle()
+    # The rest of the day: billing due 17:00, technical Sev B due at midnight, Thursday's
+    # handoff at 09:00.
+    for day, hour in [(25, 13), (25, 15), (25, 17), (25, 20), (25, 22), (26, 0), (26, 4)]:
+        replicas.advance(beijing(day, hour))
+    for hour, minute in [(8, 0), (9, 0), (9, 30)]:
+        replicas.advance(beijing(26, hour, minute))
+    day_took = time.monotonic() - started
+
+    # ---------------------------------------------------------------- cases
+
+    cases = replicas.cases()
+    titles = Counter(c.title for c in cases)
+    assert titles == Counter(s.intake.title for s in acked), titles  # none lost, none twice
+    assert len({c.number for c in cases}) == len(cases)
+    claimed = replicas.events("claimed")
+    per_case = Counter(e.case_id for e in claimed)
+    owned = {c.id for c in cases if c.assignee_id is not None}
+    assert owned == {case[i.title].id for i in CLAIMED_AT_ONCE} | {c1.id}
+    assert per_case == Counter({case_id: 1 for case_id in owned}), per_case
+    for event in claimed:
+        assert event.detail["owner"] == replicas.owner(
+            next(c for c in cases if c.id == event.case_id)
+        )
+    assert len(replicas.events("page_acknowledged")) == 2
+    status = {c.title: c.status for c in cases}
+    assert [status[i.title] for i in (ALICE_A, ALICE_B, HELEN_C)] == ["resolved"] * 3
+
+    # ---------------------------------------------------------------- the outbox
+
+    rows = replicas.outbox()
+    not_sent = [(r.key, r.status, r.attempts, r.last_error) for r in rows if r.status != "sent"]
+    assert not not_sent, not_sent
+    kinds = Counter(r.kind for r in rows)
+    by_target = Counter((r.kind, (r.payload or {}).get("to")) for r in rows)
+    expected = {
+        CARD: 7,
+        # warnings: c1 09:15 and c2 09:45 (owned: thread + owner), c3 15:00 (unclaimed),
+        # c6 22:00 (unclaimed), c7 22:00 (owned)
+        SLA_WARNING: 8,
+        # breaches: c2 10:00, c3 17:00, c6 and c7 at midnight; c1 was answered in time
+        SLA_BREACH: 6,
+        # c1: Eli, then Lee; c2: Dana, then Lee (thread post + DM each)
+        PAGE: 8,
+        PAGE_ACKNOWLEDGED: 2,
+        # Wednesday and Thursday 09:00: the handoff channel and the incoming person
+        HANDOFF: 4,
+        UPDATE_REMINDER: 3,
+        DOWNGRADE_OFFER: 2,
+        ONCALL_GAP: 0,
+    }
+    assert {k: kinds[k] for k in expected} == expected, dict(kinds)
+    assert by_target[(SLA_WARNING, "thread")] == 5 and by_target[(SLA_BREACH, "thread")] == 4
+    assert by_target[(HANDOFF, "channel")] == 2
+    opened = [r for r in rows if r.kind == REQUESTER_NOTICE and r.payload["event"] == "opened"]
+    assert len(opened) == 7
+    # The unclaimed cases were warned and breached in the triage thread, naming who should
+    # take them.
+    for unclaimed in (c3, c6):
+        assert replicas.owner(unclaimed) is None
+        for needle in ("is about to miss", "missed its first-response target"):
+            assert "Nobody has claimed it" in replicas.thread_post(unclaimed, needle)["text"]
+
+    # ---------------------------------------------------------------- Slack
+
+    sent = posts(standin)
+    failed = [c.summary() for c in standin.calls() if c.method.startswith("chat.") and not c.ok]
+    assert not failed, failed
+    # Delivered once: no message twice. The hourly reminder says the same thing each hour
+    # by design, so it is counted against its rows instead.
+    reminders = [c for c in sent if c.args["text"].startswith(":hourglass:")]
+    assert len(reminders) == kinds[UPDATE_REMINDER]
+    seen = Counter(identity(c) for c in sent if c not in reminders)
+    twice = {k[:3]: n for k, n in seen.items() if n > 1}
+    assert not twice, f"sent more than once: {twice}"
+    # One Slack call per row: a post for each row, a chat.update for each card refresh.
+    # Page DMs to one person may be told together in one DM, so they are counted per person.
+    page_dm_rows = Counter(
+        r.payload["user"] for r in rows if r.kind == PAGE and r.payload["to"] == "user"
+    )
+    page_dms = Counter(str(c.args["channel"]).removeprefix("D") for c in sent if is_page_dm(c))
+    assert set(page_dms) == set(page_dm_rows), (page_dms, page_dm_rows)
+    assert all(page_dms[p] <= page_dm_rows[p] for p in page_dms), (page_dms, page_dm_rows)
+    other_rows = [
+        r
+        for r in rows
+        if r.kind != CARD_REFRESH and not (r.kind == PAGE and r.payload["to"] == "user")
+    ]
+    assert len(sent) - sum(page_dms.values()) == len(other_rows)
+    updates = [c for c in standin.calls("chat.update") if c.ok]
+    assert len(updates) == kinds[CARD_REFRESH]
+    # Slack's pace: posts to one channel, from whichever process, kept their distance.
+    # (`at` is stamped as the stand-in answers, so a little jitter is allowed.)
+    by_channel: dict[str, list[float]] = {}
+    for call in sent:
+        by_channel.setdefault(str(call.args["channel"]), []).append(call.at)
+    tightest = {
+        channel: min(b - a for a, b in itertools.pairwise(sorted(stamps)))
+        for channel, stamps in by_channel.items()
+        if len(stamps) > 1
+    }
+    assert all(gap >= PACE_SECONDS / 2 for gap in tightest.values()), tightest
+    # ...and what people should have seen is there.
+    handoffs = posts(standin, HANDOFF_CHANNEL)
+    assert [c.args["text"] for c in handoffs] == ["Shift handoff: primary"] * 2
+    handoff_dms = [c for c in sent if c.args["channel"] in ("DU0AGENT1", "DU0AGENT2")]
+    assert sorted(
+        c.args["channel"] for c in handoff_dms if c.args["text"] == "Shift handoff: primary"
+    ) == ["DU0AGENT1", "DU0AGENT2"]
+    triage_cards = [c for c in posts(standin, TRIAGE) if c.args.get("thread_ts") is None]
+    assert sorted(c.args["text"].split(" ")[0] for c in triage_cards) == sorted(
+        c.number for c in cases
+    )
+    print(
+        f"day in {day_took:.1f}s; {len(rows)} outbox rows, {len(sent)} posts, "
+        f"{len(updates)} card updates; tightest gaps {tightest}; late acks {late}"
+    )
