@@ -77,8 +77,25 @@ def load(roster: Path) -> None:
 @click.option("--port", default=3000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
 @click.option("--threads", default=8, show_default=True, type=int, help="threads per process")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve POST /slack/events and GET /healthz (gunicorn, threaded workers)."""
+@click.option(
+    "--socket-mode",
+    is_flag=True,
+    help="connect out to Slack with SLACK_APP_TOKEN instead of serving a request URL; "
+    "--host/--port then serve only /healthz and /metrics",
+)
+def serve(host: str, port: int, workers: int, threads: int, socket_mode: bool) -> None:
+    """Serve POST /slack/events and GET /healthz (gunicorn, threaded workers), or with
+    --socket-mode take Slack's requests over a WebSocket (one process)."""
+    if socket_mode:
+        from handlers.socket_mode import run_socket_mode, socket_mode_settings
+
+        try:
+            settings = socket_mode_settings()
+            _policy(settings.policy_file)
+            run_socket_mode(settings, host, port, threads)
+        except SettingsError as exc:
+            _fail(str(exc))
+        return
     try:
         settings = load_settings()
     except SettingsError as exc:

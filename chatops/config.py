@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     slack_signing_secret: str = Field(
         default="", validation_alias=AliasChoices("SLACK_SIGNING_SECRET")
     )
+    # App-level token (xapp-…, scope connections:write) for `chatops serve --socket-mode`.
+    slack_app_token: str = Field(default="", validation_alias=AliasChoices("SLACK_APP_TOKEN"))
     slack_api_url: str = Field(
         default=SLACK_API_DEFAULT, validation_alias=AliasChoices("SLACK_API_URL")
     )

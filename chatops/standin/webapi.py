@@ -497,6 +497,7 @@ class SlackStandIn:
         self._calls: list[WebApiCall] = []
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
+        self._method_tokens: dict[str, str] = {}  # methods taking another token than the bot's
 
         self._last_ts_us = 0
         self._id_counter = 0
@@ -677,6 +678,21 @@ class SlackStandIn:
         rule = _Failure(status=200 if error else status, retry_after=retry_after, error=error)
         with self._lock:
             self._failures.setdefault(method, []).extend(rule for _ in range(times))
+
+    def add_method(
+        self, method: str, handler: Callable[[JSONDict], JSONDict], *, token: str | None = None
+    ) -> None:
+        """Answer one more Web API method (e.g. Socket Mode's ``apps.connections.open``).
+
+        ``handler`` gets the arguments and returns the answer's fields (``ok`` is added) or
+        raises like the built-in methods.  With ``token`` the method takes that token (an
+        app-level ``xapp-`` token) instead of the bot token; each refuses the other's token with
+        ``not_allowed_token_type``, as Slack does.
+        """
+        with self._lock:
+            self._methods[method] = handler
+            if token is not None:
+                self._method_tokens[method] = token
 
     def delay(self, method: str, seconds: float) -> None:
         """Answer ``method`` (or ``"*"`` for every method) after ``seconds``; 0 removes it."""
@@ -1671,8 +1687,9 @@ class SlackStandIn:
             response = {"ok": False, "error": parse_error}
         elif not token:
             response = {"ok": False, "error": "not_authed"}
-        elif token != self.bot_token:
-            response = {"ok": False, "error": "invalid_auth"}
+        elif token != self._method_tokens.get(method, self.bot_token):
+            known = token == self.bot_token or token in self._method_tokens.values()
+            response = {"ok": False, "error": "not_allowed_token_type" if known else "invalid_auth"}
         elif method not in self._methods:
             response = {"ok": False, "error": "unknown_method", "req_method": method}
         else:
