@@ -9,21 +9,23 @@ step carry unique outbox keys, so they are sent once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from chatops import metrics
-from chatops.cases.notices import PAGE, PAGE_ACKNOWLEDGED
+from chatops.cases.notices import GROUP_PAGES, PAGE, PAGE_ACKNOWLEDGED
 from chatops.cases.ownership import take_unclaimed
 from chatops.db import transaction
 from chatops.directory import find_person, is_agent
 from chatops.outbox import enqueue
 from chatops.policy import SupportRules
 from chatops.schedule import who_is_on_call
-from models import Case, CaseEvent, Page, Person
+from models import Case, CaseEvent, OutboxMessage, Page, Person
 
 # A step that finds nobody to page is skipped at once, at most this many times in a row.
 _MAX_EMPTY_STEPS = 20
@@ -178,49 +180,134 @@ class AckOutcome:
         return self.outcome == "acknowledged"
 
 
+# A deadlock between an acknowledgement and a claim (they lock a page and its case in
+# opposite orders) aborts one transaction on PostgreSQL; the conditional updates make a
+# retry safe, so it is retried this many times.
+_DEADLOCK_RETRIES = 3
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == "40P01"
+
+
+def _acknowledge_one(
+    session: Session,
+    page_id: int,
+    person: Person,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+) -> AckOutcome:
+    """One page, inside the caller's transaction: `UPDATE … WHERE acknowledged_at IS NULL`
+    decides; the winner's audit event, ownership and thread notice are written with it."""
+    slack_id = person.slack_user_id
+    result = session.exec(  # type: ignore[call-overload]
+        update(Page)
+        .where(Page.id == page_id, Page.acknowledged_at.is_(None))  # type: ignore[union-attr]
+        .values(acknowledged_at=now, acknowledged_by=slack_id, next_step_at=None)
+    )
+    page = session.get(Page, page_id, populate_existing=True)
+    if page is None:
+        return AckOutcome("no_page")
+    case = session.get(Case, page.case_id)
+    if result.rowcount != 1:
+        return AckOutcome("already", page, case, page.acknowledged_by)
+    assert case is not None
+    claimed = take_unclaimed(session, case.id, person, now, via="page")  # type: ignore[arg-type]
+    session.add(
+        CaseEvent(
+            case_id=case.id,  # type: ignore[arg-type]
+            at=now,
+            actor_id=person.id,
+            kind="page_acknowledged",
+            detail={"page": page_id, "step": page.step, **(detail or {})},
+        )
+    )
+    enqueue(
+        session,
+        key=f"page:{page_id}:acknowledged",
+        kind=PAGE_ACKNOWLEDGED,
+        case_id=case.id,
+        now=now,
+        payload={"to": "thread", "page_id": page_id, "by": slack_id, "claimed": claimed},
+    )
+    metrics.PAGES.labels("acknowledged").inc()
+    return AckOutcome("acknowledged", page, case, slack_id, claimed)
+
+
 def acknowledge(engine: Engine, page_id: int, slack_id: str, now: datetime) -> AckOutcome:
     """Acknowledge a page; the first acknowledgement wins and stops the escalation.
 
     Any support agent may acknowledge, on call or not (they take the page on; the page
     records who). If the case has no owner yet, the acknowledger becomes its owner.
     """
-    with transaction(engine) as session:
-        person = find_person(session, slack_id)
-        if not is_agent(person):
-            return AckOutcome("not_agent")
-        assert person is not None
-        result = session.exec(  # type: ignore[call-overload]
-            update(Page)
-            .where(Page.id == page_id, Page.acknowledged_at.is_(None))  # type: ignore[union-attr]
-            .values(acknowledged_at=now, acknowledged_by=slack_id, next_step_at=None)
-        )
-        page = session.get(Page, page_id, populate_existing=True)
-        if page is None:
-            return AckOutcome("no_page")
-        case = session.get(Case, page.case_id)
-        if result.rowcount != 1:
-            return AckOutcome("already", page, case, page.acknowledged_by)
-        assert case is not None
-        claimed = take_unclaimed(session, case.id, person, now, via="page")  # type: ignore[arg-type]
-        session.add(
-            CaseEvent(
-                case_id=case.id,  # type: ignore[arg-type]
-                at=now,
-                actor_id=person.id,
-                kind="page_acknowledged",
-                detail={"page": page_id, "step": page.step},
-            )
-        )
-        enqueue(
-            session,
-            key=f"page:{page_id}:acknowledged",
-            kind=PAGE_ACKNOWLEDGED,
-            case_id=case.id,
-            now=now,
-            payload={"to": "thread", "page_id": page_id, "by": slack_id, "claimed": claimed},
-        )
-        metrics.PAGES.labels("acknowledged").inc()
-        return AckOutcome("acknowledged", page, case, slack_id, claimed)
+    for attempt in range(_DEADLOCK_RETRIES):
+        try:
+            with transaction(engine) as session:
+                person = find_person(session, slack_id)
+                if not is_agent(person):
+                    return AckOutcome("not_agent")
+                assert person is not None
+                return _acknowledge_one(session, page_id, person, now)
+        except OperationalError as exc:
+            if not _is_deadlock(exc) or attempt == _DEADLOCK_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def group_page_ids(session: Session, row_id: int) -> list[int]:
+    """The pages one page DM lists: those of its group, or its own page when it went out
+    alone; [] when the row is not a page DM."""
+    row = session.get(OutboxMessage, row_id)
+    if row is None or row.kind != PAGE:
+        return []
+    payload = row.payload or {}
+    if payload.get("to") != "user" or "page_id" not in payload:
+        return []
+    listed = payload.get(GROUP_PAGES) or [[payload["page_id"], payload.get("step", 0)]]
+    return list(dict.fromkeys(int(page_id) for page_id, _step in listed))
+
+
+@dataclass(frozen=True)
+class GroupAckOutcome:
+    """What Acknowledge all did: the pages this click won, and those someone had already
+    acknowledged (reported, never taken over)."""
+
+    outcome: str  # "acknowledged" (even if every page was taken already) | "not_agent" | "no_page"
+    won: list[AckOutcome] = field(default_factory=list)
+    already: list[AckOutcome] = field(default_factory=list)
+
+    @property
+    def claimed(self) -> int:
+        return sum(1 for item in self.won if item.claimed)
+
+
+def acknowledge_group(engine: Engine, row_id: int, slack_id: str, now: datetime) -> GroupAckOutcome:
+    """Acknowledge every page a grouped page DM (outbox row `row_id`) lists, in one
+    transaction and by the same rule as `acknowledge`: agents only, first acknowledgement
+    wins per page. Pages are taken in id order so two such clicks queue rather than
+    deadlock; a double click finds every page already acknowledged by the first."""
+    for attempt in range(_DEADLOCK_RETRIES):
+        try:
+            with transaction(engine) as session:
+                person = find_person(session, slack_id)
+                if not is_agent(person):
+                    return GroupAckOutcome("not_agent")
+                assert person is not None
+                page_ids = group_page_ids(session, row_id)
+                if not page_ids:
+                    return GroupAckOutcome("no_page")
+                won, already = [], []
+                for page_id in sorted(page_ids):
+                    one = _acknowledge_one(session, page_id, person, now, {"group": row_id})
+                    if one.won:
+                        won.append(one)
+                    elif one.outcome == "already":
+                        already.append(one)
+                return GroupAckOutcome("acknowledged", won, already)
+        except OperationalError as exc:
+            if not _is_deadlock(exc) or attempt == _DEADLOCK_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def acknowledge_by_claim(session: Session, case_id: int, slack_id: str, now: datetime) -> None:

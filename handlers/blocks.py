@@ -620,3 +620,85 @@ def requester_claimed(ctx: CaseContext) -> list[dict[str, Any]]:
             )
         ]
     )
+
+
+# --- grouped Sev A pages ------------------------------------------------------------------
+
+ACKNOWLEDGE_PAGES = "acknowledge_pages"
+PAGE_GROUP_LIST = 30  # cases listed by name in one grouped page DM; the rest are counted
+_PAGE_LINES_PER_SECTION = 10  # ~250 characters a line at most: well inside SECTION_MAX
+
+
+@dataclass(frozen=True)
+class PagedCase:
+    """One case a grouped page DM lists, as it stands when the message is rendered."""
+
+    number: str
+    organisation: str
+    title: str
+    step: int  # 0-based step of the escalation this DM was for
+    acknowledged_by: str | None = None
+
+
+def _steps_label(cases: list[PagedCase], of: int) -> str:
+    steps = sorted({c.step + 1 for c in cases})
+    if len(steps) == 1:
+        return f"step {steps[0]} of {of}"
+    return f"steps {steps[0]}–{steps[-1]} of {of}"
+
+
+def page_group(
+    group_id: int, cases: list[PagedCase], of: int, limit: int = PAGE_GROUP_LIST
+) -> tuple[str, list[dict[str, Any]]]:
+    """The one DM that pages a person for several Sev A cases at once: the first `limit`
+    cases by name, the rest counted, and one **Acknowledge all** button while any is still
+    unacknowledged. The button carries only `group_id` (the lead outbox row): the pages it
+    acknowledges are kept server-side, so its value stays far below Slack's 2000 characters
+    however many cases are listed."""
+    total = len(cases)
+    open_cases = [c for c in cases if c.acknowledged_by is None]
+    head = f":rotating_light: You are paged for *{total}* Sev A cases ({_steps_label(cases, of)}):"
+    lines = []
+    for case in cases[:limit]:
+        line = (
+            f"• *{case.number}* · {escaped_clip(case.organisation, 40)} · "
+            f"{escaped_clip(case.title, 80)}"
+        )
+        if case.acknowledged_by:
+            line += f" — :white_check_mark: {mention(case.acknowledged_by)}"
+        lines.append(line)
+    if total > limit:
+        lines.append(f"…and {total - limit} more")
+    items: list[Block] = [_mrkdwn(head)]
+    for start in range(0, len(lines), _PAGE_LINES_PER_SECTION):
+        items.append(_mrkdwn("\n".join(lines[start : start + _PAGE_LINES_PER_SECTION])))
+    acknowledgers = list(dict.fromkeys(c.acknowledged_by for c in cases if c.acknowledged_by))
+    if acknowledgers:
+        who = ", ".join(mention(a) for a in acknowledgers)
+        items.append(_mrkdwn(f"*Acknowledged: {total - len(open_cases)} of {total}* (by {who})."))
+    if open_cases:
+        items.append(
+            ActionsBlock(
+                block_id="page_group",
+                elements=[
+                    ButtonElement(
+                        text="Acknowledge all",
+                        action_id=ACKNOWLEDGE_PAGES,
+                        value=str(group_id),
+                        style="primary",
+                    )
+                ],
+            )
+        )
+        items.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text="Acknowledge all takes on every page listed here. To take one "
+                        "case alone, use Acknowledge in its thread in the triage channel."
+                    )
+                ]
+            )
+        )
+    text = clip(f"You are paged for {total} Sev A cases", 300)
+    return text, _as_dicts(items)

@@ -8,6 +8,17 @@ failures back off; after MAX_ATTEMPTS a row is parked and logged, never silently
 Messages are rendered at send time from the current state, so a card posted late already
 shows the current owner.
 
+Sev A page DMs to one person are grouped (an incident storm must not become hundreds of DMs
+trickling out at the channel's pace): one deliverer at a time sends a person's pages, holding
+a per-person lock (a ChannelPace row keyed `page-dm:<user>`, taken and released like a
+lease). Holding it, the deliverer leases every page DM row to that person that is due (the
+same conditional UPDATE as any lease, so two processes never take one row), posts ONE
+message for them, and marks each row sent: the lead (oldest) row carries the list of pages
+in its payload, the others name the lead in `coalesced_into`. A deliverer that finds the lock
+taken lets go of its row: the holder looks for waiting rows after each message and once more
+after letting go, so rows that queue while a page DM is on its way go out together in the
+next one. One waiting row is sent exactly as a lone page always was.
+
 The one window for a duplicate: a process that dies after Slack accepted a post and before
 it recorded that. Its lease expires (CHATOPS_DELIVERY_LEASE_SECONDS, wall clock) and the row
 is sent again. The window is the time between Slack's answer and one small UPDATE.
@@ -27,16 +38,33 @@ from sqlalchemy import Engine, func, or_, select, update
 from sqlmodel import Session
 
 from chatops import metrics
+from chatops.cases.notices import COALESCED_INTO, GROUP_PAGES, GROUP_ROWS, PAGE
 from chatops.clock import Clock
 from chatops.db import insert_if_absent, transaction
 from chatops.policy import SupportRules
 from chatops.verification import CODE_NOTICE
-from handlers.notices import Outgoing, PermanentFailure, lane_of, prepare
+from handlers.notices import (
+    Outgoing,
+    PermanentFailure,
+    lane_of,
+    page_dm_user,
+    prepare,
+    prepare_pages,
+)
 from models import Case, ChannelPace, OutboxMessage
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+PAGE_GROUP_MAX = 1000  # page DM rows one message takes; a larger backlog goes in the next one
+_PAGE_SCAN = 5000  # pending page rows looked at to find one person's
+_MAX_GROUPS_IN_A_ROW = 50  # messages one deliverer sends for a person before letting go
+
+
+def _person_key(user: str) -> str:
+    """The ChannelPace row that is the lock on sending `user`'s pages (no Slack channel id
+    has this shape, so it never meets a real channel's pace)."""
+    return f"page-dm:{user}"[:32]
 
 
 class OutboxDelivery:
@@ -84,15 +112,25 @@ class OutboxDelivery:
             if case_id is not None:
                 query = query.where(OutboxMessage.case_id == case_id)
             rows = session.scalars(query.order_by(OutboxMessage.id).limit(limit)).all()  # type: ignore[arg-type]
-            pending = [(row.id, lane_of(row), row.next_attempt_at) for row in rows]
+            pending = [
+                (row.id, lane_of(row), row.next_attempt_at, page_dm_user(row)) for row in rows
+            ]
         sent = 0
         blocked: set[tuple[int, str]] = set()
-        for row_id, lane, next_attempt_at in pending:
-            if lane is not None and lane in blocked:
+        grouped: set[int] = set()  # rows this pass already sent inside a page group
+        for row_id, lane, next_attempt_at, paged in pending:
+            if row_id in grouped or (lane is not None and lane in blocked):
                 continue
             if next_attempt_at > now or not self._lease(row_id):
                 if lane is not None:
                     blocked.add(lane)  # keep this lane's messages in order
+                continue
+            if paged is not None:
+                done = self._send_pages(row_id, paged, now)
+                grouped |= done
+                sent += len(done)
+                if row_id not in done and lane is not None:
+                    blocked.add(lane)
                 continue
             if self._send(row_id):
                 sent += 1
@@ -144,6 +182,199 @@ class OutboxDelivery:
             log.warning("outbox %s: lease lost while sending (sent by this process)", row.key)
         metrics.DELIVERIES.labels("sent").inc()
         return True
+
+    # --- page DMs, grouped per person ----------------------------------------------------
+
+    def _send_pages(self, lead_id: int, user: str, now: datetime) -> set[int]:
+        """Send page DM `lead_id` (leased by the caller) together with every other page DM
+        to `user` that is due at `now`; return the ids of the rows sent (none when another
+        deliverer is sending this person's pages: it takes this row into its next message)."""
+        keep: int | None = lead_id
+        token = self._take_person(user)
+        if token is None:
+            self._release(lead_id)
+            # taken again in case the holder let go meanwhile: it may have looked for waiting
+            # rows while this one was still leased here
+            token = self._take_person(user)
+            if token is None:
+                return set()
+            keep = None
+        sent: set[int] = set()
+        tried: set[int] = set()  # each row is attempted once per call, whatever Slack says
+        while True:
+            try:
+                for _ in range(_MAX_GROUPS_IN_A_ROW):
+                    group = self._lease_group(user, now, keep, tried)
+                    keep = None
+                    if not group:
+                        break
+                    tried.update(row.id for row in group if row.id is not None)
+                    if not self._send_group(group):
+                        break
+                    sent.update(row.id for row in group if row.id is not None)
+                    token = self._renew_person(user, token)
+            finally:
+                self._release_person(user, token)
+            # a deliverer that met the lock left its row for us; after letting go, look again
+            if not self._pages_waiting(user, now, tried):
+                return sent
+            token = self._take_person(user)
+            if token is None:
+                return sent  # someone else holds it now and sends them
+
+    def _page_rows(self, user: str, now: datetime, tried: set[int]) -> list[OutboxMessage]:
+        """Pending page DMs to `user` that are due, oldest first."""
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.kind == PAGE,
+                    OutboxMessage.next_attempt_at <= now,  # type: ignore[arg-type]
+                )
+                .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+                .limit(_PAGE_SCAN)
+            ).all()
+        return [r for r in rows if r.id not in tried and page_dm_user(r) == user]
+
+    def _pages_waiting(self, user: str, now: datetime, tried: set[int]) -> bool:
+        wall = datetime.now(UTC)
+        return any(
+            row.lease_until is None or row.lease_until < wall
+            for row in self._page_rows(user, now, tried)
+        )
+
+    def _lease_group(
+        self, user: str, now: datetime, keep: int | None, tried: set[int]
+    ) -> list[OutboxMessage]:
+        """Lease the page DMs to `user` that are due (`keep` is already leased here), each
+        with `_lease`'s conditional UPDATE; record the group on its lead row."""
+        candidates = [r.id for r in self._page_rows(user, now, tried)][:PAGE_GROUP_MAX]
+        if not candidates:
+            return []
+        wall = datetime.now(UTC)
+        free = or_(
+            OutboxMessage.lease_until.is_(None),  # type: ignore[union-attr]
+            OutboxMessage.lease_until < wall,  # type: ignore[operator]
+        )
+        with transaction(self.engine) as session:
+            taken = []
+            for row_id in candidates:
+                mine = (
+                    or_(free, OutboxMessage.lease_owner == self.owner) if row_id == keep else free
+                )
+                result = session.exec(  # type: ignore[call-overload]
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == row_id, OutboxMessage.status == "pending", mine)
+                    .values(lease_owner=self.owner, lease_until=wall + self.lease)
+                )
+                if result.rowcount == 1:
+                    taken.append(row_id)
+            rows = [session.get(OutboxMessage, i, populate_existing=True) for i in taken]
+            group = [row for row in rows if row is not None]
+            if not group:
+                return []
+            lead = group[0]
+            payload = {
+                k: v for k, v in (lead.payload or {}).items() if k not in (GROUP_PAGES, GROUP_ROWS)
+            }
+            if len(group) > 1:
+                steps: dict[int, int] = {}
+                for row in group:  # one line per page: a later step replaces an earlier one
+                    steps[int(row.payload["page_id"])] = int(row.payload.get("step", 0))
+                payload[GROUP_PAGES] = [[page_id, step] for page_id, step in steps.items()]
+                payload[GROUP_ROWS] = [row.id for row in group]
+            if payload != lead.payload:
+                lead.payload = payload  # written before the post: a click may come at once
+            return group
+
+    def _send_group(self, rows: list[OutboxMessage]) -> bool:
+        """Post one message for `rows` (leased here) and mark every row sent."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                outgoing: Outgoing | PermanentFailure = prepare_pages(
+                    session, rows, self.rules, self.clock.now()
+                )
+            except PermanentFailure as exc:
+                outgoing = exc
+        if isinstance(outgoing, PermanentFailure):
+            for row in rows:
+                self._park(row, str(outgoing))
+            return False
+        try:
+            self._post(outgoing)
+        except (SlackApiError, OSError) as exc:
+            return self._failed_rows(rows, exc)
+        except PermanentFailure as exc:
+            for row in rows:
+                self._park(row, str(exc))
+            return False
+        lead = rows[0]
+        sent_at = self.clock.now()
+        done = {"status": "sent", "sent_at": sent_at, "last_error": None, "lease_until": None}
+        with transaction(self.engine) as session:
+            lost = 0
+            for row in rows:
+                values = dict(done)
+                if row is not lead:
+                    values["payload"] = {**(row.payload or {}), COALESCED_INTO: lead.id}
+                result = session.exec(  # type: ignore[call-overload]
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == row.id, OutboxMessage.lease_owner == self.owner)
+                    .values(**values)
+                )
+                lost += result.rowcount != 1
+        if lost:
+            log.warning("page group %s: %d lease(s) lost while sending", lead.key, lost)
+        metrics.DELIVERIES.labels("sent").inc(len(rows))
+        return True
+
+    def _release(self, row_id: int) -> None:
+        with transaction(self.engine) as session:
+            session.exec(  # type: ignore[call-overload]
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == row_id,
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.lease_owner == self.owner,
+                )
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    def _take_person(self, user: str) -> datetime | None:
+        """Take the lock on sending `user`'s pages (wall clock, like leases); its expiry is
+        the token that lets go of it, or None when someone else holds it."""
+        key = _person_key(user)
+        wall = datetime.now(UTC)
+        until = wall + self.lease
+        with transaction(self.engine) as session:
+            insert_if_absent(
+                session, ChannelPace, {"channel_id": key, "next_slot": wall}, ["channel_id"]
+            )
+            result = session.exec(  # type: ignore[call-overload]
+                update(ChannelPace)
+                .where(ChannelPace.channel_id == key, ChannelPace.next_slot <= wall)  # type: ignore[arg-type]
+                .values(next_slot=until)
+            )
+            return until if result.rowcount == 1 else None
+
+    def _renew_person(self, user: str, token: datetime) -> datetime:
+        until = datetime.now(UTC) + self.lease
+        with transaction(self.engine) as session:
+            result = session.exec(  # type: ignore[call-overload]
+                update(ChannelPace)
+                .where(ChannelPace.channel_id == _person_key(user), ChannelPace.next_slot == token)  # type: ignore[arg-type]
+                .values(next_slot=until)
+            )
+            return until if result.rowcount == 1 else token
+
+    def _release_person(self, user: str, token: datetime) -> None:
+        with transaction(self.engine) as session:
+            session.exec(  # type: ignore[call-overload]
+                update(ChannelPace)
+                .where(ChannelPace.channel_id == _person_key(user), ChannelPace.next_slot == token)  # type: ignore[arg-type]
+                .values(next_slot=datetime.now(UTC))
+            )
 
     def _post(self, out: Outgoing) -> dict[str, Any]:
         """Make the Slack call; return the case columns to record (card ts, DM thread)."""
@@ -199,39 +430,53 @@ class OutboxDelivery:
         return False
 
     def _failed(self, row: OutboxMessage, exc: Exception) -> bool:
+        return self._failed_rows([row], exc)
+
+    def _failed_rows(self, rows: list[OutboxMessage], exc: Exception) -> bool:
+        """One failed Slack call that carried `rows` (one, or a page group): each row backs
+        off from its own attempt count, or is parked."""
         now = self.clock.now()
-        attempts = row.attempts + 1
-        delay = timedelta(seconds=min(300, 2**attempts))
         error = " ".join(str(exc).split())[:500]
+        retry_after: timedelta | None = None
         if isinstance(exc, SlackApiError):
             error = f"HTTP {exc.response.status_code} {exc.response.get('error')}: {error}"[:500]
             status = exc.response.status_code
             if status == 429:
                 headers = exc.response.headers or {}
-                retry_after = headers.get("Retry-After") or headers.get("retry-after")
-                delay = timedelta(seconds=int(retry_after or 1))
+                value = headers.get("Retry-After") or headers.get("retry-after")
+                retry_after = timedelta(seconds=int(value or 1))
             elif status < 500 and exc.response.get("error") not in ("ratelimited", None):
                 # ok=false with a reason (channel_not_found, ...) does not heal by retrying
-                return self._park(row, error, attempts=attempts)
-        status_after = "parked" if attempts >= MAX_ATTEMPTS else "pending"
+                for row in rows:
+                    self._park(row, error, attempts=row.attempts + 1)
+                return False
+        outcomes: list[tuple[OutboxMessage, int, str]] = []
         with transaction(self.engine) as session:
-            session.exec(  # type: ignore[call-overload]
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.lease_owner == self.owner)
-                .values(
-                    attempts=attempts,
-                    status=status_after,
-                    next_attempt_at=now + delay,
-                    lease_owner=None,
-                    lease_until=None,
-                    last_error=error,
+            for row in rows:
+                attempts = row.attempts + 1
+                delay = retry_after or timedelta(seconds=min(300, 2**attempts))
+                status_after = "parked" if attempts >= MAX_ATTEMPTS else "pending"
+                session.exec(  # type: ignore[call-overload]
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == row.id, OutboxMessage.lease_owner == self.owner)
+                    .values(
+                        attempts=attempts,
+                        status=status_after,
+                        next_attempt_at=now + delay,
+                        lease_owner=None,
+                        lease_until=None,
+                        last_error=error,
+                    )
                 )
-            )
-        metrics.DELIVERIES.labels(status_after if status_after == "parked" else "failed").inc()
-        if status_after == "parked":
-            log.error("outbox %s parked after %d attempts: %s", row.key, attempts, error)
-        else:
-            log.warning("outbox %s attempt %d failed: %s", row.key, attempts, error)
+                outcomes.append((row, attempts, status_after))
+        for row, attempts, status_after in outcomes:
+            metrics.DELIVERIES.labels(status_after if status_after == "parked" else "failed").inc()
+            if status_after == "parked":
+                log.error("outbox %s parked after %d attempts: %s", row.key, attempts, error)
+            elif len(rows) == 1:
+                log.warning("outbox %s attempt %d failed: %s", row.key, attempts, error)
+        if len(rows) > 1:
+            log.warning("page group of %d (lead %s) failed: %s", len(rows), rows[0].key, error)
         return False
 
     def _finish(

@@ -26,6 +26,7 @@ from chatops.cases.notices import (
     CARD_REFRESH,
     CASE_MESSAGE,
     DOWNGRADE_OFFER,
+    GROUP_PAGES,
     HANDOFF,
     ONCALL_GAP,
     PAGE,
@@ -46,9 +47,10 @@ from chatops.workload import OpenWork, open_work
 from handlers import blocks
 from handlers.health import render_health_update
 from handlers.text import clip, escape, escaped_clip, mention
-from models import Case, CaseMessage, Organisation, OutboxMessage, Person
+from models import Case, CaseMessage, Organisation, OutboxMessage, Page, Person
 
 ACKNOWLEDGE_PAGE = "acknowledge_page"
+ACKNOWLEDGE_PAGES = blocks.ACKNOWLEDGE_PAGES
 DOWNGRADE_CASE = "downgrade_case"
 LIST_LIMIT = 5  # most urgent items listed by name in a handoff; the rest are counted
 
@@ -493,3 +495,51 @@ def lane_of(row: OutboxMessage) -> tuple[int, str] | None:
     if row.kind == REQUESTER_NOTICE:
         return (row.case_id, "requester")
     return (row.case_id, f"dm:{(row.payload or {}).get('user')}")
+
+
+def page_dm_user(row: OutboxMessage) -> str | None:
+    """The person a page DM row pages (such rows may be sent grouped), else None."""
+    payload = row.payload or {}
+    if row.kind != PAGE or payload.get("to") != "user" or "page_id" not in payload:
+        return None
+    user = payload.get("user")
+    return str(user) if user else None
+
+
+def render_page_group(
+    session: Session, row: OutboxMessage, rules: SupportRules
+) -> tuple[str, list[dict[str, Any]]]:
+    """The grouped page DM whose lead is `row`, from the current state: a page acknowledged
+    since (here, from its thread, or by a claim) shows who took it."""
+    cases: list[blocks.PagedCase] = []
+    for page_id, step in (row.payload or {}).get(GROUP_PAGES) or []:
+        page = session.get(Page, page_id)
+        case = session.get(Case, page.case_id) if page is not None else None
+        if page is None or case is None:
+            continue  # nothing deletes pages or cases; a row naming none lists nothing
+        organisation = session.get(Organisation, case.organisation_id)
+        cases.append(
+            blocks.PagedCase(
+                number=case.number,
+                organisation=organisation.name if organisation else "",
+                title=case.title,
+                step=int(step),
+                acknowledged_by=page.acknowledged_by,
+            )
+        )
+    if not cases:
+        raise PermanentFailure(f"page group {row.id} lists no page")
+    assert row.id is not None
+    return blocks.page_group(row.id, cases, total_steps(rules))
+
+
+def prepare_pages(
+    session: Session, rows: list[OutboxMessage], rules: SupportRules, now: datetime
+) -> Outgoing:
+    """The one DM for page rows to one person taken together (lead first). One row is the
+    ordinary page, word for word; several are one message listing them all."""
+    lead = rows[0]
+    if len(rows) == 1:
+        return prepare(session, lead, rules, now)
+    text, body = render_page_group(session, lead, rules)
+    return Outgoing(text=text, blocks=body, user=(lead.payload or {})["user"])

@@ -12,12 +12,19 @@ from slack_bolt import Ack, App, Respond
 from sqlmodel import Session
 
 from chatops.cases.clock import ClockChangeRefused, change_severity
-from chatops.paging import acknowledge
+from chatops.paging import GroupAckOutcome, acknowledge, acknowledge_group
 from chatops.schedule import OverrideRefused, add_override, now_and_next
 from handlers import blocks
 from handlers.desk import Desk
-from handlers.notices import ACKNOWLEDGE_PAGE, DOWNGRADE_CASE
+from handlers.notices import (
+    ACKNOWLEDGE_PAGE,
+    ACKNOWLEDGE_PAGES,
+    DOWNGRADE_CASE,
+    PermanentFailure,
+    render_page_group,
+)
 from handlers.text import escape, mention
+from models import OutboxMessage
 
 OVERRIDE_USAGE = (
     "Usage: `/support oncall override ROTATION @person FROM UNTIL` — times as "
@@ -81,6 +88,36 @@ def _override(desk: Desk, user_id: str, args: list[str]) -> str:
     )
 
 
+_NAMED = 10  # case numbers named in an Acknowledge all answer; the rest are counted
+
+
+def _numbers(items: list[str]) -> str:
+    named = ", ".join(items[:_NAMED])
+    return named + (f" and {len(items) - _NAMED} more" if len(items) > _NAMED else "")
+
+
+def group_ack_reply(outcome: GroupAckOutcome) -> str:
+    """What the person who pressed Acknowledge all is told (only they see it)."""
+    if outcome.outcome == "not_agent":
+        return "Only support agents can acknowledge a page. Nothing was changed."
+    if outcome.outcome == "no_page":
+        return "That page does not exist any more."
+    parts = []
+    if outcome.won:
+        numbers = [item.case.number for item in outcome.won if item.case is not None]
+        parts.append(f"You acknowledged the pages for {len(numbers)} cases: {_numbers(numbers)}.")
+        if outcome.claimed:
+            parts.append(f"You own {outcome.claimed} of them now.")
+    if outcome.already:
+        by_whom: dict[str, list[str]] = {}
+        for item in outcome.already:
+            if item.case is not None:
+                by_whom.setdefault(item.by or "", []).append(item.case.number)
+        taken = "; ".join(f"{_numbers(n)} by {mention(who)}" for who, n in by_whom.items())
+        parts.append(f"Already acknowledged, left as they were: {taken}.")
+    return " ".join(parts)
+
+
 def register(app: App, desk: Desk) -> None:
     @app.action(ACKNOWLEDGE_PAGE)
     def acknowledge_page(
@@ -110,6 +147,31 @@ def register(app: App, desk: Desk) -> None:
                 f"{mention(outcome.by or '')}."
             )
         respond(replace_original=False, response_type="ephemeral", text=text)
+
+    @app.action(ACKNOWLEDGE_PAGES)
+    def acknowledge_pages(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        ack()
+        user_id = body["user"]["id"]
+        try:
+            group_id = int(action.get("value") or "")
+        except ValueError:
+            group_id = -1
+        outcome = acknowledge_group(desk.engine, group_id, user_id, desk.clock.now())
+        if outcome.outcome == "acknowledged":
+            # the DM itself shows who took which case, for whoever looks at it later
+            with Session(desk.engine) as session:
+                row = session.get(OutboxMessage, group_id)
+                try:
+                    text, body_blocks = render_page_group(session, row, desk.rules)  # type: ignore[arg-type]
+                except PermanentFailure:
+                    text, body_blocks = "", []
+            if body_blocks:
+                respond(replace_original=True, text=text, blocks=body_blocks)
+        respond(replace_original=False, response_type="ephemeral", text=group_ack_reply(outcome))
+        if outcome.won:
+            desk.deliver(None)  # thread notices, card refreshes, requester notices
 
     @app.action(DOWNGRADE_CASE)
     def downgrade(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:

@@ -16,3 +16,12 @@ CASE_MESSAGE = "case.message"  # a reply, note or customer message, in the triag
 
 # Where a notice goes, in its payload: {"to": "thread"} (the case card's thread in the
 # triage channel), {"to": "user", "user": U} (a DM), {"to": "channel", "channel": purpose}.
+
+# Page DMs to one person that are waiting at the same moment go out as one message (the
+# delivery side groups them). The oldest row of the group is its lead and carries, in its
+# payload, GROUP_PAGES: [[page id, step], ...] for every page the message lists (what
+# Acknowledge all acknowledges) and GROUP_ROWS: the outbox ids of the group. The other rows
+# are marked sent with COALESCED_INTO: the lead's id.
+GROUP_PAGES = "group_pages"
+GROUP_ROWS = "group_rows"
+COALESCED_INTO = "coalesced_into"
