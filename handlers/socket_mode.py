@@ -85,12 +85,20 @@ def _kind(req: SocketModeRequest) -> str:
 
 
 class DeskSocketModeHandler(SocketModeHandler):
-    """Bolt's builtin Socket Mode handler, counting envelopes in the request metrics."""
+    """Bolt's builtin Socket Mode handler, counting envelopes in the request metrics and
+    letting the envelopes in hand be acknowledged before it closes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     def handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         """Dispatch one envelope to the app and acknowledge it (Bolt's own two steps)."""
         started = time.perf_counter()
         kind, outcome = _kind(req), "error"
+        with self._idle:
+            self._in_flight += 1
         try:
             response = run_bolt_app(self.app, req)
             outcome = "ok" if response.status < 400 else f"http_{response.status}"
@@ -98,6 +106,17 @@ class DeskSocketModeHandler(SocketModeHandler):
         finally:
             metrics.REQUESTS.labels(kind, outcome).inc()
             metrics.ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def close(self, drain_seconds: float = 5.0) -> None:
+        """Close the socket once no envelope is between arrival and ack (at most
+        `drain_seconds`): an ack cannot be sent on a closed socket, and Slack would show the
+        person an error for a command that was in fact handled."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, drain_seconds)
+        super().close()
 
 
 class MonitoringWsgi:

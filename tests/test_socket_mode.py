@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from chatops.clock import ManualClock
 from chatops.config import Settings
@@ -99,6 +101,19 @@ def test_app_connects_with_the_app_level_token(socket_desk: SocketDesk) -> None:
     assert socket_desk.socket.connections() == 1 and socket_desk.running.connected()
 
 
+def test_tokens_are_not_interchangeable(socket_desk: SocketDesk) -> None:
+    """Like Slack: the app-level token opens connections only, the bot token cannot."""
+    standin = socket_desk.desk.standin
+    with pytest.raises(SlackApiError) as bot_token:
+        WebClient(base_url=standin.api_url).apps_connections_open(app_token=standin.bot_token)
+    assert bot_token.value.response["error"] == "not_allowed_token_type"
+    with pytest.raises(SlackApiError) as app_token:
+        WebClient(token=APP_TOKEN, base_url=standin.api_url).chat_postMessage(
+            channel=TRIAGE, text="hi"
+        )
+    assert app_token.value.response["error"] == "not_allowed_token_type"
+
+
 def test_support_command_is_answered_in_the_ack(socket_desk: SocketDesk) -> None:
     desk = socket_desk.desk
     usage = desk.ask("U0ALICE", "help")
@@ -127,6 +142,15 @@ def test_intake_opens_a_case_and_claim_wins(socket_desk: SocketDesk) -> None:
     shown = json.dumps(desk.standin.message(TRIAGE, card["ts"])["blocks"])
     assert "<@U0AGENT1>" in shown and "claim_case" not in shown
     assert [e.kind for e in desk.events()] == ["opened", "claimed"]
+
+
+def test_events_arrive_as_events_api_envelopes(socket_desk: SocketDesk) -> None:
+    desk = socket_desk.desk
+    response = desk.slack.app_home_opened("U0ALICE")
+    assert response.status == 200 and response.body == ""  # a bare ack
+    [publish] = desk.standin.wait_for("views.publish", timeout=10)
+    assert publish.args["user_id"] == "U0ALICE"
+    assert desk.standin.home_view("U0ALICE") is not None
 
 
 def test_refused_submission_comes_back_in_the_ack(socket_desk: SocketDesk) -> None:
