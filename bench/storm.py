@@ -8,8 +8,10 @@ DM of the first escalation step has been delivered, and reports:
 
 * acks: latency (max, p99), how many were not acknowledged within Slack's 3 s;
 * cases: acknowledged vs created (nothing lost, nothing made behind an error);
-* pages: page DMs per on-call person (coalesced or one per case), time from the first
-  request until every first-step page DM was delivered;
+* pages: page DM rows per on-call person (one per case and step, in the outbox) against the
+  page DMs Slack actually received per person (waiting pages to one person go out as one
+  DM listing them; the other rows of that DM are marked sent, coalesced into it), and the
+  time from the first request until every first-step page DM row was delivered;
 * channels: posts per channel, the most in any 1 s window, the shortest gap between two;
 * the outbox at the end: rows not sent (pending, parked), duplicate posts seen by Slack.
 """
@@ -64,6 +66,12 @@ class StormResult:
     case_without_ack: int = 0
     pages: int = 0
     page_dm_rows: dict[str, int] = field(default_factory=dict)  # first step, per person
+    # every step: rows per person, DMs Slack received per person, rows sent inside another
+    # row's DM (coalesced) and rows sent as a DM of their own
+    page_dm_rows_all: dict[str, int] = field(default_factory=dict)
+    page_dms_received: dict[str, int] = field(default_factory=dict)
+    page_dm_coalesced: int = 0
+    page_dm_own: int = 0
     page_dm_sent: int = 0
     page_dm_total: int = 0
     all_pages_at: float | None = None  # seconds from the first request
@@ -96,8 +104,9 @@ def _query(url: str, sql: str, params: dict[str, Any] | None = None) -> list[Any
         engine.dispose()
 
 
-def _page_dms(url: str) -> list[tuple[str, int, str, Any, int]]:
-    """(user, step, status, sent_at, case id) of every page DM row in the outbox."""
+def _page_dms(url: str) -> list[tuple[str, int, str, Any, int, bool]]:
+    """(user, step, status, sent_at, case id, coalesced) of every page DM row in the outbox;
+    coalesced: sent inside the DM of another row (see handlers/delivery.py)."""
     rows = _query(
         url,
         "SELECT payload, status, sent_at, case_id FROM outboxmessage WHERE kind = 'page.notify'",
@@ -107,8 +116,23 @@ def _page_dms(url: str) -> list[tuple[str, int, str, Any, int]]:
         data = payload if isinstance(payload, dict) else json.loads(payload)
         if data.get("to") == "user":
             step = int(data.get("step", 0))
-            out.append((str(data.get("user")), step, status, sent_at, int(case_id)))
+            coalesced = data.get("coalesced_into") is not None
+            out.append((str(data.get("user")), step, status, sent_at, int(case_id), coalesced))
     return out
+
+
+def _page_dms_received(calls: list[Any], users: set[str], standin: Any) -> dict[str, int]:
+    """Page DMs Slack accepted, per person: posts to the person's DM channel whose
+    notification text is a page (one case, or several listed)."""
+    channels = {standin.dm_channel(user): user for user in users}
+    received: Counter[str] = Counter()
+    for call in calls:
+        if call.method != "chat.postMessage" or not call.ok:
+            continue
+        channel = str(call.response.get("channel") or call.args.get("channel"))
+        if channel in channels and "You are paged" in str(call.args.get("text") or ""):
+            received[channels[channel]] += 1
+    return dict(received)
 
 
 def _as_epoch(value: Any) -> float:
@@ -246,7 +270,7 @@ def _storm(
                 time.sleep(1.0)
             result.waited = time.monotonic() - began_wait
             # one snapshot, with everything still running
-            _snapshot(result, url, load, desk.standin.calls()[calls_before:])
+            _snapshot(result, url, load, desk.standin.calls()[calls_before:], desk.standin)
             result.logs["worker"] = worker.log_problems()
             for line in worker.log_samples("ERROR", 2) + worker.log_samples("Traceback", 1):
                 result.log_samples.append(f"worker: {line}")
@@ -256,7 +280,9 @@ def _storm(
                 result.log_samples.append(f"serve: {line}")
 
 
-def _snapshot(result: StormResult, url: str, load: LoadResult, calls: list[Any]) -> None:
+def _snapshot(
+    result: StormResult, url: str, load: LoadResult, calls: list[Any], standin: Any
+) -> None:
     start = load.started_at
     created = _query(
         url,
@@ -286,6 +312,10 @@ def _snapshot(result: StormResult, url: str, load: LoadResult, calls: list[Any])
     result.page_dm_sent = sum(1 for d in dms if d[2] == "sent")
     result.page_dm_rows = dict(Counter(d[0] for d in dms))
     result.escalated_steps = sum(1 for d in all_dms if d[1] > 0)
+    result.page_dm_rows_all = dict(Counter(d[0] for d in all_dms))
+    result.page_dms_received = _page_dms_received(calls, set(result.page_dm_rows_all), standin)
+    result.page_dm_coalesced = sum(1 for d in all_dms if d[2] == "sent" and d[5])
+    result.page_dm_own = sum(1 for d in all_dms if d[2] == "sent" and not d[5])
     delays = sorted(
         _as_epoch(d[3]) - requested[d[4]]
         for d in dms
@@ -365,18 +395,37 @@ def report(result: StormResult) -> None:
             verdict(result.case_without_ack == 0),
         ],
         ["pages opened", result.pages, ""],
-        ["first-step page DMs (outbox rows)", result.page_dm_total, ""],
+        ["first-step page DM rows (outbox, one per case)", result.page_dm_total, ""],
         ["waited after the last request", f"{result.waited:.0f} s", ""],
         [
-            "page DMs per on-call person",
-            ", ".join(f"{u}: {n}" for u, n in result.page_dm_rows.items()) or "-",
-            # coalesced: at most one DM per ten pages to one person
+            "page DM rows per on-call person, all steps",
+            ", ".join(f"{u}: {n}" for u, n in result.page_dm_rows_all.items()) or "-",
+            "",
+        ],
+        [
+            "page DMs Slack received per on-call person",
+            ", ".join(f"{u}: {result.page_dms_received.get(u, 0)}" for u in result.page_dm_rows_all)
+            or "-",
+            # grouped: at most one DM per ten page rows to one person
             verdict(
-                bool(result.page_dm_rows)
-                and max(result.page_dm_rows.values()) <= max(1, result.pages // 10)
+                bool(result.page_dm_rows_all)
+                and all(
+                    result.page_dms_received.get(u, 0) <= max(1, n // 10)
+                    for u, n in result.page_dm_rows_all.items()
+                )
             ),
         ],
-        ["first-step page DMs delivered", f"{result.page_dm_sent}/{result.page_dm_total}", ""],
+        [
+            "page DM rows sent as their own DM / coalesced into another's",
+            f"{result.page_dm_own} / {result.page_dm_coalesced}",
+            # every DM Slack received is one row's own message: none sent twice, none invented
+            verdict(result.page_dm_own == sum(result.page_dms_received.values())),
+        ],
+        [
+            "first-step page DM rows delivered",
+            f"{result.page_dm_sent}/{result.page_dm_total}",
+            "",
+        ],
         [
             "first page DM delivered after",
             f"{result.first_page_at:.1f} s" if result.first_page_at is not None else "-",
@@ -389,7 +438,7 @@ def report(result: StormResult) -> None:
             else f"not within the {result.waited:.0f} s waited",
             "",
         ],
-        ["page DM delivery rate", f"{result.delivery_rate:.2f}/s", ""],
+        ["first-step page DM rows delivered per second", f"{result.delivery_rate:.2f}/s", ""],
         [
             "submission → its page DM delivered, p50 / max",
             f"{result.page_delay_p50:.1f} s / {result.page_delay_max:.1f} s",

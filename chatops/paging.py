@@ -5,6 +5,11 @@ times). Who is on call is read when each step is taken, so a handoff in the midd
 escalation pages the new person. A step is taken by a conditional update on the page's
 `step` (its task token), so two workers sweeping at once take it once; the notices of a
 step carry unique outbox keys, so they are sent once.
+
+Each step's DM to a person is its own outbox row; when several of them wait for one person
+at once, the delivery side sends them as one message with an Acknowledge all button
+(handlers/delivery.py). `acknowledge_group` takes every page such a message lists, by the
+same rule as `acknowledge`.
 """
 
 from __future__ import annotations

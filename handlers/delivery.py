@@ -198,9 +198,20 @@ class OutboxDelivery:
             token = self._take_person(user)
             if token is None:
                 return set()
-            keep = None
-        sent: set[int] = set()
+            keep = None  # let go of: leased again only if still free
         tried: set[int] = set()  # each row is attempted once per call, whatever Slack says
+        try:
+            return self._drain_pages(user, now, token, keep, tried)
+        finally:
+            if lead_id not in tried:
+                self._release(lead_id)  # not reached (e.g. beyond the scan): due again at once
+
+    def _drain_pages(
+        self, user: str, now: datetime, token: datetime, keep: int | None, tried: set[int]
+    ) -> set[int]:
+        """Holding `user`'s lock: send what waits for them, group after group, then let go
+        and look once more (see `_send_pages`)."""
+        sent: set[int] = set()
         while True:
             try:
                 for _ in range(_MAX_GROUPS_IN_A_ROW):
@@ -317,7 +328,12 @@ class OutboxDelivery:
             for row in rows:
                 values = dict(done)
                 if row is not lead:
-                    values["payload"] = {**(row.payload or {}), COALESCED_INTO: lead.id}
+                    payload = {
+                        k: v
+                        for k, v in (row.payload or {}).items()
+                        if k not in (GROUP_PAGES, GROUP_ROWS)  # led a group that failed once
+                    }
+                    values["payload"] = {**payload, COALESCED_INTO: lead.id}
                 result = session.exec(  # type: ignore[call-overload]
                     update(OutboxMessage)
                     .where(OutboxMessage.id == row.id, OutboxMessage.lease_owner == self.owner)
