@@ -115,20 +115,6 @@ class OutboxDelivery:
             pending = [
                 (row.id, lane_of(row), row.next_attempt_at, page_dm_user(row)) for row in rows
             ]
-        # Page DMs first (SC-17): a pass waits for each channel's pace in turn, and a page
-        # must not queue behind the triage channel's card posts. Only those not preceded in
-        # their lane by another kind of row move up, so every lane keeps its order.
-        seen: set[tuple[int, str]] = set()
-        urgent: list[int] = []
-        for index, (_row_id, lane, _due, paged) in enumerate(pending):
-            if paged is not None and (lane is None or lane not in seen):
-                urgent.append(index)
-            elif lane is not None:
-                seen.add(lane)
-        moved = set(urgent)
-        pending = [pending[i] for i in urgent] + [
-            item for i, item in enumerate(pending) if i not in moved
-        ]
         sent = 0
         blocked: set[tuple[int, str]] = set()
         grouped: set[int] = set()  # rows this pass already sent inside a page group
