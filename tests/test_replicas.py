@@ -5,11 +5,13 @@ this test process.
 
 The day, in Beijing time, from Wednesday 25 Nov 2026 08:30 to Thursday 09:30:
 
-- 08:30 four admins of two organisations open seven cases at once through the intake modal
+- 08:30 four admins of two organisations open eight cases at once through the intake modal
   (Sev A, B and C; technical and billing); a non-admin and a partner-only admin are refused.
-- 08:31 both agents click Claim on four of the cards at the same moment, each through a
-  different serve process.
-- 08:35 the Sev A page escalates to its second step; 08:37 two agents acknowledge it at once.
+  Both Sev A cases page Eli.
+- 08:31 both agents click Claim on five of the cards at the same moment, each through a
+  different serve process (claiming one Sev A case acknowledges its page; it is resolved).
+- 08:35 the other Sev A page escalates to its second step; 08:37 two agents acknowledge it at
+  once.
 - 09:00 shift handoff (primary: Eli -> Dana).
 - 09:10 the owners change two severities from the cards: B -> A (a second page: Dana, then
   Lee at 09:15, Lee and Dana acknowledging at once at 09:16) and C -> B.
@@ -33,6 +35,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -68,7 +71,7 @@ from chatops.db import make_engine
 from chatops.standin import Response, SlackSender, SlackStandIn, WebApiCall
 from models import Case, CaseEvent, OutboxMessage, Person, SweepMark
 from tests.conftest import ROOT, ROSTER, SECRET, TRIAGE
-from tests.postgres import _free_port, fresh_database
+from tests.postgres import fresh_database
 
 pytestmark = pytest.mark.postgres
 
@@ -304,6 +307,12 @@ class Replicas:
         return self.standin.message(TRIAGE, call.response["ts"])
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/healthz", timeout=2) as answer:
@@ -351,7 +360,7 @@ def replicas(
         )
         urls = []
         for n in range(SERVE_PROCESSES):
-            port = _free_port()
+            port = free_port()
             world.start(
                 f"serve-{n}",
                 "serve",
@@ -412,8 +421,8 @@ def identity(call: WebApiCall) -> tuple[Any, ...]:
 
 
 def is_page_dm(call: WebApiCall) -> bool:
-    # Recognised by its button, not its wording, so that several pages told in one DM
-    # count the same way as one DM per page.
+    # Recognised by its button (acknowledge_page, or acknowledge_pages when several pages
+    # are told in one DM), not by its wording.
     return str(call.args["channel"]).startswith("D") and "acknowledge_page" in json.dumps(
         call.args.get("blocks")
     )
@@ -561,16 +570,18 @@ ALICE_A = Intake("U0ALICE", "Nobody can send mail [1]", "A")
 ALICE_B = Intake("U0ALICE", "Shared mailbox forwarding stopped [2]", "B")
 BILL_BILLING = Intake("U0BILL", "Invoice charged twice [3]", "B", "billing", "invoice")
 HELEN_C = Intake("U0HELEN", "How to keep a password from expiring [4]", "C")
+# Pages Eli at the same moment as ALICE_A: his two page DMs may be told in one message.
+HELEN_A = Intake("U0HELEN", "The intranet site is down for everyone [8]", "A")
 HELEN_B = Intake("U0HELEN", "Autodiscover fails for new users [5]", "B")
 FRANK_B = Intake("U0FRANK", "Meeting rooms do not accept invites [6]", "B")
 FRANK_C = Intake("U0FRANK", "A user cannot delete contacts [7]", "C")
 BY_ADMIN = [
     [ALICE_A, ALICE_B],
     [BILL_BILLING],
-    [HELEN_C, HELEN_B],
+    [HELEN_C, HELEN_A, HELEN_B],
     [FRANK_B, FRANK_C],
 ]
-CLAIMED_AT_ONCE = [ALICE_B, HELEN_C, HELEN_B, FRANK_C]
+CLAIMED_AT_ONCE = [ALICE_B, HELEN_C, HELEN_A, HELEN_B, FRANK_C]
 
 
 @pytest.mark.timeout(240)
@@ -578,7 +589,7 @@ def test_a_day_on_three_serve_and_two_worker_processes(replicas: Replicas) -> No
     started = time.monotonic()
     standin = replicas.standin
 
-    # 08:30 -- seven cases at once through the modal, four admins on their own threads.
+    # 08:30 -- eight cases at once through the modal, four admins on their own threads.
     def admin(intakes: list[Intake]) -> list[Submitted]:
         return [open_through_modal(replicas, intake) for intake in intakes]
 
@@ -596,10 +607,13 @@ def test_a_day_on_three_serve_and_two_worker_processes(replicas: Replicas) -> No
     assert len(acked) == len(submitted), [(s.intake.title, s.response.body) for s in submitted]
     replicas.settle()
     case = {intake.title: replicas.case(intake.title) for batch in BY_ADMIN for intake in batch}
-    c1, c2, c3, c4, c5, c6, c7 = (case[i.title] for batch in BY_ADMIN for i in batch)
+    c1, c2, c3, c4, c5, c6, c7, c8 = (
+        case[i.title]
+        for i in (ALICE_A, ALICE_B, BILL_BILLING, HELEN_C, HELEN_B, FRANK_B, FRANK_C, HELEN_A)
+    )
     cards = {title: replicas.card(c) for title, c in case.items()}
 
-    # 08:31 -- Dana and Eli click Claim on the same four cards at the same moment.
+    # 08:31 -- Dana and Eli click Claim on the same five cards at the same moment.
     replicas.advance(beijing(25, 8, 31))
     clicks: list[Callable[[], Response]] = []
     for n, intake in enumerate(CLAIMED_AT_ONCE):
@@ -623,6 +637,11 @@ def test_a_day_on_three_serve_and_two_worker_processes(replicas: Replicas) -> No
         assert owner in AGENTS
         [loser] = [c for c in told if case[intake.title].number in c.args["text"]]
         assert loser.args["user"] != owner and f"<@{owner}>" in loser.args["text"]
+    replicas.settle()
+    # Claiming c8 acknowledged its page; its owner solves it at once (no notices follow).
+    c8_owner = replicas.owner(c8)
+    assert c8_owner
+    work(replicas, c8_owner, c8, "case_resolve", text="The site's certificate was renewed.")
     replicas.settle()
 
     # 08:35 -- nobody took the Sev A page: it goes from Eli (primary) to Lee (secondary).
@@ -695,7 +714,7 @@ def test_a_day_on_three_serve_and_two_worker_processes(replicas: Replicas) -> No
         )
     assert len(replicas.events("page_acknowledged")) == 2
     status = {c.title: c.status for c in cases}
-    assert [status[i.title] for i in (ALICE_A, ALICE_B, HELEN_C)] == ["resolved"] * 3
+    assert [status[i.title] for i in (ALICE_A, ALICE_B, HELEN_C, HELEN_A)] == ["resolved"] * 4
 
     # ---------------------------------------------------------------- the outbox
 
@@ -705,15 +724,16 @@ def test_a_day_on_three_serve_and_two_worker_processes(replicas: Replicas) -> No
     kinds = Counter(r.kind for r in rows)
     by_target = Counter((r.kind, (r.payload or {}).get("to")) for r in rows)
     expected = {
-        CARD: 7,
+        CARD: 8,
         # warnings: c1 09:15 and c2 09:45 (owned: thread + owner), c3 15:00 (unclaimed),
         # c6 22:00 (unclaimed), c7 22:00 (owned)
         SLA_WARNING: 8,
         # breaches: c2 10:00, c3 17:00, c6 and c7 at midnight; c1 was answered in time
         SLA_BREACH: 6,
-        # c1: Eli, then Lee; c2: Dana, then Lee (thread post + DM each)
-        PAGE: 8,
-        PAGE_ACKNOWLEDGED: 2,
+        # c1: Eli, then Lee; c8: Eli; c2: Dana, then Lee (thread post + DM each)
+        PAGE: 10,
+        # c1 and c2 by the Acknowledge button, c8 by its claim
+        PAGE_ACKNOWLEDGED: 3,
         # Wednesday and Thursday 09:00: the handoff channel and the incoming person
         HANDOFF: 4,
         UPDATE_REMINDER: 3,
@@ -724,7 +744,7 @@ def test_a_day_on_three_serve_and_two_worker_processes(replicas: Replicas) -> No
     assert by_target[(SLA_WARNING, "thread")] == 5 and by_target[(SLA_BREACH, "thread")] == 4
     assert by_target[(HANDOFF, "channel")] == 2
     opened = [r for r in rows if r.kind == REQUESTER_NOTICE and r.payload["event"] == "opened"]
-    assert len(opened) == 7
+    assert len(opened) == 8
     # The unclaimed cases were warned and breached in the triage thread, naming who should
     # take them.
     for unclaimed in (c3, c6):
@@ -752,6 +772,17 @@ def test_a_day_on_three_serve_and_two_worker_processes(replicas: Replicas) -> No
     page_dms = Counter(str(c.args["channel"]).removeprefix("D") for c in sent if is_page_dm(c))
     assert set(page_dms) == set(page_dm_rows), (page_dms, page_dm_rows)
     assert all(page_dms[p] <= page_dm_rows[p] for p in page_dms), (page_dms, page_dm_rows)
+    number = {c.id: c.number for c in cases}
+    for row in rows:
+        if row.kind == PAGE and row.payload["to"] == "user":
+            told_in = [
+                c
+                for c in sent
+                if is_page_dm(c)
+                and c.args["channel"] == f"D{row.payload['user']}"
+                and number[row.case_id] in json.dumps(c.args)
+            ]
+            assert told_in, f"{row.key}: no page DM to {row.payload['user']} names the case"
     other_rows = [
         r
         for r in rows
@@ -814,5 +845,6 @@ def test_a_day_on_three_serve_and_two_worker_processes(replicas: Replicas) -> No
         }
     print(
         f"day in {day_took:.1f}s; {len(rows)} outbox rows, {len(sent)} posts, "
-        f"{len(updates)} card updates; tightest gaps {tightest}; late acks {late}"
+        f"{len(updates)} card updates; page DMs {dict(page_dms)} for rows "
+        f"{dict(page_dm_rows)}; tightest gaps {tightest}; late acks {late}"
     )
