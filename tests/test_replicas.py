@@ -69,6 +69,7 @@ from chatops.cases.notices import (
 from chatops.clock import FileClock
 from chatops.db import make_engine
 from chatops.standin import Response, SlackSender, SlackStandIn, WebApiCall
+from handlers.blocks import STATUS_LABELS
 from models import Case, CaseEvent, OutboxMessage, Person, SweepMark
 from tests.conftest import ROOT, ROSTER, SECRET, TRIAGE
 from tests.postgres import fresh_database
@@ -843,6 +844,14 @@ def test_a_day_on_three_serve_and_two_worker_processes(replicas: Replicas) -> No
         assert {c.args.get("thread_ts") for c in dms if c is not first} <= {
             stored.requester_thread_ts
         }
+    # The card each case shows at the end is its current state, whichever process refreshed
+    # it last: its severity, owner and status.
+    for stored in cases:
+        shown = json.dumps(standin.message(TRIAGE, stored.card_ts)["blocks"], ensure_ascii=False)
+        owner = replicas.owner(stored)
+        assert f"{stored.number} \u00b7 Sev {stored.severity} \u00b7" in shown, stored.number
+        assert (f"<@{owner}>" if owner else "_Unclaimed_") in shown, stored.number
+        assert f"*Status*\\n{STATUS_LABELS[stored.status]}" in shown, (stored.number, shown)
     print(
         f"day in {day_took:.1f}s; {len(rows)} outbox rows, {len(sent)} posts, "
         f"{len(updates)} card updates; page DMs {dict(page_dms)} for rows "
