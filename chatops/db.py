@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -47,6 +49,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             immediate = conn.get_execution_options().get(WRITE_OPTION)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+        # One writer at a time per process, queued on a lock that wakes the next writer at
+        # once; SQLite's own busy handler polls with sleeps of up to 100 ms, which under a
+        # burst of writes costs far more than the writes. Other processes still meet the
+        # busy handler (busy_timeout above).
+        _SQLITE_WRITERS[engine] = threading.RLock()
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -69,6 +76,9 @@ def create_schema(engine: Engine) -> None:
 
 
 WRITE_OPTION = "chatops_write"
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @contextmanager
@@ -78,7 +88,8 @@ def transaction(engine: Engine) -> Iterator[Session]:
     Keep it short: no network calls inside (on SQLite it holds the database's write lock).
     """
     bind = engine.execution_options(**{WRITE_OPTION: True})
-    with Session(bind, expire_on_commit=False) as session:
+    writer = _SQLITE_WRITERS.get(engine) or nullcontext()
+    with writer, Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

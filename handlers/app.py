@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -28,6 +29,7 @@ from handlers.pump import DeliveryPump
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+LISTENER_THREADS = 32
 MAX_BODY = 1_000_000  # Slack's own payloads are far smaller
 
 
@@ -59,6 +61,9 @@ def build_app(settings: Settings, desk: Desk) -> App:
         signing_secret=settings.slack_signing_secret,
         token_verification_enabled=False,
         process_before_response=False,
+        # Bolt's default is 5 threads; a request's ack waits for a free one, so a burst of
+        # listeners that write after their ack (a claim) would hold up the next acks.
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
     )
     commands.register(app, desk)
     intake.register(app, desk)

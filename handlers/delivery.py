@@ -61,6 +61,10 @@ _PAGE_SCAN = 5000  # pending page rows looked at to find one person's
 _MAX_GROUPS_IN_A_ROW = 50  # messages one deliverer sends for a person before letting go
 
 
+class ChannelBusy(Exception):
+    """The channel's next posting slot is further away than a deliverer waits for."""
+
+
 def _person_key(user: str) -> str:
     """The ChannelPace row that is the lock on sending `user`'s pages (no Slack channel id
     has this shape, so it never meets a real channel's pace)."""
@@ -85,6 +89,11 @@ class OutboxDelivery:
         self.clock = clock
         self.channel_pace = timedelta(seconds=channel_pace)
         self.lease = timedelta(seconds=lease_seconds)
+        # A deliverer waits this long at most for a channel's slot; a message further back
+        # in the channel's queue is let go and retried by a later pass. Sleeping longer
+        # would hold its lease past expiry (a second deliverer would post it again) and
+        # hold up messages to other channels (a page DM behind a storm of card posts).
+        self.slot_wait = min(timedelta(seconds=2), self.lease / 4)
         self.owner = f"deliver-{uuid.uuid4().hex[:12]}"
 
     def deliver_pending(
@@ -172,6 +181,9 @@ class OutboxDelivery:
             return self._park(row, str(outgoing))
         try:
             updates = self._post(outgoing)
+        except ChannelBusy:
+            self._release(row.id)  # type: ignore[arg-type]
+            return False
         except SlackApiError as exc:
             return self._failed(row, exc)
         except PermanentFailure as exc:
@@ -314,6 +326,10 @@ class OutboxDelivery:
             return False
         try:
             self._post(outgoing)
+        except ChannelBusy:
+            for row in rows:
+                self._release(row.id)  # type: ignore[arg-type]
+            return False
         except (SlackApiError, OSError) as exc:
             return self._failed_rows(rows, exc)
         except PermanentFailure as exc:
@@ -422,7 +438,8 @@ class OutboxDelivery:
 
     def _wait_for_slot(self, channel: str) -> None:
         """Reserve the channel's next posting slot (wall-clock time: Slack's limit is real
-        time whatever the desk's clock says) and wait for it."""
+        time whatever the desk's clock says) and wait for it; raise ChannelBusy, reserving
+        nothing, when that slot is more than `slot_wait` away."""
         if self.channel_pace <= timedelta(0):
             return
         with transaction(self.engine) as session:
@@ -434,6 +451,8 @@ class OutboxDelivery:
                 select(ChannelPace).where(ChannelPace.channel_id == channel).with_for_update()
             ).scalar_one()
             slot = max(row.next_slot, wall)
+            if slot - wall > self.slot_wait:
+                raise ChannelBusy(channel)  # rolls back: nothing reserved
             row.next_slot = slot + self.channel_pace
         delay = (slot - datetime.now(UTC)).total_seconds()
         if delay > 0:

@@ -100,3 +100,38 @@ def test_permanent_refusal_is_parked_not_retried(desk: Desk) -> None:
     desk.clock.advance(timedelta(minutes=10))
     _deliver(desk)
     assert _triage_posts(desk) == []
+
+
+def _book_channel(desk: Desk, channel: str, seconds: float) -> None:
+    """Another deliverer has reserved `channel`'s slots this far ahead (a burst of posts)."""
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session
+
+    from models import ChannelPace
+
+    with Session(desk.engine) as session:
+        row = session.get(ChannelPace, channel) or ChannelPace(channel_id=channel)
+        row.next_slot = datetime.now(UTC) + timedelta(seconds=seconds)
+        session.add(row)
+        session.commit()
+
+
+def test_a_busy_channel_holds_up_neither_the_deliverer_nor_other_channels(desk: Desk) -> None:
+    # With the triage channel's slots taken 30 s ahead, the deliverer must not sleep on the
+    # card holding its lease (past the lease another process would post it again): it lets
+    # the card go, sends the requester's DM meanwhile, and a later pass posts the card once.
+    _book_channel(desk, TRIAGE, 30)
+    case = desk.open_case("U0ALICE")
+    desk.standin.wait_for("chat.postMessage", lambda c: c.args.get("channel") != TRIAGE)
+    started = time.monotonic()
+    _deliver(desk)
+    assert time.monotonic() - started < 3  # waited at most slot_wait, not 30 s
+    card_row = next(m for m in desk.outbox() if m.kind == "case.card")
+    assert card_row.status == "pending" and card_row.attempts == 0  # not a failure
+    assert card_row.lease_owner is None  # let go: any deliverer may take it
+    assert _triage_posts(desk) == []
+    _book_channel(desk, TRIAGE, 0)
+    _delivered_once(desk)
+    assert desk.card(case)["blocks"]
+    assert all(m.status == "sent" for m in desk.outbox())
