@@ -76,9 +76,7 @@ def create_schema(engine: Engine) -> None:
 
 
 WRITE_OPTION = "chatops_write"
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = (
-    weakref.WeakKeyDictionary()
-)
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
