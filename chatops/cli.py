@@ -185,7 +185,7 @@ def load_articles_command(directory: Path) -> None:
 def worker() -> None:
     """Run the sweeps (SLA warnings, pages, handoffs) and deliver the outbox until stopped."""
     try:
-        settings = load_settings()
+        settings = load_settings(require_signing=False)
     except SettingsError as exc:
         _fail(str(exc))
     _policy(settings.policy_file)
@@ -201,7 +201,7 @@ def tick(at: str | None) -> None:
     from datetime import UTC, datetime
 
     try:
-        settings = load_settings()
+        settings = load_settings(require_signing=False)
     except SettingsError as exc:
         _fail(str(exc))
     instant = None

@@ -69,11 +69,14 @@ _ENV_NAMES = {
 }
 
 
-def load_settings(require_slack: bool = True, **overrides: object) -> Settings:
+def load_settings(
+    require_slack: bool = True, require_signing: bool = True, **overrides: object
+) -> Settings:
     """Read settings from the environment; raise SettingsError naming what is missing.
 
-    Commands that talk to Slack (serve, worker) need the token and the signing secret;
-    operator commands (load, policy) do not.
+    `chatops serve` needs the bot token and the signing secret; the worker only calls the
+    Web API, so it needs the token alone (`require_signing=False`: a Socket Mode deployment
+    has no signing secret); operator commands (load, policy) need neither.
     """
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
@@ -93,7 +96,10 @@ def load_settings(require_slack: bool = True, **overrides: object) -> Settings:
         parts.extend(other)
         raise SettingsError("; ".join(parts)) from None
     if require_slack:
-        missing = [env for field, env in _ENV_NAMES.items() if not getattr(settings, field).strip()]
+        wanted = {f: env for f, env in _ENV_NAMES.items()}
+        if not require_signing:
+            wanted.pop("slack_signing_secret")
+        missing = [env for field, env in wanted.items() if not getattr(settings, field).strip()]
         if missing:
             raise SettingsError("missing required setting(s): " + ", ".join(missing))
     return settings

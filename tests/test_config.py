@@ -41,3 +41,17 @@ def test_serve_refuses_to_start_without_settings() -> None:
     )
     assert result.returncode == 2
     assert "missing required setting(s): SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET" in result.stderr
+
+
+def test_the_worker_needs_the_bot_token_but_no_signing_secret(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # the worker only calls the Web API; a Socket Mode deployment has no signing secret
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'desk.db'}"
+    tick = [sys.executable, "-m", "chatops.cli", "tick"]
+    refused = subprocess.run(tick, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert "missing required setting(s): SLACK_BOT_TOKEN\n" in refused.stderr
+    env["SLACK_BOT_TOKEN"] = "xoxb-1"
+    env["SLACK_API_URL"] = "http://127.0.0.1:9/api/"  # nothing is due: Slack is never called
+    ran = subprocess.run(tick, env=env, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
