@@ -61,6 +61,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def refresh_statistics(engine: Engine) -> None:
+    """Give SQLite's query planner table statistics (ANALYZE). Without them it prefers the
+    index on `status` (an equality) to the one on a due instant (a range) and scans every
+    open case on each sweep. PostgreSQL keeps its own statistics (autovacuum)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE")
+            connection.commit()
+
+
 def create_schema(engine: Engine) -> None:
     """Bring the schema to the latest migration (chatops/migrate.py). Several processes may
     start at once (gunicorn workers, two workers): on PostgreSQL they take turns under an

@@ -8,9 +8,11 @@ or from two workers at the same moment — leaves one row and no error.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from chatops.db import insert_if_absent
@@ -28,17 +30,48 @@ def enqueue(
 ) -> bool:
     """Add a notification unless one with the same key exists; True if it was added."""
     return insert_if_absent(
-        session,
-        OutboxMessage,
-        {
-            "key": key,
-            "kind": kind,
-            "case_id": case_id,
-            "payload": payload or {},
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-            "next_attempt_at": now,
-        },
-        ["key"],
+        session, OutboxMessage, notice(key, kind, now, case_id, payload), ["key"]
     )
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A notification to enqueue with others in one statement (`enqueue_many`)."""
+
+    key: str
+    kind: str
+    case_id: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def notice(
+    key: str, kind: str, now: datetime, case_id: int | None, payload: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The outbox row's values for a new notification."""
+    return {
+        "key": key,
+        "kind": kind,
+        "case_id": case_id,
+        "payload": payload or {},
+        "status": "pending",
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
+
+
+def enqueue_many(session: Session, notices: list[Notice], now: datetime) -> int:
+    """`enqueue` for many notifications in one INSERT … ON CONFLICT DO NOTHING (a sweep with
+    hundreds due would otherwise pay a round trip each); returns how many were added."""
+    if not notices:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = [notice(n.key, n.kind, now, n.case_id, n.payload) for n in notices]
+    statement = (
+        insert(OutboxMessage)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(OutboxMessage.id)  # type: ignore[arg-type]
+    )
+    return len(session.exec(statement).all())  # type: ignore[call-overload]

@@ -32,7 +32,7 @@ from chatops.cases.notices import (
 from chatops.cases.states import OPEN_STATUSES
 from chatops.db import insert_if_absent, transaction
 from chatops.oncall import changes_between, on_call_at
-from chatops.outbox import enqueue
+from chatops.outbox import Notice, enqueue, enqueue_many
 from chatops.paging import escalate_due_pages
 from chatops.policy import SupportRules
 from chatops.schedule import load_overrides, load_rotations
@@ -94,65 +94,76 @@ def _open_clock():  # type: ignore[no-untyped-def]
 
 
 def _thread_and_owner(
-    session: Session, case: Case, kind: str, key: str, now: datetime, extra: dict
-) -> None:
+    case: Case, owner: Person | None, kind: str, key: str, extra: dict
+) -> list[Notice]:
     """A notice in the case's triage thread, the same to its owner by DM, and a refresh of
     the card so its "time left" is current at the moments that matter."""
-    enqueue(session, key=f"{key}:card", kind=CARD_REFRESH, case_id=case.id, now=now)
-    enqueue(
-        session,
-        key=f"{key}:thread",
-        kind=kind,
-        case_id=case.id,
-        now=now,
-        payload={"to": "thread", **extra},
-    )
-    if case.assignee_id is not None:
-        owner = session.get(Person, case.assignee_id)
-        if owner is not None:
-            enqueue(
-                session,
-                key=f"{key}:owner",
-                kind=kind,
-                case_id=case.id,
-                now=now,
-                payload={"to": "user", "user": owner.slack_user_id, **extra},
-            )
+    notices = [
+        Notice(f"{key}:card", CARD_REFRESH, case.id),
+        Notice(f"{key}:thread", kind, case.id, {"to": "thread", **extra}),
+    ]
+    if owner is not None:
+        payload = {"to": "user", "user": owner.slack_user_id, **extra}
+        notices.append(Notice(f"{key}:owner", kind, case.id, payload))
+    return notices
+
+
+# Cases one transaction of an SLA sweep takes: a burst of due cases costs a few statements
+# per chunk, not a transaction per case.
+SWEEP_CHUNK = 200
 
 
 def _sla_sweep(
     engine: Engine, now: datetime, instant: Any, marker: Any, kind: str, label: str
 ) -> int:
-    """Cases whose `instant` column has passed and whose `marker` is unset: set the marker
-    with a conditional update (one winner across workers), then notify."""
+    """Cases whose `instant` column has passed and whose `marker` is unset: take them (row
+    locks; rows another worker holds are skipped — it notifies those), set the marker, and
+    notify, a chunk of cases per transaction."""
     with Session(engine) as session:
         due = session.exec(
             select(Case.id).where(instant <= now, marker.is_(None), *_open_clock())
         ).all()
     sent = 0
-    for case_id in due:
+    for start in range(0, len(due), SWEEP_CHUNK):
+        chunk = sorted(due[start : start + SWEEP_CHUNK])  # type: ignore[type-var]
         with transaction(engine) as session:
-            won = (
-                session.exec(  # type: ignore[call-overload]
-                    update(Case)
-                    .where(Case.id == case_id, marker.is_(None))
-                    .values({marker.key: now})
-                ).rowcount
-                == 1
-            )
-            case = session.get(Case, case_id, populate_existing=True)
-            if not won or case is None or case.first_response_due is None:
+            taken = session.exec(
+                select(Case.id)
+                .where(Case.id.in_(chunk), marker.is_(None))  # type: ignore[union-attr]
+                .order_by(Case.id)  # type: ignore[arg-type]
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not taken:
                 continue
-            if kind == SLA_WARNING and case.first_response_due <= now:
-                continue  # already in breach: the breach notice says so, not a warning
-            if kind == SLA_BREACH and case.sla_warning_sent_at is None:
-                case.sla_warning_sent_at = now  # no warning after the breach
-            due_at = case.first_response_due.isoformat()
-            _thread_and_owner(
-                session, case, kind, f"{case_id}:{label}:{due_at}", now, {"due": due_at}
+            session.exec(  # type: ignore[call-overload]
+                update(Case).where(Case.id.in_(taken)).values({marker.key: now})  # type: ignore[union-attr]
             )
-            metrics.SLA_NOTICES.labels("warning" if kind == SLA_WARNING else "breach").inc()
-            sent += 1
+            cases = session.exec(
+                select(Case)
+                .where(Case.id.in_(taken))  # type: ignore[union-attr]
+                .order_by(Case.id)  # type: ignore[arg-type]
+                .execution_options(populate_existing=True)
+            ).all()
+            owner_ids = {c.assignee_id for c in cases if c.assignee_id is not None}
+            owners = {
+                p.id: p
+                for p in session.exec(select(Person).where(Person.id.in_(owner_ids))).all()  # type: ignore[union-attr]
+            }
+            notices: list[Notice] = []
+            for case in cases:
+                if case.first_response_due is None:
+                    continue
+                if kind == SLA_WARNING and case.first_response_due <= now:
+                    continue  # already in breach: the breach notice says so, not a warning
+                if kind == SLA_BREACH and case.sla_warning_sent_at is None:
+                    case.sla_warning_sent_at = now  # no warning after the breach
+                due_at = case.first_response_due.isoformat()
+                owner = owners.get(case.assignee_id) if case.assignee_id is not None else None
+                key = f"{case.id}:{label}:{due_at}"
+                notices += _thread_and_owner(case, owner, kind, key, {"due": due_at})
+                metrics.SLA_NOTICES.labels("warning" if kind == SLA_WARNING else "breach").inc()
+                sent += 1
+            enqueue_many(session, notices, now)
     return sent
 
 

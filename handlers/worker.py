@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from chatops.clock import Clock, ManualClock, clock_for
 from chatops.config import Settings
-from chatops.db import create_schema, make_engine
+from chatops.db import create_schema, make_engine, refresh_statistics
 from chatops.policy import SupportRules, load_policy
 from chatops.sweeps import SweepReport, run_sweeps
 from handlers.app import build_desk
@@ -29,6 +29,7 @@ from handlers.desk import Desk
 log = logging.getLogger("chatops.worker")
 
 DELIVER_SECONDS = 1
+STATISTICS_HOURS = 6  # SQLite's planner statistics (ANALYZE) as the case table grows
 
 
 def _desk(
@@ -81,6 +82,15 @@ def run_worker(settings: Settings) -> None:
         **job_defaults,
     )
     scheduler.add_job(deliver, "interval", seconds=DELIVER_SECONDS, id="deliver", **job_defaults)
+    scheduler.add_job(
+        refresh_statistics,
+        "interval",
+        hours=STATISTICS_HOURS,
+        args=[desk.engine],
+        id="statistics",
+        next_run_time=datetime.now(desk.clock.now().tzinfo),
+        **job_defaults,
+    )
 
     def stop(_signum: int, _frame: Any) -> None:
         log.info("worker stopping")

@@ -5,14 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime
 
+SEV_A_SILENCE = "severity = 'A' AND downgrade_offered_at IS NULL"
+
 
 class Case(SQLModel, table=True):
     """A support case opened by a customer admin. Its number is `CS-` + the zero-padded id."""
+
+    # The SC-16 downgrade sweep looks for Sev A cases whose customer has been silent: a
+    # partial index over the few Sev A cases not yet offered one keeps that sweep an index
+    # range scan however many B and C cases there are.
+    __table_args__ = (
+        Index(
+            "ix_case_sev_a_silence",
+            "customer_last_seen_at",
+            postgresql_where=text(SEV_A_SILENCE),
+            sqlite_where=text(SEV_A_SILENCE),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
