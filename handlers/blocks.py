@@ -700,5 +700,7 @@ def page_group(
                 ]
             )
         )
-    text = clip(f"You are paged for {total} Sev A cases", 300)
+    # the notification's text names the cases, so two groups never read alike
+    numbers = ", ".join(case.number for case in cases[:20]) + (" …" if total > 20 else "")
+    text = clip(f"You are paged for {total} Sev A cases: {numbers}", 300)
     return text, _as_dicts(items)
