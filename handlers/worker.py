@@ -57,9 +57,23 @@ def run_tick(settings: Settings, at: datetime | None) -> tuple[SweepReport, int]
     return tick(_desk(settings, clock))
 
 
+class _BusyDeliveryFilter(logging.Filter):
+    """A delivery pass that outlasts its 1 s interval (a backlog after a storm) makes
+    APScheduler skip the next run with a WARNING each second; that is the intended
+    behaviour (one pass at a time, the running one carries on), so it is logged at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "maximum number of running instances reached" in message and "deliver" in message:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 def run_worker(settings: Settings) -> None:
     """`chatops worker`: sweeps and delivery until SIGTERM/SIGINT."""
     desk = _desk(settings, clock_for(settings.clock_file))
+    logging.getLogger("apscheduler.scheduler").addFilter(_BusyDeliveryFilter())
     scheduler = BlockingScheduler(timezone="UTC")
     job_defaults: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
 
