@@ -27,6 +27,7 @@ is sent again. The window is the time between Slack's answer and one small UPDAT
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -95,6 +96,8 @@ class OutboxDelivery:
         # hold up messages to other channels (a page DM behind a storm of card posts).
         self.slot_wait = min(timedelta(seconds=2), self.lease / 4)
         self.owner = f"deliver-{uuid.uuid4().hex[:12]}"
+        self._dm_channels: dict[str, str] = {}
+        self._dm_lock = threading.Lock()
 
     def deliver_pending(
         self, case_id: int | None = None, limit: int = 200, as_of: datetime | None = None
@@ -416,7 +419,7 @@ class OutboxDelivery:
         if channel is None:
             if out.user is None:
                 raise PermanentFailure("a message with neither channel nor user")
-            channel = self.client.conversations_open(users=out.user)["channel"]["id"]
+            channel = self._dm_channel(out.user)
         if out.update_ts is not None:
             self.client.chat_update(
                 channel=channel, ts=out.update_ts, text=out.text, blocks=out.blocks
@@ -435,6 +438,20 @@ class OutboxDelivery:
         if out.record == "requester_thread":
             return {"requester_channel": response["channel"], "requester_thread_ts": response["ts"]}
         return {}
+
+    def _dm_channel(self, user: str) -> str:
+        """The bot's DM channel with `user`. Slack gives the same id every time, so it is
+        asked once per process rather than once per message."""
+        with self._dm_lock:
+            known = self._dm_channels.get(user)
+        if known is not None:
+            return known
+        channel = str(self.client.conversations_open(users=user)["channel"]["id"])
+        with self._dm_lock:
+            if len(self._dm_channels) >= 50_000:  # bounded: a huge workspace over months
+                self._dm_channels.clear()
+            self._dm_channels[user] = channel
+        return channel
 
     def _wait_for_slot(self, channel: str) -> None:
         """Reserve the channel's next posting slot (wall-clock time: Slack's limit is real

@@ -135,3 +135,15 @@ def test_a_busy_channel_holds_up_neither_the_deliverer_nor_other_channels(desk: 
     _delivered_once(desk)
     assert desk.card(case)["blocks"]
     assert all(m.status == "sent" for m in desk.outbox())
+
+
+def test_the_dm_channel_is_asked_for_once_per_person(desk: Desk) -> None:
+    for _ in range(3):
+        desk.open_case("U0ALICE")
+    _eventually(lambda: all(m.status == "sent" for m in desk.outbox()))
+    opened = [
+        c for c in desk.standin.calls("conversations.open") if "U0ALICE" in str(c.args.get("users"))
+    ]
+    assert len(opened) == 1
+    dms = [c for c in desk.standin.calls("chat.postMessage") if c.args.get("channel") != TRIAGE]
+    assert len(dms) >= 3 and len({c.args["channel"] for c in dms}) == 1
