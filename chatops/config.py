@@ -66,17 +66,22 @@ class Settings(BaseSettings):
 _ENV_NAMES = {
     "slack_bot_token": "SLACK_BOT_TOKEN",
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_app_token": "SLACK_APP_TOKEN",
 }
 
 
 def load_settings(
-    require_slack: bool = True, require_signing: bool = True, **overrides: object
+    require_slack: bool = True,
+    require_signing: bool = True,
+    require_app_token: bool = False,
+    **overrides: object,
 ) -> Settings:
     """Read settings from the environment; raise SettingsError naming what is missing.
 
-    `chatops serve` needs the bot token and the signing secret; the worker only calls the
-    Web API, so it needs the token alone (`require_signing=False`: a Socket Mode deployment
-    has no signing secret); operator commands (load, policy) need neither.
+    `chatops serve` needs the bot token and the signing secret; `serve --socket-mode` the
+    bot token and the app-level token (`require_signing=False, require_app_token=True`);
+    the worker only calls the Web API, so it needs the bot token alone
+    (`require_signing=False`); operator commands (load, policy) need none of them.
     """
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
@@ -96,9 +101,11 @@ def load_settings(
         parts.extend(other)
         raise SettingsError("; ".join(parts)) from None
     if require_slack:
-        wanted = {f: env for f, env in _ENV_NAMES.items()}
+        wanted = dict(_ENV_NAMES)
         if not require_signing:
             wanted.pop("slack_signing_secret")
+        if not require_app_token:
+            wanted.pop("slack_app_token")
         missing = [env for field, env in wanted.items() if not getattr(settings, field).strip()]
         if missing:
             raise SettingsError("missing required setting(s): " + ", ".join(missing))

@@ -59,14 +59,7 @@ def socket_mode_settings() -> Settings:
 
     Raises SettingsError naming what is missing, like `load_settings` does for HTTP mode.
     """
-    settings = load_settings(require_slack=False)
-    required = {
-        "SLACK_BOT_TOKEN": settings.slack_bot_token,
-        "SLACK_APP_TOKEN": settings.slack_app_token,
-    }
-    missing = [name for name, value in required.items() if not value.strip()]
-    if missing:
-        raise SettingsError("missing required setting(s): " + ", ".join(missing))
+    settings = load_settings(require_signing=False, require_app_token=True)
     if not settings.slack_app_token.startswith(APP_TOKEN_PREFIX):
         raise SettingsError(
             "SLACK_APP_TOKEN must be an app-level token (xapp-…, scope connections:write), "
