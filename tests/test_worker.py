@@ -260,3 +260,22 @@ def test_downgrade_offer_is_recorded_with_who_and_why(desk: Desk) -> None:
     assert "SC-16" in event.detail["reason"]
     [stored] = desk.cases()
     assert stored.severity == "B" and stored.next_update_reminder_at is None
+
+
+def test_a_busy_delivery_pass_is_not_a_warning_each_second(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from handlers.worker import _BusyDeliveryFilter
+
+    log = logging.getLogger("apscheduler.scheduler.test-filter")
+    log.addFilter(_BusyDeliveryFilter())
+    with caplog.at_level(logging.INFO, logger=log.name):
+        log.warning(
+            'Execution of job "run_worker.<locals>.deliver (trigger: interval[0:00:01])" '
+            "skipped: maximum number of running instances reached (1)"
+        )
+        log.warning('Run time of job "sweep" was missed by 0:00:31')
+    assert [r.getMessage() for r in caplog.records] == [
+        'Run time of job "sweep" was missed by 0:00:31'
+    ]
+    assert all(r.levelname == "WARNING" for r in caplog.records)
