@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -24,6 +23,7 @@ from chatops.policy import SupportRules
 from handlers import actions, commands, extensions, intake, oncall
 from handlers.delivery import OutboxDelivery
 from handlers.desk import Desk
+from handlers.listener_pool import ListenerPool
 from handlers.pump import DeliveryPump
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ def build_desk(
 
 def build_app(settings: Settings, desk: Desk) -> App:
     """The Bolt app with every listener registered, order mattering for the catch-alls."""
+    pool = ListenerPool(LISTENER_THREADS)
     app = App(
         client=desk.delivery.client,
         signing_secret=settings.slack_signing_secret,
@@ -63,8 +64,9 @@ def build_app(settings: Settings, desk: Desk) -> App:
         process_before_response=False,
         # Bolt's default is 5 threads; a request's ack waits for a free one, so a burst of
         # listeners that write after their ack (a claim) would hold up the next acks.
-        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS),
+        listener_executor=pool,
     )
+    app.middleware(pool.middleware)
     commands.register(app, desk)
     intake.register(app, desk)
     oncall.register(app, desk)

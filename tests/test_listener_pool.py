@@ -1,0 +1,134 @@
+"""The request is answered as soon as its listener acks: Bolt's 10 ms poll for the ack never
+runs, a listener that fails before acking is answered at once, and work after the ack goes
+on without holding the answer back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from slack_bolt import Ack, App
+from slack_bolt.listener import thread_runner
+from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
+
+from chatops.standin import SlackStandIn
+from handlers.listener_pool import ListenerPool, WakingAck
+from tests.conftest import Desk
+
+SECRET = "pool-test-secret"
+
+
+@pytest.fixture
+def bolt_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every sleep of Bolt's wait-for-the-ack loop (only that module's `time` is replaced)."""
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(thread_runner, "time", SimpleNamespace(time=time.time, sleep=sleep))
+    return sleeps
+
+
+def test_the_desk_answers_without_polling_for_the_ack(desk: Desk, bolt_sleeps: list[float]) -> None:
+    for _ in range(10):
+        reply = desk.ask("U0ALICE", "mail forwarding stopped")
+        assert reply.get("blocks"), reply
+    help_reply = desk.ask("U0ALICE", "help")
+    assert "/support" in str(help_reply)
+    assert bolt_sleeps == []
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    standin = SlackStandIn().start()
+    yield standin
+    standin.stop()
+
+
+def _app(pool: ListenerPool, slack: SlackStandIn) -> App:
+    app = App(
+        client=WebClient(token=slack.bot_token, base_url=slack.api_url),
+        signing_secret=SECRET,
+        token_verification_enabled=False,
+        request_verification_enabled=False,
+        listener_executor=pool,
+    )
+    app.middleware(pool.middleware)
+    return app
+
+
+def _command(text: str) -> BoltRequest:
+    body = f"command=%2Fsupport&text={text}&user_id=U1&team_id=T1&channel_id=C1"
+    return BoltRequest(body=body, headers={"content-type": "application/x-www-form-urlencoded"})
+
+
+def test_work_after_the_ack_does_not_hold_the_answer(
+    slack: SlackStandIn, bolt_sleeps: list[float]
+) -> None:
+    pool = ListenerPool(4)
+    release = threading.Event()
+    finished = threading.Event()
+    seen: list[Any] = []
+    app = _app(pool, slack)
+
+    @app.command("/support")
+    def support(ack: Ack) -> None:
+        seen.append(ack)
+        ack(text="on it")
+        release.wait(5)
+        finished.set()
+
+    started = time.monotonic()
+    response = app.dispatch(_command("x"))
+    assert response.status == 200 and "on it" in response.body
+    assert time.monotonic() - started < 1.0
+    assert not finished.is_set()  # the listener is still working after its ack
+    assert isinstance(seen[0], WakingAck)
+    release.set()
+    assert finished.wait(5)
+    assert bolt_sleeps == []
+    pool.shutdown()
+
+
+def test_a_listener_failing_before_its_ack_is_answered_at_once(slack: SlackStandIn) -> None:
+    pool = ListenerPool(2)
+    app = _app(pool, slack)
+
+    @app.command("/support")
+    def support(ack: Ack) -> None:
+        raise RuntimeError("boom before the ack")
+
+    started = time.monotonic()
+    response = app.dispatch(_command("x"))
+    # Bolt's own answer for a failed listener, without waiting out the 3 s ack timeout
+    assert response.status == 500
+    assert time.monotonic() - started < 1.0
+    pool.shutdown()
+
+
+def test_lazy_listeners_after_the_ack_do_not_wait(slack: SlackStandIn) -> None:
+    pool = ListenerPool(4)
+    app = _app(pool, slack)
+    lazy_ran = threading.Event()
+
+    def acknowledge(ack: Ack) -> None:
+        ack(text="queued")
+
+    def later() -> None:
+        time.sleep(0.2)
+        lazy_ran.set()
+
+    app.command("/support")(ack=acknowledge, lazy=[later])
+    started = time.monotonic()
+    response = app.dispatch(_command("x"))
+    assert response.status == 200 and "queued" in response.body
+    assert time.monotonic() - started < 0.15  # not held until the lazy listener's end
+    assert lazy_ran.wait(5)
+    pool.shutdown()
