@@ -68,11 +68,12 @@ def build_app(settings: Settings, desk: Desk) -> App:
     )
     app.middleware(pool.middleware)
     commands.register(app, desk)
+    actions.register_claim(app, desk)
     intake.register(app, desk)
     oncall.register(app, desk)
     for module in extensions.modules():
         module.register(app, desk)
-    actions.register(app, desk)  # last: holds the catch-all listeners
+    actions.register_fallbacks(app)  # last: the catch-all listeners
     return app
 
 

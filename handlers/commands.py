@@ -91,8 +91,8 @@ def _unknown_subcommand(word: str, known: list[str]) -> str:
 def question_reply(desk: Desk, user_id: str, question: str) -> list[dict[str, Any]]:
     """What `/support <question>` answers, by who is asking (SC-1, SC-3, SC-25)."""
     # SC-25: self-help is for everyone, so everyone gets the matching articles.
-    hits = search_articles(desk.engine, question, limit=3)
     with Session(desk.engine) as session:
+        hits = search_articles(session, question, limit=3)
         person = find_person(session, user_id)
         organisation = organisation_of(session, person) if person else None
         refusal = refusal_for_requester(person, organisation, desk.rules)

@@ -445,12 +445,14 @@ def test_intake_shows_the_known_incident_and_offers_to_follow(desk: Desk) -> Non
     assert "follow_incident" in shown
     response = desk.slack.view_action("U0ALICE", "follow_incident", value=str(incident.id))
     assert response.status == 200
+    # the follow is written after the ack: look again (a new read each time) for a while
     deadline = time.monotonic() + 5
-    with Session(desk.engine) as session:
-        while not core.is_following(session, incident.id or 0, "U0ALICE"):
-            assert time.monotonic() < deadline, "follow not recorded"
-            time.sleep(0.05)
-            session.expire_all()
+    while True:
+        with Session(desk.engine) as session:
+            if core.is_following(session, incident.id or 0, "U0ALICE"):
+                break
+        assert time.monotonic() < deadline, "follow not recorded"
+        time.sleep(0.05)
     # the admin can still open a case: the form is intact
     reply = desk.submit("U0ALICE", topic="mail").json() or {}
     assert reply.get("response_action") != "errors", reply

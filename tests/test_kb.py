@@ -435,6 +435,19 @@ def test_search_index_is_idempotent_and_rebuilt_when_lost(engine: Engine, tmp_pa
         conn.exec_driver_sql(integrity)  # raises if the index disagrees with the table
 
 
+def test_search_in_a_session_when_the_index_was_lost(engine: Engine) -> None:
+    load_articles(engine, KB)
+    with engine.begin() as conn:
+        for name in ("article_fts_ai", "article_fts_ad", "article_fts_au"):
+            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+        conn.exec_driver_sql("DROP TABLE article_fts")
+    with Session(engine) as session:
+        hits = search_articles(session, "shared mailbox")
+        assert hits and hits[0].slug == "shared-mailboxes"
+        # the session goes on working after the index was made beside it
+        assert search_articles(session, "shared mailbox") == hits
+
+
 def test_a_fresh_database_with_no_tables(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'bare.db'}")  # no create_schema
     assert search_articles(engine, "mail") == []

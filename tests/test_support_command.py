@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import event
+
 from tests.conftest import Desk
 
 
@@ -29,6 +31,21 @@ def test_admin_question_offers_contact_support(desk: Desk) -> None:
     buttons = [e for b in reply["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [b["action_id"] for b in buttons] == ["contact_support"]
     assert desk.cases() == []
+
+
+def test_a_question_uses_one_database_connection(desk: Desk) -> None:
+    # The search, its index check and the asker's lookups share one checkout: on PostgreSQL
+    # each checkout costs a pre-ping round trip and a rollback.
+    checkouts: list[int] = []
+    listener = lambda *_args: checkouts.append(1)  # noqa: E731
+    event.listen(desk.engine, "checkout", listener)
+    try:
+        for user in ("U0ALICE", "U0CARL"):
+            reply = desk.ask(user, "mail forwarding stopped")
+            assert "Help articles" in _text(reply)
+    finally:
+        event.remove(desk.engine, "checkout", listener)
+    assert len(checkouts) == 2
 
 
 def test_non_admin_is_told_who_the_admins_are(desk: Desk) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from chatops.cases.notices import CARD_REFRESH, REQUESTER_NOTICE
-from chatops.outbox import enqueue
+from chatops.outbox import Notice, enqueue_many
 from models import Case, CaseEvent, Person
 
 
@@ -39,13 +39,13 @@ def take_unclaimed(
             detail={"owner": person.slack_user_id, "via": via},
         )
     )
-    enqueue(session, key=f"{case_id}:card:claimed", kind=CARD_REFRESH, case_id=case_id, now=now)
-    enqueue(
+    notify = {"event": "claimed", "owner": person.slack_user_id}
+    enqueue_many(
         session,
-        key=f"{case_id}:requester:claimed",
-        kind=REQUESTER_NOTICE,
-        case_id=case_id,
-        now=now,
-        payload={"event": "claimed", "owner": person.slack_user_id},
+        [
+            Notice(f"{case_id}:card:claimed", CARD_REFRESH, case_id),
+            Notice(f"{case_id}:requester:claimed", REQUESTER_NOTICE, case_id, notify),
+        ],
+        now,
     )
     return True

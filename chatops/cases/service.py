@@ -23,7 +23,7 @@ from chatops.cases.ownership import take_unclaimed
 from chatops.cases.severity import on_severity_set
 from chatops.db import transaction
 from chatops.directory import find_person, is_agent, organisation_of
-from chatops.outbox import enqueue
+from chatops.outbox import Notice, enqueue_many
 from chatops.paging import acknowledge_by_claim
 from chatops.policy import SupportRules
 from models import Case, CaseEvent, Person
@@ -87,16 +87,16 @@ def open_case(
                 },
             )
         )
-        enqueue(session, key=f"{case.id}:card", kind=CARD, case_id=case.id, now=now)
-        on_severity_set(session, case, None, rules, now)
-        enqueue(
+        opened = {"event": "opened"}
+        enqueue_many(
             session,
-            key=f"{case.id}:requester:opened",
-            kind=REQUESTER_NOTICE,
-            case_id=case.id,
-            now=now,
-            payload={"event": "opened"},
+            [
+                Notice(f"{case.id}:card", CARD, case.id),
+                Notice(f"{case.id}:requester:opened", REQUESTER_NOTICE, case.id, opened),
+            ],
+            now,
         )
+        on_severity_set(session, case, None, rules, now)  # a Sev A case pages on-call now
         return case
 
 

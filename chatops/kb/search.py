@@ -251,8 +251,14 @@ def search_articles(
     if not tokens or limit <= 0:
         return []
     if isinstance(session_or_engine, Session):
-        ensure_search_index(_engine_of(session_or_engine.get_bind()))
-        return _run(session_or_engine.connection(), tokens, limit)
+        # One connection for the check and the search: a request pays for one checkout.
+        conn = session_or_engine.connection()
+        if _index_present(conn):
+            return _run(conn, tokens, limit)
+        engine = _engine_of(session_or_engine.get_bind())
+        ensure_search_index(engine)
+        with engine.connect() as fresh:  # the session's snapshot may predate the index
+            return _run(fresh, tokens, limit)
     ensure_search_index(session_or_engine)
     with session_or_engine.connect() as conn:
         return _run(conn, tokens, limit)
