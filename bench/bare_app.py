@@ -5,6 +5,11 @@ block action (the Claim button) and any view submission (the intake modal) — w
 behind them: no database, no Web API calls. Served exactly like `chatops serve`: gunicorn,
 gthread workers, the same worker and thread counts, access log on.
 
+With `BENCH_BARE_POOL=1` it answers through the desk's own listener pool
+(handlers/listener_pool.py: the request woken by its ack) instead of Bolt's default, which
+looks for the ack every 10 ms: the front-door benchmark measures both, so the desk's ratio
+can be read against a bare app with the same ack path too.
+
     SLACK_SIGNING_SECRET=… SLACK_BOT_TOKEN=… SLACK_API_URL=… \\
         gunicorn -k gthread -w 2 --threads 8 bench.bare_app:wsgi
 """
@@ -19,8 +24,11 @@ from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
+from handlers.listener_pool import LISTENER_THREADS, ListenerPool
+
 
 def build() -> App:
+    pool = ListenerPool(LISTENER_THREADS) if os.environ.get("BENCH_BARE_POOL") == "1" else None
     app = App(
         client=WebClient(
             token=os.environ.get("SLACK_BOT_TOKEN", "xoxb-test"),
@@ -29,7 +37,10 @@ def build() -> App:
         signing_secret=os.environ["SLACK_SIGNING_SECRET"],
         token_verification_enabled=False,
         process_before_response=False,
+        **({"listener_executor": pool} if pool else {}),
     )
+    if pool is not None:
+        app.middleware(pool.middleware)
 
     @app.command("/support")
     def support(ack: Ack) -> None:

@@ -130,19 +130,24 @@ def chatops_server(
 
 
 @contextlib.contextmanager
-def bare_server(logs: Path, *, workers: int, threads: int) -> Iterator[Server]:
+def bare_server(
+    logs: Path, *, workers: int, threads: int, pooled: bool = False
+) -> Iterator[Server]:
     """bench/bare_app.py under gunicorn with chatops serve's settings (gthread, W×T,
-    timeout 30, access log on)."""
+    timeout 30, access log on); `pooled`: with the desk's listener pool."""
+    name = "bare-pool" if pooled else "bare"
     standin = new_standin(record_limit=1000)
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread"]
     argv += ["--workers", str(workers), "--threads", str(threads), "--timeout", "30"]
     argv += ["--access-logfile", "-", "--bind", f"127.0.0.1:{port}", "bench.bare_app:wsgi"]
-    proc = Proc("bare", argv, _settings_env(standin, "sqlite://", 0.0), logs / "bare.log")
+    env = _settings_env(standin, "sqlite://", 0.0)
+    env["BENCH_BARE_POOL"] = "1" if pooled else "0"
+    proc = Proc(name, argv, env, logs / f"{name}.log")
     try:
         if not wait_http(f"http://127.0.0.1:{port}/slack/events", timeout=60, ok_statuses=()):
             raise RuntimeError(f"bare app did not come up; see {proc.log}")
-        yield Server("bare", f"http://127.0.0.1:{port}", port, proc, standin)
+        yield Server(name, f"http://127.0.0.1:{port}", port, proc, standin)
     finally:
         proc.stop()
         standin.stop()

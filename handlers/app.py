@@ -23,13 +23,12 @@ from chatops.policy import SupportRules
 from handlers import actions, commands, extensions, intake, oncall
 from handlers.delivery import OutboxDelivery
 from handlers.desk import Desk
-from handlers.listener_pool import ListenerPool
+from handlers.listener_pool import LISTENER_THREADS, ListenerPool
 from handlers.pump import DeliveryPump
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-LISTENER_THREADS = 32
 MAX_BODY = 1_000_000  # Slack's own payloads are far smaller
 
 
@@ -62,9 +61,7 @@ def build_app(settings: Settings, desk: Desk) -> App:
         signing_secret=settings.slack_signing_secret,
         token_verification_enabled=False,
         process_before_response=False,
-        # Bolt's default is 5 threads; a request's ack waits for a free one, so a burst of
-        # listeners that write after their ack (a claim) would hold up the next acks.
-        listener_executor=pool,
+        listener_executor=pool,  # answers as soon as the listener acks
     )
     app.middleware(pool.middleware)
     commands.register(app, desk)

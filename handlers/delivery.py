@@ -193,7 +193,7 @@ class OutboxDelivery:
             return self._park(row, str(exc))
         except OSError as exc:  # timeouts, refused connections
             return self._failed(row, exc)
-        if not self._finish(row.id, "sent", None, case_updates=(row.case_id, updates)):
+        if not self._finish(row, "sent", None, case_updates=(row.case_id, updates)):
             log.warning("outbox %s: lease lost while sending (sent by this process)", row.key)
         metrics.DELIVERIES.labels("sent").inc()
         return True
@@ -476,7 +476,7 @@ class OutboxDelivery:
             time.sleep(delay)
 
     def _park(self, row: OutboxMessage, reason: str, attempts: int | None = None) -> bool:
-        self._finish(row.id, "parked", reason[:500], attempts=attempts)
+        self._finish(row, "parked", reason[:500], attempts=attempts)
         metrics.DELIVERIES.labels("parked").inc()
         log.error("outbox %s parked: %s", row.key, reason)
         return False
@@ -533,7 +533,7 @@ class OutboxDelivery:
 
     def _finish(
         self,
-        row_id: int | None,
+        row: OutboxMessage,
         status: str,
         error: str | None,
         case_updates: tuple[int | None, dict[str, Any]] | None = None,
@@ -548,24 +548,15 @@ class OutboxDelivery:
         }
         if attempts is not None:
             values["attempts"] = attempts
+        if row.kind == CODE_NOTICE and (row.payload or {}).get("code"):
+            # a one-time code lives in the outbox only until its DM is done
+            values["payload"] = {**row.payload, "code": None}
         with transaction(self.engine) as session:
             result = session.exec(  # type: ignore[call-overload]
                 update(OutboxMessage)
-                .where(OutboxMessage.id == row_id, OutboxMessage.lease_owner == self.owner)
+                .where(OutboxMessage.id == row.id, OutboxMessage.lease_owner == self.owner)
                 .values(**values)
             )
-            finished = session.get(OutboxMessage, row_id)
-            if (
-                finished is not None
-                and finished.kind == CODE_NOTICE
-                and (finished.payload or {}).get("code")
-            ):
-                # a one-time code lives in the outbox only until its DM is done
-                session.exec(  # type: ignore[call-overload]
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id == row_id)
-                    .values(payload={**finished.payload, "code": None})
-                )
             if case_updates and case_updates[0] is not None and case_updates[1]:
                 session.exec(  # type: ignore[call-overload]
                     update(Case).where(Case.id == case_updates[0]).values(**case_updates[1])

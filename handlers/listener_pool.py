@@ -23,6 +23,9 @@ from typing import Any
 from slack_bolt import Ack, BoltContext, BoltResponse
 
 ACK_TIMEOUT = 3.0  # Bolt's own: after this the request is answered without the ack
+# Bolt's default is 5 threads; a request's ack waits for a free one, so a burst of listeners
+# that write after their ack (a claim) would hold up the next acks.
+LISTENER_THREADS = 32
 
 
 class WakingAck(Ack):
