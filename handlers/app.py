@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App
@@ -135,11 +135,12 @@ class SlackWsgi:
             return "unknown", "malformed", _reply(start_response, 400, "body is not UTF-8")
         if not self._signed(body, headers):
             return "unknown", "unauthorized", _reply(start_response, 401, "invalid signature")
-        kind = _kind(body, headers.get("content-type", ""))
-        if kind is None:
+        parsed = parse_slack_body(body, headers.get("content-type", ""))
+        if parsed is None:
             return "unknown", "malformed", _reply(start_response, 400, "malformed payload")
+        kind, document = parsed
         response = self.app.dispatch(
-            BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
+            ParsedRequest(body, document, query=environ.get("QUERY_STRING", ""), headers=headers)
         )
         out_headers = [(k, v) for k, values in response.headers.items() for v in values]
         start_response(f"{response.status} {_REASONS.get(response.status, 'OK')}", out_headers)
@@ -201,23 +202,38 @@ def _interaction_shape_ok(payload: dict[str, Any]) -> bool:
     return True
 
 
-def _kind(body: str, content_type: str) -> str | None:
+def parse_slack_body(body: str, content_type: str) -> tuple[str, dict[str, Any]] | None:
     """What Slack sent — JSON (events) or a form (commands; interactivity as `payload=`
-    JSON) — or None when it is malformed."""
+    JSON) — as (kind, the body Bolt's listeners read), or None when it is malformed."""
     try:
         if content_type.startswith("application/json"):
             document = json.loads(body)
             if not isinstance(document, dict):
                 return None
-            return str(document.get("type") or "event")
-        form = parse_qs(body, keep_blank_values=True)
+            return str(document.get("type") or "event"), document
+        form = dict(parse_qsl(body, keep_blank_values=True))
         if "payload" in form:
-            payload = json.loads(form["payload"][0])
+            payload = json.loads(form["payload"])
             if isinstance(payload, dict) and _interaction_shape_ok(payload):
-                return str(payload["type"])
+                return str(payload["type"]), payload
             return None
         if "command" in form:
-            return "command"
-        return "ssl_check" if "ssl_check" in form else None
+            return "command", form
+        return ("ssl_check", form) if "ssl_check" in form else None
     except ValueError:
         return None
+
+
+class ParsedRequest(BoltRequest):
+    """A Bolt request whose body was parsed once, here. Bolt's own form parser is skipped: it
+    reads any form containing the word "payload" as an interaction and drops it, so
+    `/support webhook payload rejected` would reach no listener. The raw body stays for
+    Bolt's signature check."""
+
+    def __init__(
+        self, raw_body: str, document: dict[str, Any], query: str, headers: dict[str, str]
+    ) -> None:
+        # Bolt takes a ready dict only in its Socket Mode form; the request is HTTP.
+        super().__init__(body=document, query=query, headers=headers, mode="socket_mode")
+        self.mode = "http"
+        self.raw_body = raw_body

@@ -121,3 +121,11 @@ def test_hours_on_a_saturday_night(desk: Desk) -> None:
     # technical B/C open at 09:00 the same day; billing waits for Monday (SC-20)
     assert "opens" in body and "Sun 29 Nov, 09:00 Beijing time" in body
     assert "Mon 30 Nov, 09:00 Beijing time" in body
+
+
+def test_a_question_with_the_word_payload_is_answered(desk: Desk) -> None:
+    # A form body containing "payload" is still a slash command, not an interaction.
+    for question in ("webhook payload rejected", "payload=1 & payload too large"):
+        body = _text(desk.ask("U0ALICE", question))
+        assert "Contact support" in body, body
+        assert "payload" in body
