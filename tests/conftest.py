@@ -4,8 +4,10 @@ roster. Tests act as Slack does (signed requests) and assert on what people woul
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +43,31 @@ INTAKE_DEFAULTS: dict[str, Any] = {
 }
 
 
+class ListenerRuns:
+    """Every listener run the desk's Bolt app hands to its listener pool, recorded so a test
+    can wait for what listeners do after their ack (the request is answered at the ack)."""
+
+    def __init__(self, pool: Any) -> None:
+        self._runs: list[Future[Any]] = []
+        self._lock = threading.Lock()
+        submit = pool.submit
+
+        def recorded(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+            run = submit(fn, *args, **kwargs)  # returns once the listener has acked
+            with self._lock:
+                self._runs.append(run)
+            return run
+
+        pool.submit = recorded  # this instance only: Bolt calls it for every listener
+
+    def wait(self, timeout: float) -> bool:
+        """True once every run recorded so far has finished; False if `timeout` passes."""
+        with self._lock:
+            runs = [r for r in self._runs if not r.done()]
+            self._runs = runs
+        return not wait(runs, timeout).not_done
+
+
 @dataclass
 class Desk:
     """A running desk and the handles a test needs."""
@@ -50,6 +77,35 @@ class Desk:
     slack: SlackSender
     clock: ManualClock
     users: dict[str, str] = field(default_factory=dict)
+    listeners: ListenerRuns = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.listeners = ListenerRuns(self.service.wsgi.app.listener_runner.listener_executor)
+
+    def wait_until(self, predicate: Callable[[], Any], what: str = "", timeout: float = 5) -> Any:
+        """Call `predicate` until it returns something true (returned here); fail after
+        `timeout`. Listeners answer Slack at their ack and may write after it, so a test
+        looks again rather than reading once: the predicate must read afresh each call
+        (`desk.cases()`, a new Session — one SQLite read transaction never sees later
+        commits, and `expire_all()` does not end it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            assert time.monotonic() < deadline, f"not within {timeout}s: {what or predicate}"
+            time.sleep(0.02)
+
+    def settle(self, timeout: float = 5) -> None:
+        """Wait until every listener run so far has finished, including its work after the
+        ack, and the delivery pump has sent what they asked for. For a test that asserts
+        that something did *not* happen, or that must know nothing is still on its way."""
+        deadline = time.monotonic() + timeout
+        assert self.listeners.wait(timeout), f"listeners still running after {timeout}s"
+        pump = self.service.desk.pump
+        while pump is not None and not pump.idle():
+            assert time.monotonic() < deadline, f"delivery pump still busy after {timeout}s"
+            time.sleep(0.02)
 
     @property
     def engine(self) -> Any:
@@ -113,7 +169,7 @@ class Desk:
         response = self.submit(user, **values)
         assert response.status == 200, response.body
         assert not response.body or "errors" not in response.body, response.body
-        cases = self.cases()
+        cases = self.cases()  # the case is written before the ack (its delivery after)
         assert len(cases) == before + 1
         return cases[-1]
 
@@ -122,15 +178,14 @@ class Desk:
         self.standin.wait_for(
             "chat.postMessage", lambda c: c.args.get("channel") == TRIAGE, timeout=5
         )
-        deadline = time.monotonic() + 5
-        while True:
+
+        def card_ts() -> str | None:
             with Session(self.engine) as session:
                 fresh = session.get(Case, case.id)
                 assert fresh is not None
-                if fresh.card_ts:
-                    return self.standin.message(TRIAGE, fresh.card_ts)
-            assert time.monotonic() < deadline, "card not delivered"
-            time.sleep(0.02)
+                return fresh.card_ts
+
+        return self.standin.message(TRIAGE, self.wait_until(card_ts, "card delivered"))
 
 
 def _make_desk(database_url: str) -> Iterator[Desk]:

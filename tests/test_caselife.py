@@ -67,6 +67,10 @@ def test_reply_reaches_the_requester_and_stops_the_clock(desk: Desk) -> None:
             and c.args["channel"] == desk.standin.dm_channel("U0ALICE")
         ),
     )
+    desk.standin.wait_for(  # the thread post is delivered on its own lane, after the ack
+        "chat.postMessage",
+        lambda c: c.args["channel"] == TRIAGE and "replied to the requester" in json.dumps(c.args),
+    )
     dm = _dm_texts(desk, "U0ALICE")
     assert "Please check the &lt;forwarding&gt; rule &amp; tell us." in dm
     assert "replied to the requester" in _thread_texts(desk)
@@ -95,6 +99,8 @@ def test_awaiting_customer_pauses_and_a_reply_resumes_once(desk: Desk) -> None:
     desk.standin.wait_for(
         "chat.postMessage", lambda c: "waiting for your answer" in json.dumps(c.args)
     )
+    # written after the ack; the clock's pause commits after the notice (its own transaction)
+    desk.wait_until(lambda: desk.cases()[0].sla_paused, "the clock paused")
     [stored] = desk.cases()
     assert stored.status == "awaiting_customer" and stored.first_response_due is None
     assert stored.sla_paused
@@ -110,6 +116,7 @@ def test_awaiting_customer_pauses_and_a_reply_resumes_once(desk: Desk) -> None:
     retry = desk.slack.event(first.sent["event"], retry_num=1, event_id=first.event_id)
     assert retry.status == 200
     desk.slack.message("U0CARL", channel, "not the requester", thread_ts="1.2")
+    desk.settle()  # events are acked before their listener runs: let the retry be handled
     [stored] = desk.cases()
     assert stored.status == "in_progress" and not stored.sla_paused
     # 2 h paused inside support hours: the due moved from Thu 10:00 to Thu 12:00 Beijing
@@ -147,10 +154,13 @@ def test_resolve_survey_once_reopen(desk: Desk) -> None:
     resolved = desk.standin.message(channel, call.response["ts"])
     assert "Rule fixed" in json.dumps(resolved)
     # someone else cannot rate; the requester rates once; a second rating is kept as first
+    # (each click's rating is written after its ack: the next click waits for its answer)
     desk.slack.click_in("U0CARL", resolved, "survey_rate_5", channel_id=channel, is_ephemeral=False)
+    desk.standin.wait_for("response_url", count=1)
     desk.slack.click_in(
         "U0ALICE", resolved, "survey_rate_4", channel_id=channel, is_ephemeral=False
     )
+    desk.standin.wait_for("response_url", count=2)
     desk.slack.click_in(
         "U0ALICE", resolved, "survey_rate_1", channel_id=channel, is_ephemeral=False
     )

@@ -4,7 +4,6 @@ anyone reads them; admins follow an incident instead of opening a duplicate case
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -403,10 +402,10 @@ def test_follower_gets_each_update_by_dm(desk: Desk) -> None:
     dm = desk.standin.dm_channel("U0ALICE")
     desk.standin.wait_for("chat.postMessage", lambda c: c.args.get("channel") == dm)
     assert "Fix rolling out." in json.dumps(desk.standin.messages(dm))
-    deadline = time.monotonic() + 5  # the request's own delivery records it just after
-    while [m.status for m in _health_notices(desk)] != ["sent"]:
-        assert time.monotonic() < deadline, _health_notices(desk)
-        time.sleep(0.02)
+    # the request's own delivery records it just after
+    desk.wait_until(
+        lambda: [m.status for m in _health_notices(desk)] == ["sent"], "the DM recorded as sent"
+    )
 
 
 def test_many_long_incidents_stay_within_slack_limits(desk: Desk) -> None:
@@ -445,14 +444,13 @@ def test_intake_shows_the_known_incident_and_offers_to_follow(desk: Desk) -> Non
     assert "follow_incident" in shown
     response = desk.slack.view_action("U0ALICE", "follow_incident", value=str(incident.id))
     assert response.status == 200
+
     # the follow is written after the ack: look again (a new read each time) for a while
-    deadline = time.monotonic() + 5
-    while True:
+    def following() -> bool:
         with Session(desk.engine) as session:
-            if core.is_following(session, incident.id or 0, "U0ALICE"):
-                break
-        assert time.monotonic() < deadline, "follow not recorded"
-        time.sleep(0.05)
+            return core.is_following(session, incident.id or 0, "U0ALICE")
+
+    desk.wait_until(following, "follow recorded")
     # the admin can still open a case: the form is intact
     reply = desk.submit("U0ALICE", topic="mail").json() or {}
     assert reply.get("response_action") != "errors", reply

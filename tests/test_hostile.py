@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -155,12 +154,14 @@ def test_mrkdwn_injection_everywhere(desk: Desk) -> None:
     desk.slack.click_in("U0AGENT1", card, "case_note", channel_id=TRIAGE, is_ephemeral=False)
     desk.standin.wait_for("views.open", count=3)
     acks.append(desk.slack.submit_view("U0AGENT1", {"text": HOSTILE}).body)
-    deadline = time.monotonic() + 5
-    while (stored := desk.cases()[0]).requester_thread_ts is None:
-        assert time.monotonic() < deadline, "the requester's DM thread never opened"
-        time.sleep(0.05)
-    desk.slack.message(
-        "U0ALICE", desk.standin.dm_channel("U0ALICE"), HOSTILE, thread_ts=stored.requester_thread_ts
+    thread_ts = desk.wait_until(
+        lambda: desk.cases()[0].requester_thread_ts, "the requester's DM thread opened"
+    )
+    desk.slack.message("U0ALICE", desk.standin.dm_channel("U0ALICE"), HOSTILE, thread_ts=thread_ts)
+    # the event is acked before it is handled: its relay, escaped, before the case is resolved
+    desk.standin.wait_for(
+        "chat.postMessage",
+        lambda c: c.args["channel"] == TRIAGE and "(requester) wrote" in json.dumps(c.args),
     )
     desk.slack.click_in("U0AGENT1", card, "case_resolve", channel_id=TRIAGE, is_ephemeral=False)
     desk.standin.wait_for("views.open", count=4)
@@ -174,6 +175,7 @@ def test_mrkdwn_injection_everywhere(desk: Desk) -> None:
     report, _sent = tick(desk.service.desk, datetime(2026, 11, 25, 1, 1, tzinfo=UTC))
     assert report.handoffs == 1
     desk.standin.wait_for("chat.postMessage", lambda c: c.args["channel"] == "C0HANDOFF")
+    desk.settle()  # everything the clicks and submissions sent after their acks is in
     output = _all_output(desk, acks)
     assert "&lt;!channel&gt;" in output
     for raw in RAW:
@@ -254,6 +256,7 @@ def test_handoff_and_warnings_escape_titles(desk: Desk) -> None:
     desk.clock.set(datetime(2026, 11, 25, 0, 30, tzinfo=UTC))
     desk.open_case("U0ALICE", severity="C", title=HOSTILE[:150])
     tick(desk.service.desk, datetime(2026, 11, 25, 0, 30, tzinfo=UTC) + timedelta(minutes=31))
+    desk.settle()  # the submission's own delivery (card, DM) is in the output too
     output = _all_output(desk, [])
     for raw in RAW:
         assert raw not in output

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from sqlmodel import Session
+
+from chatops.directory import find_person
 from tests.conftest import Desk
 
 
@@ -248,6 +251,13 @@ def test_times_in_the_requesters_own_time_zone_once_known(desk: Desk) -> None:
     # Frank's Slack profile says Europe/London: learnt when his first modal opens
     desk.open_intake("U0FRANK")
     desk.standin.wait_for("users.info")
+
+    def learnt() -> bool:  # written after the modal opened, long after the click's ack
+        with Session(desk.engine) as session:
+            frank = find_person(session, "U0FRANK")
+            return frank is not None and frank.tz == "Europe/London"
+
+    desk.wait_until(learnt, "Frank's time zone learnt")
     desk.slack.close_view("U0FRANK")
     view = desk.open_intake("U0FRANK")
     wait = json.dumps(_block(view, "expected_wait"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 import types
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,13 +43,13 @@ def _home(desk: Desk, user: str) -> dict[str, Any]:
     old = desk.standin.home_view(user)
     response = desk.slack.app_home_opened(user)
     assert response.status == 200
-    deadline = time.monotonic() + 5
-    while True:
+
+    def published() -> dict[str, Any] | None:
         view = desk.standin.home_view(user)
-        if view is not None and (old is None or view["hash"] != old["hash"]):
-            return view
-        assert time.monotonic() < deadline, "no Home view published"
-        time.sleep(0.02)
+        return view if view is not None and (old is None or view["hash"] != old["hash"]) else None
+
+    view: dict[str, Any] = desk.wait_until(published, "Home view published")
+    return view
 
 
 def _update_case(desk: Desk, case_id: int | None, **values: Any) -> None:
@@ -70,15 +69,14 @@ def _claim(desk: Desk, user: str, case: Case) -> None:
     card = desk.card(case)
     response = desk.slack.click_in(user, card, "claim_case", channel_id=TRIAGE, is_ephemeral=False)
     assert response.status == 200
-    deadline = time.monotonic() + 5
-    while True:
+
+    def claimed() -> bool:  # the claim is written after the ack
         with Session(desk.engine) as session:
             fresh = session.get(Case, case.id)
             assert fresh is not None
-            if fresh.assignee_id is not None:
-                return
-        assert time.monotonic() < deadline, "claim not recorded"
-        time.sleep(0.02)
+            return fresh.assignee_id is not None
+
+    desk.wait_until(claimed, "claim recorded")
 
 
 def _open_billing(desk: Desk, user: str = "U0ALICE", **values: Any) -> Case:
@@ -375,7 +373,7 @@ def test_home_republished_on_retry_and_ignores_the_messages_tab(desk: Desk) -> N
     assert _blocks_without_ids(retried) == _blocks_without_ids(view)
     assert case.number in _text(retried["blocks"])
     desk.slack.app_home_opened("U0ALICE", tab="messages")
-    time.sleep(0.3)
+    desk.settle()  # the event is acked before it is handled: wait for its listener to end
     assert len(desk.standin.calls("views.publish")) == 2
 
 

@@ -113,10 +113,9 @@ def the_code(desk: Desk) -> str:
     desk.standin.wait_for(
         "chat.postMessage", lambda c: "Verification code for support case" in json.dumps(c.args)
     )
-    deadline = time.monotonic() + 5
-    while any(row.status == "pending" for row in code_rows(desk)):
-        assert time.monotonic() < deadline, "code DMs not delivered"
-        time.sleep(0.02)
+    desk.wait_until(
+        lambda: not any(row.status == "pending" for row in code_rows(desk)), "code DMs delivered"
+    )
     return delivered_codes(desk)[-1]
 
 
