@@ -7,8 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from chatops.cases.clock import ClockChangeRefused, change_severity, pause_clock, resume_clock
+from chatops.cases.lifecycle import await_customer, customer_message
+from chatops.cases.service import claim_case
 from tests.conftest import Desk
 
 WED_10_BJ = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
@@ -121,3 +124,40 @@ def test_raising_a_paused_case_to_a_restarts_its_clock(desk: Desk) -> None:
     # 10 min spent before the pause; 50 min left on 24x7 from the change
     assert change.new_due == WED_10_BJ + timedelta(hours=3, minutes=50)
     assert _reload(desk, case.id).sla_paused is False
+
+
+def test_awaiting_and_the_customer_reply_each_commit_once(desk: Desk) -> None:
+    # The status, its notice and the clock's pause (or resume) are one transaction: a crash
+    # between them would leave a case waiting on the customer with its clock running.
+    rules = desk.service.rules
+    case = desk.open_case("U0ALICE")
+    assert claim_case(desk.engine, case.id, "U0AGENT1", WED_10_BJ).won
+    desk.settle()  # the card and the requester's DM thread are out: nothing else commits
+    commits: list[int] = []
+    listener = lambda *_args: commits.append(1)  # noqa: E731
+    event.listen(desk.engine, "commit", listener)
+    try:
+        await_customer(desk.engine, case.id, "U0AGENT1", rules, WED_10_BJ + timedelta(hours=1))
+        assert len(commits) == 1
+        stored = _reload(desk, case.id)
+        assert stored.status == "awaiting_customer" and stored.sla_paused
+        assert stored.requester_channel and stored.requester_thread_ts
+        commits.clear()
+        at = WED_10_BJ + timedelta(hours=2)
+        done = customer_message(
+            desk.engine,
+            stored.requester_channel,
+            stored.requester_thread_ts,
+            "U0ALICE",
+            "Here are the headers",
+            "Ev-clock-1",
+            rules,
+            at,
+        )
+        assert done is not None and len(commits) == 1
+    finally:
+        event.remove(desk.engine, "commit", listener)
+    stored = _reload(desk, case.id)
+    assert stored.status == "in_progress" and not stored.sla_paused
+    kinds = [e.kind for e in desk.events()]
+    assert kinds[-3:] == ["customer_replied", "status_changed", "clock_resumed"]

@@ -190,25 +190,32 @@ def pause_clock(engine: Engine, case_id: int, rules: SupportRules, now: datetime
         case = session.get(Case, case_id, with_for_update=True)
         if case is None:
             raise ClockChangeRefused("That case does not exist.")
-        old_due = case.first_response_due
-        if case.sla_paused or not _pauses(rules, case):
-            return DueChange(old_due, old_due)
-        case.sla_elapsed_minutes = _bank(case, rules, now)
-        case.sla_checkpoint_at = now
-        case.sla_paused = True
-        already_breached = old_due is not None and old_due <= now
-        if not already_breached:  # a breach that happened stays on record with its instant
-            _stop_clock(case)
-        session.add(CasePause(case_id=case_id, started_at=now))
-        session.add(
-            CaseEvent(
-                case_id=case_id,
-                at=now,
-                kind="clock_paused",
-                detail={"old_due": _iso(old_due), "new_due": _iso(case.first_response_due)},
-            )
+        return pause_case_clock(session, case, rules, now)
+
+
+def pause_case_clock(session: Session, case: Case, rules: SupportRules, now: datetime) -> DueChange:
+    """`pause_clock` inside the caller's transaction, on a case it has locked: the status
+    change that pauses the clock and the pause commit together or not at all."""
+    case_id = case.id
+    old_due = case.first_response_due
+    if case.sla_paused or not _pauses(rules, case):
+        return DueChange(old_due, old_due)
+    case.sla_elapsed_minutes = _bank(case, rules, now)
+    case.sla_checkpoint_at = now
+    case.sla_paused = True
+    already_breached = old_due is not None and old_due <= now
+    if not already_breached:  # a breach that happened stays on record with its instant
+        _stop_clock(case)
+    session.add(CasePause(case_id=case_id, started_at=now))
+    session.add(
+        CaseEvent(
+            case_id=case_id,
+            at=now,
+            kind="clock_paused",
+            detail={"old_due": _iso(old_due), "new_due": _iso(case.first_response_due)},
         )
-        return DueChange(old_due, case.first_response_due)
+    )
+    return DueChange(old_due, case.first_response_due)
 
 
 def resume_clock(engine: Engine, case_id: int, rules: SupportRules, now: datetime) -> DueChange:
@@ -217,18 +224,26 @@ def resume_clock(engine: Engine, case_id: int, rules: SupportRules, now: datetim
         case = session.get(Case, case_id, with_for_update=True)
         if case is None:
             raise ClockChangeRefused("That case does not exist.")
-        if not case.sla_paused:
-            return DueChange(case.first_response_due, case.first_response_due)
-        old_due = case.first_response_due
-        _close_pause(session, case, now)
-        if old_due is None and case.first_responded_at is None:
-            run_clock(case, rules, case.sla_elapsed_minutes, now)
-        session.add(
-            CaseEvent(
-                case_id=case_id,
-                at=now,
-                kind="clock_resumed",
-                detail={"old_due": _iso(old_due), "new_due": _iso(case.first_response_due)},
-            )
+        return resume_case_clock(session, case, rules, now)
+
+
+def resume_case_clock(
+    session: Session, case: Case, rules: SupportRules, now: datetime
+) -> DueChange:
+    """`resume_clock` inside the caller's transaction, on a case it has locked."""
+    case_id = case.id
+    if not case.sla_paused:
+        return DueChange(case.first_response_due, case.first_response_due)
+    old_due = case.first_response_due
+    _close_pause(session, case, now)
+    if old_due is None and case.first_responded_at is None:
+        run_clock(case, rules, case.sla_elapsed_minutes, now)
+    session.add(
+        CaseEvent(
+            case_id=case_id,
+            at=now,
+            kind="clock_resumed",
+            detail={"old_due": _iso(old_due), "new_due": _iso(case.first_response_due)},
         )
-        return DueChange(old_due, case.first_response_due)
+    )
+    return DueChange(old_due, case.first_response_due)

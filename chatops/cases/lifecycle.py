@@ -23,7 +23,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from chatops.cases import states
-from chatops.cases.clock import pause_clock, resume_clock
+from chatops.cases.clock import pause_case_clock, resume_case_clock
 from chatops.cases.notices import CARD_REFRESH, CASE_MESSAGE, REQUESTER_NOTICE
 from chatops.cases.ownership import take_unclaimed
 from chatops.db import insert_if_absent, transaction
@@ -225,7 +225,7 @@ def await_customer(
             now=now,
             payload={"event": "awaiting"},
         )
-    pause_clock(engine, case_id, rules, now)
+        pause_case_clock(session, case, rules, now)  # with the status: one commit
     return Done(case)
 
 
@@ -244,9 +244,9 @@ def customer_message(
     and resume a paused clock."""
     with transaction(engine) as session:
         case = session.exec(
-            select(Case).where(
-                Case.requester_channel == channel, Case.requester_thread_ts == thread_ts
-            )
+            select(Case)
+            .where(Case.requester_channel == channel, Case.requester_thread_ts == thread_ts)
+            .with_for_update()  # its clock may be resumed below
         ).first()
         if case is None:
             return None
@@ -261,11 +261,9 @@ def customer_message(
         case.customer_last_seen_at = now
         case.downgrade_offered_at = None
         _event(session, case, requester, "customer_replied", now)
-        was_waiting = case.status == states.AWAITING_CUSTOMER
-        if was_waiting:
+        if case.status == states.AWAITING_CUSTOMER:
             _set_status(session, case, requester, states.IN_PROGRESS, now, "customer replied")
-    if was_waiting:
-        resume_clock(engine, case.id, rules, now)  # type: ignore[arg-type]
+            resume_case_clock(session, case, rules, now)  # with the status: one commit
     return Done(case)
 
 
