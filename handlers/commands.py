@@ -10,7 +10,7 @@ from slack_bolt import Ack, App
 from sqlmodel import Session
 
 from chatops.cases.intake import refusal_for_requester
-from chatops.directory import admins_of, find_person, organisation_of
+from chatops.directory import admins_of, find_person, find_requester
 from chatops.kb import search_articles
 from chatops.policy.hours import support_lines
 from handlers import blocks, extensions
@@ -93,8 +93,7 @@ def question_reply(desk: Desk, user_id: str, question: str) -> list[dict[str, An
     # SC-25: self-help is for everyone, so everyone gets the matching articles.
     with Session(desk.engine) as session:
         hits = search_articles(session, question, limit=3)
-        person = find_person(session, user_id)
-        organisation = organisation_of(session, person) if person else None
+        person, organisation = find_requester(session, user_id)
         refusal = refusal_for_requester(person, organisation, desk.rules)
         if refusal == "not_registered":
             return blocks.article_matches(hits) + blocks.not_registered()

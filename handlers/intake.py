@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from chatops.cases.intake import IntakeForm, IntakeRejected, OutOfScope, refusal_for_requester
 from chatops.cases.service import open_case
-from chatops.directory import find_person, learn_timezone, organisation_of
+from chatops.directory import find_requester, learn_timezone
 from handlers import blocks
 from handlers.desk import Desk
 from handlers.health import intake_notice, with_intake_notice
@@ -131,8 +131,7 @@ def initial_choices(
 ) -> tuple[blocks.IntakeChoices | None, str | None]:
     """The modal's starting state for this person, or the reason they get no modal."""
     with Session(desk.engine) as session:
-        person = find_person(session, user_id)
-        organisation = organisation_of(session, person) if person else None
+        person, organisation = find_requester(session, user_id)
         refusal = refusal_for_requester(person, organisation, desk.rules)
         if refusal is not None:
             return None, refusal

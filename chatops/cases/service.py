@@ -22,7 +22,7 @@ from chatops.cases.notices import CARD, REQUESTER_NOTICE
 from chatops.cases.ownership import take_unclaimed
 from chatops.cases.severity import on_severity_set
 from chatops.db import transaction
-from chatops.directory import find_person, is_agent, organisation_of
+from chatops.directory import find_person, find_requester, is_agent
 from chatops.outbox import Notice, enqueue_many
 from chatops.paging import acknowledge_by_claim
 from chatops.policy import SupportRules
@@ -38,8 +38,7 @@ def open_case(
     not work (SC-11). Nothing is written unless every check passes.
     """
     with transaction(engine) as session:
-        person = find_person(session, requester_slack_id)
-        organisation = organisation_of(session, person) if person else None
+        person, organisation = find_requester(session, requester_slack_id)
         refusal = refusal_for_requester(person, organisation, rules)
         if refusal is not None:
             raise IntakeRejected({"_": refusal})
