@@ -231,9 +231,23 @@ class ParsedRequest(BoltRequest):
     Bolt's signature check."""
 
     def __init__(
-        self, raw_body: str, document: dict[str, Any], query: str, headers: dict[str, str]
+        self,
+        raw_body: str,
+        document: dict[str, Any],
+        query: Any,
+        headers: Any,
+        context: dict[str, Any] | None = None,
     ) -> None:
         # Bolt takes a ready dict only in its Socket Mode form; the request is HTTP.
-        super().__init__(body=document, query=query, headers=headers, mode="socket_mode")
+        super().__init__(
+            body=document, query=query, headers=headers, context=context, mode="socket_mode"
+        )
         self.mode = "http"
         self.raw_body = raw_body
+
+    def to_copyable(self) -> BoltRequest:
+        """The copy Bolt gives a lazy listener keeps the parsed body (Bolt's would re-parse
+        the raw one)."""
+        return ParsedRequest(
+            self.raw_body, self.body, self.query, self.headers, self.context.to_copyable()
+        )

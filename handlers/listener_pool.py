@@ -9,7 +9,8 @@ server at ~1,600 requests a second, whatever the listeners cost.
 Here the request thread waits inside `submit` on an event that the listener's `ack()` sets
 (or the listener ending, when it fails or returns without acking), so Bolt finds the response
 already there and never sleeps. The listener still runs on a pool thread and may go on
-working after its ack, as before.
+working after its ack, as before. The wait is Bolt's default ack timeout (3 s) for every
+listener: none of the desk's sets its own `ack_timeout`.
 """
 
 from __future__ import annotations

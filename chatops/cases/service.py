@@ -23,7 +23,7 @@ from chatops.cases.ownership import take_unclaimed
 from chatops.cases.severity import on_severity_set
 from chatops.db import transaction
 from chatops.directory import find_person, find_requester, is_agent
-from chatops.outbox import Notice, enqueue_many
+from chatops.outbox import enqueue
 from chatops.paging import acknowledge_by_claim
 from chatops.policy import SupportRules
 from models import Case, CaseEvent, Person
@@ -86,16 +86,18 @@ def open_case(
                 },
             )
         )
-        opened = {"event": "opened"}
-        enqueue_many(
+        enqueue(session, key=f"{case.id}:card", kind=CARD, case_id=case.id, now=now)
+        # A Sev A case's page is enqueued right behind its card, ahead of the requester's
+        # notice: delivery goes in row order, and the on-call person comes first.
+        on_severity_set(session, case, None, rules, now)
+        enqueue(
             session,
-            [
-                Notice(f"{case.id}:card", CARD, case.id),
-                Notice(f"{case.id}:requester:opened", REQUESTER_NOTICE, case.id, opened),
-            ],
-            now,
+            key=f"{case.id}:requester:opened",
+            kind=REQUESTER_NOTICE,
+            case_id=case.id,
+            now=now,
+            payload={"event": "opened"},
         )
-        on_severity_set(session, case, None, rules, now)  # a Sev A case pages on-call now
         return case
 
 
