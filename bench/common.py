@@ -212,6 +212,17 @@ def fresh_database(server_url: str) -> str:
     return make(server_url)
 
 
+@contextlib.contextmanager
+def empty_database(kind: str, sqlite_file: Path) -> Iterator[str]:
+    """The URL of an empty database: `sqlite_file`, or a new database on a throwaway
+    PostgreSQL cluster (PostgresUnavailable without one)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{sqlite_file}"
+        return
+    with postgres() as server:
+        yield fresh_database(server)
+
+
 # --------------------------------------------------------------------------- processes
 
 

@@ -29,9 +29,7 @@ outbox is let drain, so one measurement's after-ack work does not land in the ne
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +37,9 @@ from typing import Any
 from bench.common import (
     SECRET,
     PostgresUnavailable,
-    fresh_database,
+    empty_database,
     ms,
     percentile,
-    postgres,
     ratio,
     say,
     table,
@@ -374,15 +371,6 @@ def report(
             say(f"  {note}")
 
 
-@contextlib.contextmanager
-def _database(kind: str, tmp: Path, pg_url: str | None) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp / 'frontdoor.db'}"
-    else:
-        assert pg_url
-        yield fresh_database(pg_url)
-
-
 def run(
     quick: bool,
     *,
@@ -406,9 +394,7 @@ def run(
             variants.append(variant)
             say(f"front door on {kind}…")
             try:
-                with contextlib.ExitStack() as stack:
-                    pg_url = stack.enter_context(postgres()) if kind == "postgres" else None
-                    url = stack.enter_context(_database(kind, tmp, pg_url))
+                with empty_database(kind, tmp / "frontdoor.db") as url:
                     _measure_variant(
                         variant,
                         url,

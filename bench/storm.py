@@ -18,12 +18,10 @@ DM of the first escalation step has been delivered, and reports:
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +29,9 @@ from typing import Any
 from bench.common import (
     SECRET,
     PostgresUnavailable,
-    fresh_database,
+    empty_database,
     ms,
     percentile,
-    postgres,
     say,
     table,
     temp_dir,
@@ -196,15 +193,6 @@ def _duplicates(calls: list[Any]) -> tuple[int, list[str]]:
     dups = {k: n for k, n in seen.items() if n > 1}
     samples = [f"{n}× in {k[0]}: {k[2][:100]!r}" for k, n in list(dups.items())[:3]]
     return sum(n - 1 for n in dups.values()), samples
-
-
-@contextlib.contextmanager
-def _database(kind: str, tmp: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp / 'storm.db'}"
-        return
-    with postgres() as server:
-        yield fresh_database(server)
 
 
 def _storm(
@@ -508,7 +496,7 @@ def run(
     result = StormResult(database, cases, window, clients=cases)
     with temp_dir("chatops-bench-storm-") as tmp, LoadGenerator() as lg:
         try:
-            with _database(database, tmp) as url:
+            with empty_database(database, tmp / "storm.db") as url:
                 _storm(result, url, tmp, lg, wait_cap, workers, threads)
         except PostgresUnavailable as exc:
             result.skipped = f"PostgreSQL unavailable ({exc})"

@@ -16,7 +16,6 @@ EXPLAIN (ANALYZE, BUFFERS) at the largest size; on SQLite with EXPLAIN QUERY PLA
 
 from __future__ import annotations
 
-import contextlib
 import random
 import re
 import statistics
@@ -24,16 +23,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, text
 
 from bench.common import (
     PostgresUnavailable,
-    fresh_database,
+    empty_database,
     ms,
-    postgres,
     say,
     table,
     temp_dir,
@@ -316,15 +313,6 @@ def _plans(engine: Engine, now: datetime, rules: Any, recorder: _Recorder) -> li
 # --------------------------------------------------------------------------- the run
 
 
-@contextlib.contextmanager
-def _database(kind: str, tmp: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp / 'sweep.db'}"
-        return
-    with postgres() as server:
-        yield fresh_database(server)
-
-
 def _run_one(run: Run, url: str, sizes: list[int], allow_extrapolation: bool) -> None:
     from chatops.db import make_engine
     from chatops.policy import load_policy
@@ -455,7 +443,7 @@ def run(quick: bool, max_cases: int | None = None) -> list[Run]:
             runs.append(current)
             say(f"sweep on {kind}…")
             try:
-                with _database(kind, tmp) as url:
+                with empty_database(kind, tmp / "sweep.db") as url:
                     _run_one(current, url, sizes, allow_extrapolation=True)
             except PostgresUnavailable as exc:
                 current.skipped = f"PostgreSQL unavailable ({exc})"

@@ -14,9 +14,10 @@ same rule as `acknowledge`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import OperationalError
@@ -31,6 +32,8 @@ from chatops.outbox import enqueue
 from chatops.policy import SupportRules
 from chatops.schedule import who_is_on_call
 from models import Case, CaseEvent, OutboxMessage, Page, Person
+
+T = TypeVar("T")
 
 # A step that finds nobody to page is skipped at once, at most this many times in a row.
 _MAX_EMPTY_STEPS = 20
@@ -195,6 +198,19 @@ def _is_deadlock(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "40P01"
 
 
+def _retrying_deadlocks(engine: Engine, work: Callable[[Session], T]) -> T:
+    """`work` in a transaction of its own, run again when PostgreSQL aborted it as one
+    side of a deadlock."""
+    for attempt in range(_DEADLOCK_RETRIES):
+        try:
+            with transaction(engine) as session:
+                return work(session)
+        except OperationalError as exc:
+            if not _is_deadlock(exc) or attempt == _DEADLOCK_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _acknowledge_one(
     session: Session,
     page_id: int,
@@ -245,18 +261,15 @@ def acknowledge(engine: Engine, page_id: int, slack_id: str, now: datetime) -> A
     Any support agent may acknowledge, on call or not (they take the page on; the page
     records who). If the case has no owner yet, the acknowledger becomes its owner.
     """
-    for attempt in range(_DEADLOCK_RETRIES):
-        try:
-            with transaction(engine) as session:
-                person = find_person(session, slack_id)
-                if not is_agent(person):
-                    return AckOutcome("not_agent")
-                assert person is not None
-                return _acknowledge_one(session, page_id, person, now)
-        except OperationalError as exc:
-            if not _is_deadlock(exc) or attempt == _DEADLOCK_RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+
+    def work(session: Session) -> AckOutcome:
+        person = find_person(session, slack_id)
+        if not is_agent(person):
+            return AckOutcome("not_agent")
+        assert person is not None
+        return _acknowledge_one(session, page_id, person, now)
+
+    return _retrying_deadlocks(engine, work)
 
 
 def group_page_ids(session: Session, row_id: int) -> list[int]:
@@ -291,28 +304,25 @@ def acknowledge_group(engine: Engine, row_id: int, slack_id: str, now: datetime)
     transaction and by the same rule as `acknowledge`: agents only, first acknowledgement
     wins per page. Pages are taken in id order so two such clicks queue rather than
     deadlock; a double click finds every page already acknowledged by the first."""
-    for attempt in range(_DEADLOCK_RETRIES):
-        try:
-            with transaction(engine) as session:
-                person = find_person(session, slack_id)
-                if not is_agent(person):
-                    return GroupAckOutcome("not_agent")
-                assert person is not None
-                page_ids = group_page_ids(session, row_id)
-                if not page_ids:
-                    return GroupAckOutcome("no_page")
-                won, already = [], []
-                for page_id in sorted(page_ids):
-                    one = _acknowledge_one(session, page_id, person, now, {"group": row_id})
-                    if one.won:
-                        won.append(one)
-                    elif one.outcome == "already":
-                        already.append(one)
-                return GroupAckOutcome("acknowledged", won, already)
-        except OperationalError as exc:
-            if not _is_deadlock(exc) or attempt == _DEADLOCK_RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+
+    def work(session: Session) -> GroupAckOutcome:
+        person = find_person(session, slack_id)
+        if not is_agent(person):
+            return GroupAckOutcome("not_agent")
+        assert person is not None
+        page_ids = group_page_ids(session, row_id)
+        if not page_ids:
+            return GroupAckOutcome("no_page")
+        won, already = [], []
+        for page_id in sorted(page_ids):
+            one = _acknowledge_one(session, page_id, person, now, {"group": row_id})
+            if one.won:
+                won.append(one)
+            elif one.outcome == "already":
+                already.append(one)
+        return GroupAckOutcome("acknowledged", won, already)
+
+    return _retrying_deadlocks(engine, work)
 
 
 def acknowledge_by_claim(session: Session, case_id: int, slack_id: str, now: datetime) -> None:

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from chatops.cases.service import claim_case
 from handlers import blocks
 from handlers.desk import Desk
-from handlers.text import mention
+from handlers.text import mention, record_id
 
 
 def register_claim(app: App, desk: Desk) -> None:
@@ -25,10 +25,7 @@ def register_claim(app: App, desk: Desk) -> None:
         channel_id = (body.get("channel") or {}).get("id") or body.get("container", {}).get(
             "channel_id"
         )
-        try:
-            case_id = int(action.get("value") or "")
-        except ValueError:
-            case_id = -1
+        case_id = record_id(action.get("value"))
         outcome = claim_case(desk.engine, case_id, user_id, desk.clock.now())
         if outcome.won:
             desk.deliver(case_id)

@@ -28,7 +28,7 @@ from chatops.directory import find_person, is_agent, organisation_of
 from chatops.queues import find_case, parse_case_reference
 from handlers import blocks
 from handlers.desk import Desk
-from handlers.text import clip, escape, escaped_clip, mention
+from handlers.text import clip, escape, escaped_clip, mention, record_id
 from models import Case, CaseEvent, CaseMessage, Organisation, Person
 
 log = logging.getLogger(__name__)
@@ -100,13 +100,6 @@ def _severity_modal(desk: Desk, case: Case, allowed: list[str]) -> dict[str, Any
     ).to_dict()
 
 
-def _case_id(value: Any) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return -1
-
-
 def _load(desk: Desk, case_id: int) -> Case | None:
     with Session(desk.engine) as session:
         return session.get(Case, case_id)
@@ -114,7 +107,7 @@ def _load(desk: Desk, case_id: int) -> Case | None:
 
 def _metadata_case(view: dict[str, Any]) -> int:
     try:
-        return _case_id(json.loads(view.get("private_metadata") or "{}").get("case_id"))
+        return record_id(json.loads(view.get("private_metadata") or "{}").get("case_id"))
     except (ValueError, AttributeError):
         return -1
 
@@ -149,7 +142,7 @@ def register(app: App, desk: Desk) -> None:
             if not is_agent(find_person(session, body["user"]["id"])):
                 refuse(respond, "Only support agents can work cases. Nothing was changed.")
                 return None
-        case = _load(desk, _case_id(action.get("value")))
+        case = _load(desk, record_id(action.get("value")))
         if case is None:
             refuse(respond, "That case does not exist.")
         return case
@@ -240,7 +233,7 @@ def register(app: App, desk: Desk) -> None:
         try:
             done = lifecycle.await_customer(
                 desk.engine,
-                _case_id(action.get("value")),
+                record_id(action.get("value")),
                 body["user"]["id"],
                 desk.rules,
                 desk.clock.now(),
@@ -257,7 +250,7 @@ def register(app: App, desk: Desk) -> None:
         ack()
         try:
             done = lifecycle.reopen(
-                desk.engine, _case_id(action.get("value")), body["user"]["id"], desk.clock.now()
+                desk.engine, record_id(action.get("value")), body["user"]["id"], desk.clock.now()
             )
         except lifecycle.CaseActionRefused as exc:
             refuse(respond, str(exc))
@@ -316,9 +309,9 @@ def register(app: App, desk: Desk) -> None:
         try:
             outcome = lifecycle.answer_survey(
                 desk.engine,
-                _case_id(case_part),
+                record_id(case_part),
                 body["user"]["id"],
-                _case_id(rating),
+                record_id(rating),
                 None,
                 desk.clock.now(),
             )
@@ -337,7 +330,7 @@ def register(app: App, desk: Desk) -> None:
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
         ack()
-        case = _load(desk, _case_id(action.get("value")))
+        case = _load(desk, record_id(action.get("value")))
         if case is None:
             refuse(respond, "That case does not exist.")
             return

@@ -43,7 +43,7 @@ from chatops import health as core
 from chatops.directory import find_person, is_lead
 from chatops.policy import SupportRules
 from handlers.blocks import when
-from handlers.text import clip, escape, escaped_clip
+from handlers.text import clip, escape, escaped_clip, record_id
 from models.health import HealthIncident, HealthUpdate
 
 if TYPE_CHECKING:
@@ -445,13 +445,6 @@ def _answer(body: dict[str, Any], client: WebClient, respond: Respond, text: str
         log.warning("health answer by DM failed: %s", exc.response.get("error"))
 
 
-def _incident_id(value: Any) -> int:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return -1
-
-
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:
     try:
         data = json.loads(view.get("private_metadata") or "{}")
@@ -577,7 +570,7 @@ def register(app: App, desk: Desk) -> None:
             )
             return
         with Session(desk.engine) as session:
-            incident = session.get(HealthIncident, _incident_id(action.get("value")))
+            incident = session.get(HealthIncident, record_id(action.get("value")))
         if incident is None:
             _answer(body, client, respond, "That incident does not exist.")
             return
@@ -641,7 +634,7 @@ def register(app: App, desk: Desk) -> None:
     def submit_status(
         ack: Ack, body: dict[str, Any], view: dict[str, Any], *, resolve: bool
     ) -> None:
-        incident_id = _incident_id(_metadata(view).get("incident_id"))
+        incident_id = record_id(_metadata(view).get("incident_id"))
         change = core.resolve_incident if resolve else core.update_incident
         try:
             change(
@@ -690,7 +683,7 @@ def register(app: App, desk: Desk) -> None:
     ) -> None:
         ack()
         user_id = body["user"]["id"]
-        incident_id = _incident_id(action.get("value"))
+        incident_id = record_id(action.get("value"))
         try:
             new = core.follow(desk.engine, incident_id, user_id, desk.clock.now())
         except core.HealthRefused as exc:

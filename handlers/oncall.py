@@ -23,7 +23,7 @@ from handlers.notices import (
     PermanentFailure,
     render_page_group,
 )
-from handlers.text import escape, mention
+from handlers.text import escape, mention, record_id
 from models import OutboxMessage
 
 OVERRIDE_USAGE = (
@@ -125,10 +125,7 @@ def register(app: App, desk: Desk) -> None:
     ) -> None:
         ack()
         user_id = body["user"]["id"]
-        try:
-            page_id = int(action.get("value") or "")
-        except ValueError:
-            page_id = -1
+        page_id = record_id(action.get("value"))
         outcome = acknowledge(desk.engine, page_id, user_id, desk.clock.now())
         if outcome.won:
             assert outcome.case is not None
@@ -154,10 +151,7 @@ def register(app: App, desk: Desk) -> None:
     ) -> None:
         ack()
         user_id = body["user"]["id"]
-        try:
-            group_id = int(action.get("value") or "")
-        except ValueError:
-            group_id = -1
+        group_id = record_id(action.get("value"))
         outcome = acknowledge_group(desk.engine, group_id, user_id, desk.clock.now())
         if outcome.outcome == "acknowledged":
             # the DM itself shows who took which case, for whoever looks at it later
@@ -177,10 +171,7 @@ def register(app: App, desk: Desk) -> None:
     def downgrade(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         ack()
         user_id = body["user"]["id"]
-        try:
-            case_id = int(action.get("value") or "")
-        except ValueError:
-            case_id = -1
+        case_id = record_id(action.get("value"))
         minutes = desk.rules.duration_minutes(desk.rules.policy.sev_a.downgrade_after_silence)
         reason = f"SC-16: no response from the customer for {minutes} minutes; Sev A lowered to B"
         try:

@@ -1,4 +1,5 @@
-"""Putting text people typed into Slack messages safely."""
+"""Text between the desk and Slack: people's words put into messages safely, and the ids
+buttons and modals carry read back."""
 
 from __future__ import annotations
 
@@ -45,3 +46,12 @@ def slack_date(instant: datetime, fallback: str) -> str:
 
 def mention(slack_user_id: str) -> str:
     return f"<@{slack_user_id}>"
+
+
+def record_id(value: object) -> int:
+    """The id of a case, page or incident that a button's value or a modal's metadata
+    carries; -1 (found nowhere) when it is not a whole number, as in a forged click."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return -1

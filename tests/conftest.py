@@ -4,12 +4,13 @@ roster. Tests act as Slack does (signed requests) and assert on what people woul
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ from chatops.config import Settings
 from chatops.db import make_engine
 from chatops.directory.roster import load_roster
 from chatops.kb import load_articles
-from chatops.standin import SlackSender, SlackStandIn
+from chatops.standin import SlackSender, SlackStandIn, WebApiCall
 from handlers.server import Service, ThreadedServer, build_service
+from handlers.worker import tick
 from models import Case, CaseEvent, OutboxMessage
 from tests.postgres import fresh_database, postgres_cluster
 
@@ -107,6 +109,15 @@ class Desk:
             assert time.monotonic() < deadline, f"delivery pump still busy after {timeout}s"
             time.sleep(0.02)
 
+    def run_worker(self, until: datetime, step: timedelta = timedelta(minutes=1)) -> None:
+        """Tick like `chatops worker` would, every `step` of the desk's clock up to `until`,
+        delivering as it goes."""
+        at = self.clock.now()
+        while at < until:
+            at = min(until, at + step)
+            self.clock.set(at)
+            tick(self.service.desk, at)
+
     @property
     def engine(self) -> Any:
         return self.service.engine
@@ -186,6 +197,28 @@ class Desk:
                 return fresh.card_ts
 
         return self.standin.message(TRIAGE, self.wait_until(card_ts, "card delivered"))
+
+
+def posts(standin: SlackStandIn, channel: str | None = None) -> list[WebApiCall]:
+    """Successful chat.postMessage calls (to one channel, or all), in the order answered."""
+    return [
+        c
+        for c in standin.calls("chat.postMessage")
+        if c.ok and (channel is None or c.args.get("channel") == channel)
+    ]
+
+
+def identity(call: WebApiCall, with_blocks: bool = True) -> tuple[Any, ...]:
+    """What a person sees: where, in which thread, what. With the blocks, two messages that
+    only differ in them (the two days' handoff posts share their fallback text) stay apart."""
+    key: tuple[Any, ...] = (call.args["channel"], call.args.get("thread_ts"), call.args["text"])
+    if with_blocks:
+        key += (json.dumps(call.args.get("blocks"), sort_keys=True),)
+    return key
+
+
+def texts(calls: list[WebApiCall]) -> list[str]:
+    return [str(c.args["text"]) for c in calls]
 
 
 def _make_desk(database_url: str) -> Iterator[Desk]:

@@ -17,7 +17,6 @@ from sqlmodel import Session, select
 from chatops.cases.notices import COALESCED_INTO, GROUP_PAGES, GROUP_ROWS
 from handlers.blocks import PAGE_GROUP_LIST
 from handlers.delivery import OutboxDelivery
-from handlers.worker import tick
 from models import OutboxMessage, Page
 from tests.conftest import TRIAGE, Desk
 
@@ -107,14 +106,6 @@ def _ephemerals(desk: Desk, count: int) -> list[str]:
         "response_url", lambda c: c.args.get("response_type") == "ephemeral", count=count
     )
     return [str(c.args["text"]) for c in calls]
-
-
-def _run(desk: Desk, until: datetime, step: timedelta = timedelta(minutes=1)) -> None:
-    at = desk.clock.now()
-    while at < until:
-        at = min(until, at + step)
-        desk.clock.set(at)
-        tick(desk.service.desk, at)
 
 
 # --- grouping at delivery ---------------------------------------------------------------
@@ -225,7 +216,7 @@ def test_acknowledge_all_takes_every_page_listed(desk: Desk) -> None:
     acked = [m for m in desk.outbox() if m.kind == "page.acknowledged"]
     assert sorted(m.case_id for m in acked) == sorted(case_ids)
     # and the escalation stops for all of them
-    _run(desk, WED_0840 + timedelta(minutes=30))
+    desk.run_worker(WED_0840 + timedelta(minutes=30))
     assert {m.payload["step"] for m in desk.outbox() if m.kind == "page.notify"} == {0}
 
 
@@ -333,7 +324,7 @@ def test_an_unacknowledged_group_escalates_and_later_steps_group_too(desk: Desk)
     assert len(_page_dms(desk, ELI)) == 1
     # nobody acknowledges: after 5 minutes step 2 pages the secondary (Lee), after 10 the
     # leads (Lee again): each step reaches Lee as one DM for all four cases
-    _run(desk, WED_0840 + timedelta(minutes=10))
+    desk.run_worker(WED_0840 + timedelta(minutes=10))
     dms = _page_dms(desk, LEE)
     assert len(dms) == 2
     assert "for *4* Sev A cases (step 2 of 8)" in json.dumps(dms[0]["blocks"])
@@ -346,7 +337,7 @@ def test_an_unacknowledged_group_escalates_and_later_steps_group_too(desk: Desk)
     [reply] = _ephemerals(desk, 1)
     assert "You acknowledged the pages for 4 cases" in reply
     steps_before = len([m for m in desk.outbox() if m.kind == "page.notify"])
-    _run(desk, WED_0840 + timedelta(minutes=40))
+    desk.run_worker(WED_0840 + timedelta(minutes=40))
     assert len([m for m in desk.outbox() if m.kind == "page.notify"]) == steps_before
     assert {p.acknowledged_by for p in _pages(desk)} == {LEE}
     assert sorted(e.case_id for e in desk.events("page_acknowledged")) == sorted(case_ids)

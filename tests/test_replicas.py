@@ -35,7 +35,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -71,8 +70,8 @@ from chatops.db import make_engine
 from chatops.standin import Response, SlackSender, SlackStandIn, WebApiCall
 from handlers.blocks import STATUS_LABELS
 from models import Case, CaseEvent, OutboxMessage, Person, SweepMark
-from tests.conftest import ROOT, ROSTER, SECRET, TRIAGE
-from tests.postgres import fresh_database
+from tests.conftest import ROOT, ROSTER, SECRET, TRIAGE, identity, posts
+from tests.postgres import _free_port, fresh_database
 
 pytestmark = pytest.mark.postgres
 
@@ -308,12 +307,6 @@ class Replicas:
         return self.standin.message(TRIAGE, call.response["ts"])
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/healthz", timeout=2) as answer:
@@ -361,7 +354,7 @@ def replicas(
         )
         urls = []
         for n in range(SERVE_PROCESSES):
-            port = free_port()
+            port = _free_port()
             world.start(
                 f"serve-{n}",
                 "serve",
@@ -399,26 +392,6 @@ def replicas(
 
 
 # ------------------------------------------------------------------------------ reading Slack
-
-
-def posts(standin: SlackStandIn, channel: str | None = None) -> list[WebApiCall]:
-    """Successful chat.postMessage calls (to one channel, or all), in the order answered."""
-    return [
-        c
-        for c in standin.calls("chat.postMessage")
-        if c.ok and (channel is None or c.args.get("channel") == channel)
-    ]
-
-
-def identity(call: WebApiCall) -> tuple[Any, ...]:
-    """What a person sees: where, in which thread, what (the blocks keep apart two messages
-    that share their fallback text, such as the two days' handoff posts)."""
-    return (
-        call.args["channel"],
-        call.args.get("thread_ts"),
-        call.args["text"],
-        json.dumps(call.args.get("blocks"), sort_keys=True),
-    )
 
 
 def is_page_dm(call: WebApiCall) -> bool:

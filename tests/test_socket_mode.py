@@ -31,7 +31,7 @@ from chatops.standin import SlackStandIn
 from chatops.standin.socketmode import SocketModeSender, SocketModeServer
 from handlers.server import build_service
 from handlers.socket_mode import SocketModeService, start_socket_mode
-from tests.conftest import OPEN_HOURS, ROOT, ROSTER, SECRET, TRIAGE, Desk
+from tests.conftest import INTAKE_DEFAULTS, OPEN_HOURS, ROOT, ROSTER, SECRET, TRIAGE, Desk
 from tests.postgres import _free_port
 
 pytestmark = pytest.mark.timeout(90)
@@ -264,17 +264,7 @@ def test_serve_socket_mode_process_without_signing_secret(tmp_path: Path) -> Non
             assert reply.status == 200 and "contact_support" in reply.body
             slack.click_in("U0ALICE", reply.json(), "contact_support", channel_id="C_GENERAL")
             standin.wait_for("views.open", timeout=10)
-            submitted = slack.submit_view(
-                "U0ALICE",
-                {
-                    "category": "technical",
-                    "topic": "mail",
-                    "severity": "B",
-                    "title": "Forwarding to shared mailbox stopped",
-                    "description": "Since Monday mail sent to sales@ is no longer forwarded.",
-                    "contact_method": "chat",
-                },
-            )
+            submitted = slack.submit_view("U0ALICE", INTAKE_DEFAULTS)
             assert submitted.status == 200 and "errors" not in submitted.body, submitted.body
             [card] = standin.wait_for(
                 "chat.postMessage", lambda c: c.args["channel"] == TRIAGE, timeout=10

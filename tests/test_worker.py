@@ -17,15 +17,6 @@ BJ = timedelta(hours=8)
 WED_0840 = datetime(2026, 11, 25, 0, 40, tzinfo=UTC)  # Wed 08:40 Beijing
 
 
-def _run(desk: Desk, until: datetime, step: timedelta = timedelta(minutes=1)) -> None:
-    """Tick like a worker would, every `step`, delivering as it goes."""
-    at = desk.clock.now()
-    while at < until:
-        at = min(until, at + step)
-        desk.clock.set(at)
-        tick(desk.service.desk, at)
-
-
 def _rows(desk: Desk, kind: str) -> list[OutboxMessage]:
     return [m for m in desk.outbox() if m.kind == kind]
 
@@ -41,7 +32,7 @@ def _sev_a(desk: Desk) -> int:
 def test_a_simulated_day_sends_each_notice_once_at_its_instant(desk: Desk) -> None:
     desk.clock.set(WED_0840)
     sev_a = _sev_a(desk)
-    _run(desk, WED_0840 + timedelta(hours=3))
+    desk.run_worker(WED_0840 + timedelta(hours=3))
     # Paging: step 1 at once to the primary on call (Eli until 09:00), then every 5 minutes
     # (secondary Lee, the leads, the channel, and round again) until 8 steps are spent.
     pages = _rows(desk, "page.notify")
@@ -92,10 +83,10 @@ def test_no_warning_while_the_clock_is_stopped_overnight(desk: Desk) -> None:
     desk.clock.set(opened)
     case = desk.open_case("U0ALICE")
     assert case.first_response_due == datetime(2026, 11, 26, 15, 30, tzinfo=UTC)
-    _run(desk, opened + timedelta(hours=10), step=timedelta(minutes=5))  # through the night
+    desk.run_worker(opened + timedelta(hours=10), step=timedelta(minutes=5))  # through the night
     assert [m for m in desk.outbox() if m.kind.startswith("sla.")] == []
     desk.clock.set(datetime(2026, 11, 26, 13, 0, tzinfo=UTC))
-    _run(desk, datetime(2026, 11, 26, 16, 0, tzinfo=UTC))
+    desk.run_worker(datetime(2026, 11, 26, 16, 0, tzinfo=UTC))
     [warning] = _rows(desk, "sla.warning")
     [breach] = _rows(desk, "sla.breach")
     assert warning.created_at == datetime(2026, 11, 26, 13, 30, tzinfo=UTC)
@@ -117,7 +108,7 @@ def test_warning_goes_to_the_owner_too(desk: Desk) -> None:
     desk.slack.click_in("U0AGENT1", desk.card(case), "claim_case", channel_id=TRIAGE)
     desk.standin.wait_for("chat.update")
     assert case.first_response_due is not None
-    _run(desk, case.first_response_due, step=timedelta(minutes=30))
+    desk.run_worker(case.first_response_due, step=timedelta(minutes=30))
     owner_dm = desk.standin.dm_channel("U0AGENT1")
     dms = [c for c in desk.standin.calls("chat.postMessage") if c.args["channel"] == owner_dm]
     assert any("about to miss" in json.dumps(c.args["blocks"]) for c in dms)
@@ -165,7 +156,7 @@ def test_acknowledge_stops_the_escalation_and_first_ack_wins(desk: Desk) -> None
     assert page.acknowledged_by in ("U0AGENT2", "U0LEAD")  # any agent may acknowledge
     [case] = desk.cases()
     assert case.status == "claimed"  # the acknowledger owns the unclaimed case
-    _run(desk, WED_0840 + timedelta(minutes=30))
+    desk.run_worker(WED_0840 + timedelta(minutes=30))
     steps = {m.payload["step"] for m in _rows(desk, "page.notify")}
     assert steps == {0}  # no escalation after the acknowledgement
 
@@ -194,7 +185,7 @@ def test_claiming_a_sev_a_case_acknowledges_its_page(desk: Desk) -> None:
     case = next(c for c in desk.cases() if c.id == case_id)
     desk.slack.click_in("U0AGENT1", desk.card(case), "claim_case", channel_id=TRIAGE)
     desk.standin.wait_for("chat.update")
-    _run(desk, WED_0840 + timedelta(minutes=20))
+    desk.run_worker(WED_0840 + timedelta(minutes=20))
     assert {m.payload["step"] for m in _rows(desk, "page.notify")} == {0}
     with Session(desk.engine) as session:
         [page] = session.exec(select(Page)).all()
@@ -224,7 +215,7 @@ def test_handoff_summarises_long_lists(desk: Desk) -> None:
     desk.clock.set(datetime(2026, 11, 25, 0, 30, tzinfo=UTC))
     for i in range(12):
         desk.open_case("U0ALICE", severity="C", title=f"Question {i}")
-    _run(desk, datetime(2026, 11, 25, 1, 1, tzinfo=UTC), step=timedelta(minutes=10))
+    desk.run_worker(datetime(2026, 11, 25, 1, 1, tzinfo=UTC), step=timedelta(minutes=10))
     posts = [c for c in desk.standin.calls("chat.postMessage") if c.args["channel"] == "C0HANDOFF"]
     assert len(posts) == 1
     text = json.dumps(posts[0].args["blocks"])
@@ -239,7 +230,7 @@ def test_downgrade_offer_is_recorded_with_who_and_why(desk: Desk) -> None:
     case = next(c for c in desk.cases() if c.id == case_id)
     desk.slack.click_in("U0AGENT1", desk.card(case), "claim_case", channel_id=TRIAGE)
     desk.standin.wait_for("chat.update")
-    _run(desk, WED_0840 + timedelta(hours=2), step=timedelta(minutes=5))
+    desk.run_worker(WED_0840 + timedelta(hours=2), step=timedelta(minutes=5))
     channel = desk.standin.dm_channel("U0AGENT1")
     offer = desk.standin.wait_for(
         "chat.postMessage",

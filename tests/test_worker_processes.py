@@ -34,9 +34,8 @@ from chatops.cases.service import open_case
 from chatops.db import make_engine
 from chatops.policy import SupportRules, load_policy
 from chatops.standin import SlackStandIn
-from chatops.standin.webapi import WebApiCall
 from models import Case, OutboxMessage
-from tests.conftest import ROOT, ROSTER, SECRET, TRIAGE
+from tests.conftest import INTAKE_DEFAULTS, ROOT, ROSTER, SECRET, TRIAGE, identity, posts, texts
 from tests.postgres import fresh_database
 
 pytestmark = pytest.mark.postgres
@@ -114,17 +113,7 @@ class World:
             return list(session.exec(select(Case).order_by(Case.id)).all())  # type: ignore[arg-type]
 
     def open(self, who: str, at: datetime, **values: Any) -> Case:
-        fields: dict[str, Any] = {
-            "category": "technical",
-            "topic": "mail",
-            "severity": "B",
-            "title": "Forwarding to shared mailbox stopped",
-            "description": "Since Monday mail sent to sales@ is no longer forwarded.",
-            "contact_method": "chat",
-            "phone": None,
-            "email": None,
-            **values,
-        }
+        fields: dict[str, Any] = {**INTAKE_DEFAULTS, "phone": None, "email": None, **values}
         if fields["severity"] == "A":
             fields.setdefault("business_impact", "Nobody in the company can send mail")
             fields.setdefault("available_contact", "Alice, +86 10 5555 0101, all day")
@@ -211,28 +200,6 @@ def world(postgres_server: str) -> Iterator[World]:
 
 
 # ------------------------------------------------------------------------------ reading Slack
-
-
-def posts(standin: SlackStandIn, channel: str | None = None) -> list[WebApiCall]:
-    """Successful chat.postMessage calls (to one channel, or all)."""
-    return [
-        c
-        for c in standin.calls("chat.postMessage")
-        if c.ok and (channel is None or c.args.get("channel") == channel)
-    ]
-
-
-def identity(call: WebApiCall, with_blocks: bool = True) -> tuple[Any, ...]:
-    """What a person sees: where, in which thread, what. With the blocks, two messages that
-    only differ in them (the two days' handoff posts share their fallback text) stay apart."""
-    key: tuple[Any, ...] = (call.args["channel"], call.args.get("thread_ts"), call.args["text"])
-    if with_blocks:
-        key += (json.dumps(call.args.get("blocks"), sort_keys=True),)
-    return key
-
-
-def texts(calls: list[WebApiCall]) -> list[str]:
-    return [str(c.args["text"]) for c in calls]
 
 
 def assert_all_sent(world: World) -> list[OutboxMessage]:

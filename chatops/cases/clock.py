@@ -17,6 +17,7 @@ Each change writes an audit event with the old and the new due.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -183,14 +184,23 @@ def _close_pause(session: Session, case: Case, now: datetime) -> None:
     case.sla_checkpoint_at = now
 
 
-def pause_clock(engine: Engine, case_id: int, rules: SupportRules, now: datetime) -> DueChange:
-    """Stop the first-response clock while the case awaits the customer, where the policy
-    says so; otherwise leave it running. Idempotent."""
+def _on_locked_case(
+    engine: Engine, case_id: int, change: Callable[[Session, Case], DueChange]
+) -> DueChange:
+    """`change` in a transaction of its own, on the case locked for it."""
     with transaction(engine) as session:
         case = session.get(Case, case_id, with_for_update=True)
         if case is None:
             raise ClockChangeRefused("That case does not exist.")
-        return pause_case_clock(session, case, rules, now)
+        return change(session, case)
+
+
+def pause_clock(engine: Engine, case_id: int, rules: SupportRules, now: datetime) -> DueChange:
+    """Stop the first-response clock while the case awaits the customer, where the policy
+    says so; otherwise leave it running. Idempotent."""
+    return _on_locked_case(
+        engine, case_id, lambda session, case: pause_case_clock(session, case, rules, now)
+    )
 
 
 def pause_case_clock(session: Session, case: Case, rules: SupportRules, now: datetime) -> DueChange:
@@ -220,11 +230,9 @@ def pause_case_clock(session: Session, case: Case, rules: SupportRules, now: dat
 
 def resume_clock(engine: Engine, case_id: int, rules: SupportRules, now: datetime) -> DueChange:
     """Restart a paused clock; the due moves by the business time spent paused."""
-    with transaction(engine) as session:
-        case = session.get(Case, case_id, with_for_update=True)
-        if case is None:
-            raise ClockChangeRefused("That case does not exist.")
-        return resume_case_clock(session, case, rules, now)
+    return _on_locked_case(
+        engine, case_id, lambda session, case: resume_case_clock(session, case, rules, now)
+    )
 
 
 def resume_case_clock(
