@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
-from sqlmodel import Session
 
 from chatops.cases.intake import refusal_for_requester
+from chatops.db import reading
 from chatops.directory import admins_of, find_person, find_requester
 from chatops.kb import search_articles
 from chatops.policy.hours import support_lines
@@ -73,7 +73,7 @@ def register(app: App, desk: Desk) -> None:
 
 
 def _reader_tz(desk: Desk, user_id: str) -> str | None:
-    with Session(desk.engine) as session:
+    with reading(desk.engine) as session:
         person = find_person(session, user_id)
         return person.tz if person else None
 
@@ -91,7 +91,7 @@ def _unknown_subcommand(word: str, known: list[str]) -> str:
 def question_reply(desk: Desk, user_id: str, question: str) -> list[dict[str, Any]]:
     """What `/support <question>` answers, by who is asking (SC-1, SC-3, SC-25)."""
     # SC-25: self-help is for everyone, so everyone gets the matching articles.
-    with Session(desk.engine) as session:
+    with reading(desk.engine) as session:
         hits = search_articles(session, question, limit=3)
         person, organisation = find_requester(session, user_id)
         refusal = refusal_for_requester(person, organisation, desk.rules)

@@ -41,7 +41,7 @@ from sqlmodel import Session
 from chatops import metrics
 from chatops.cases.notices import COALESCED_INTO, GROUP_PAGES, GROUP_ROWS, PAGE
 from chatops.clock import Clock
-from chatops.db import insert_if_absent, transaction
+from chatops.db import insert_if_absent, reading, transaction
 from chatops.policy import SupportRules
 from chatops.verification import CODE_NOTICE
 from handlers.notices import (
@@ -119,7 +119,7 @@ class OutboxDelivery:
 
     def _one_pass(self, case_id: int | None, limit: int, as_of: datetime | None) -> int:
         now = max(as_of, self.clock.now()) if as_of else self.clock.now()
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             query = select(OutboxMessage).where(OutboxMessage.status == "pending")
             if case_id is not None:
                 query = query.where(OutboxMessage.case_id == case_id)
@@ -171,7 +171,7 @@ class OutboxDelivery:
 
     def _send(self, row_id: int | None) -> bool:
         # Read what the message needs, then let go of the database before calling Slack.
-        with Session(self.engine, expire_on_commit=False) as session:
+        with reading(self.engine, expire_on_commit=False) as session:
             row = session.get(OutboxMessage, row_id)
             assert row is not None
             try:
@@ -250,7 +250,7 @@ class OutboxDelivery:
 
     def _page_rows(self, user: str, now: datetime, tried: set[int]) -> list[OutboxMessage]:
         """Pending page DMs to `user` that are due, oldest first."""
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             rows = session.scalars(
                 select(OutboxMessage)
                 .where(
@@ -316,7 +316,7 @@ class OutboxDelivery:
 
     def _send_group(self, rows: list[OutboxMessage]) -> bool:
         """Post one message for `rows` (leased here) and mark every row sent."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        with reading(self.engine, expire_on_commit=False) as session:
             try:
                 outgoing: Outgoing | PermanentFailure = prepare_pages(
                     session, rows, self.rules, self.clock.now()

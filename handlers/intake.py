@@ -10,10 +10,10 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlmodel import Session
 
 from chatops.cases.intake import IntakeForm, IntakeRejected, OutOfScope, refusal_for_requester
 from chatops.cases.service import open_case
+from chatops.db import reading
 from chatops.directory import find_requester, learn_timezone
 from handlers import blocks
 from handlers.desk import Desk
@@ -94,7 +94,7 @@ def register(app: App, desk: Desk) -> None:
         modal = blocks.intake_modal(choices, desk.rules, desk.clock.now())
         if form.category == choices.category and form.topic:
             # SC-5: a known incident on that service comes first, with Follow this incident
-            with Session(desk.engine) as session:
+            with reading(desk.engine) as session:
                 notice = intake_notice(
                     session,
                     form.topic,
@@ -130,7 +130,7 @@ def initial_choices(
     desk: Desk, user_id: str, question: str
 ) -> tuple[blocks.IntakeChoices | None, str | None]:
     """The modal's starting state for this person, or the reason they get no modal."""
-    with Session(desk.engine) as session:
+    with reading(desk.engine) as session:
         person, organisation = find_requester(session, user_id)
         refusal = refusal_for_requester(person, organisation, desk.rules)
         if refusal is not None:

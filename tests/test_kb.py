@@ -15,11 +15,19 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session, SQLModel, select
 
-from chatops.db import create_schema, make_engine
-from chatops.kb import ArticleHit, LoadSummary, ensure_search_index, load_articles, search_articles
+from chatops.db import create_schema, make_engine, reading
+from chatops.directory import find_person
+from chatops.kb import (
+    ArticleHit,
+    LoadSummary,
+    ensure_search_index,
+    load_articles,
+    search,
+    search_articles,
+)
 from chatops.kb.loader import markdown_to_text, read_articles
 from chatops.kb.search import SNIPPET_MAX, fts5_query, pg_tsquery, query_tokens
 from chatops.yamlfile import FileError
@@ -448,6 +456,41 @@ def test_search_in_a_session_when_the_index_was_lost(engine: Engine) -> None:
         assert search_articles(session, "shared mailbox") == hits
 
 
+def _drop_sqlite_index(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for name in ("article_fts_ai", "article_fts_ad", "article_fts_au"):
+            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+        conn.exec_driver_sql("DROP TABLE article_fts")
+
+
+def test_a_trusted_index_that_went_away_is_rebuilt(engine: Engine) -> None:
+    # A process that has searched trusts the index for a while without asking the catalogue;
+    # when a search then finds it gone, it rebuilds it rather than failing the request.
+    load_articles(engine, KB)
+    assert search_articles(engine, "shared mailbox")[0].slug == "shared-mailboxes"
+    _drop_sqlite_index(engine)
+    assert search_articles(engine, "shared mailbox")[0].slug == "shared-mailboxes"
+    _drop_sqlite_index(engine)
+    with reading(engine) as session:  # the way `/support` searches
+        assert search_articles(session, "shared mailbox")[0].slug == "shared-mailboxes"
+        assert search_articles(session, "shared mailbox")[0].slug == "shared-mailboxes"
+
+
+def test_a_trusted_index_is_asked_about_again_after_a_while(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_articles(engine, KB)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    for _ in range(3):
+        search_articles(engine, "shared mailbox")
+    catalogue = [s for s in statements if "sqlite_master" in s]
+    assert len(catalogue) <= 1  # asked once, then trusted
+    monkeypatch.setattr(search, "INDEX_RECHECK_SECONDS", 0.0)
+    search_articles(engine, "shared mailbox")
+    assert len([s for s in statements if "sqlite_master" in s]) == len(catalogue) + 1
+
+
 def test_a_fresh_database_with_no_tables(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'bare.db'}")  # no create_schema
     assert search_articles(engine, "mail") == []
@@ -476,6 +519,21 @@ def test_ranking_on_postgres(pg_shipped: Engine) -> None:
         assert search_articles(session, "shared mailbox") == search_articles(
             pg_shipped, "shared mailbox"
         )
+
+
+@pytest.mark.postgres
+def test_a_trusted_index_that_went_away_is_rebuilt_on_postgres(pg_shipped: Engine) -> None:
+    assert search_articles(pg_shipped, "shared mailbox")[0].slug == "shared-mailboxes"
+    with pg_shipped.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE article DROP COLUMN search")
+    with reading(pg_shipped) as session:
+        assert search_articles(session, "shared mailbox")[0].slug == "shared-mailboxes"
+        assert find_person(session, "U-NOBODY") is None  # the session goes on working
+    with Session(pg_shipped) as session:  # and in a transaction, which the failure ended
+        with pg_shipped.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE article DROP COLUMN search")
+        assert search_articles(session, "shared mailbox")[0].slug == "shared-mailboxes"
+        assert find_person(session, "U-NOBODY") is None
 
 
 @pytest.mark.postgres

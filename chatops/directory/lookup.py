@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, bindparam, update
 from sqlmodel import Session, select
 
 from chatops.db import transaction
 from models import BotChannel, Organisation, Person
 
+# Built once: nearly every request asks who the sender is, and building the statement costs
+# more than the database answering it.
+_PERSON = select(Person).where(Person.slack_user_id == bindparam("slack_user_id"))
+_REQUESTER = (
+    select(Person, Organisation)
+    .join(Organisation, Person.organisation_id == Organisation.id, isouter=True)  # type: ignore[arg-type]
+    .where(Person.slack_user_id == bindparam("slack_user_id"))
+)
+
 
 def find_person(session: Session, slack_user_id: str) -> Person | None:
     """The person with this Slack user id, or None if the directory does not know them."""
-    return session.exec(select(Person).where(Person.slack_user_id == slack_user_id)).first()
+    return session.exec(_PERSON, params={"slack_user_id": slack_user_id}).first()
 
 
 def find_requester(
@@ -21,11 +30,7 @@ def find_requester(
 ) -> tuple[Person | None, Organisation | None]:
     """`find_person` and `organisation_of` in one query: what every request from a customer
     asks first (who is this, which organisation), one round trip instead of two."""
-    row = session.exec(
-        select(Person, Organisation)
-        .join(Organisation, Person.organisation_id == Organisation.id, isouter=True)  # type: ignore[arg-type]
-        .where(Person.slack_user_id == slack_user_id)
-    ).first()
+    row = session.exec(_REQUESTER, params={"slack_user_id": slack_user_id}).first()
     if row is None:
         return None, None
     return row[0], row[1]

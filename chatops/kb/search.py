@@ -34,14 +34,17 @@ highlight markers, whitespace collapsed, cut at a word to at most 200 characters
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from chatops.db import WRITE_OPTION
+from chatops.db import WRITE_OPTION, base_engine
 from models.article import Article
 
 SNIPPET_MAX = 200
@@ -232,10 +235,29 @@ _PG_SEARCH = text(
 )
 
 
-def _engine_of(bind: Any) -> Engine:
-    if isinstance(bind, Connection):
-        return bind.engine
-    return bind  # type: ignore[no-any-return]
+# A process that has seen the index trusts it for a while instead of asking the catalogue
+# before every search (on PostgreSQL one more round trip per `/support`). A search that then
+# fails because the index went away (tables dropped and made again) forgets it at once.
+INDEX_RECHECK_SECONDS = 60.0
+_index_seen: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def _search_with_index(conn: Connection, tokens: list[str], limit: int) -> list[ArticleHit] | None:
+    """The search on `conn`, or None when the index is missing there (nothing is created)."""
+    pool = conn.engine.pool
+    seen = _index_seen.get(pool)
+    trusted = seen is not None and time.monotonic() - seen < INDEX_RECHECK_SECONDS
+    if not trusted:
+        if not _index_present(conn):
+            return None
+        _index_seen[pool] = time.monotonic()
+    try:
+        return _run(conn, tokens, limit)
+    except DBAPIError:
+        if not trusted:
+            raise
+        _index_seen.pop(pool, None)
+        return None
 
 
 def search_articles(
@@ -251,17 +273,23 @@ def search_articles(
     if not tokens or limit <= 0:
         return []
     if isinstance(session_or_engine, Session):
-        # One connection for the check and the search: a request pays for one checkout.
-        conn = session_or_engine.connection()
-        if _index_present(conn):
-            return _run(conn, tokens, limit)
-        engine = _engine_of(session_or_engine.get_bind())
-        ensure_search_index(engine)
-        with engine.connect() as fresh:  # the session's snapshot may predate the index
-            return _run(fresh, tokens, limit)
-    ensure_search_index(session_or_engine)
-    with session_or_engine.connect() as conn:
-        return _run(conn, tokens, limit)
+        # One connection for the search and the session's other reads: a request pays for
+        # one checkout.
+        hits = _search_with_index(session_or_engine.connection(), tokens, limit)
+        if hits is not None:
+            return hits
+        # A failed statement ends a PostgreSQL transaction: start the session afresh.
+        session_or_engine.rollback()
+        engine = base_engine(session_or_engine.get_bind())
+    else:
+        engine = base_engine(session_or_engine)
+        with engine.connect() as conn:
+            hits = _search_with_index(conn, tokens, limit)
+        if hits is not None:
+            return hits
+    ensure_search_index(engine)
+    with engine.connect() as fresh:  # the session's snapshot may predate the index
+        return _run(fresh, tokens, limit)
 
 
 def _run(conn: Connection, tokens: list[str], limit: int) -> list[ArticleHit]:
