@@ -24,9 +24,13 @@ from typing import Any
 from slack_bolt import Ack, BoltContext, BoltResponse
 
 ACK_TIMEOUT = 3.0  # Bolt's own: after this the request is answered without the ack
-# Bolt's default is 5 threads; a request's ack waits for a free one, so a burst of listeners
-# that write after their ack (a claim) would hold up the next acks.
-LISTENER_THREADS = 32
+# A request's ack waits for a free thread, and a listener keeps its thread for the work after
+# its ack (a claim's transaction, a modal's Slack call). Under a burst that work queues on
+# the database's write lock; with few threads (Bolt's default is 5, this was 32) every thread
+# is soon busy with it and new clicks wait for one, past Slack's 3 s. The pool only starts a
+# thread when none is idle, so this is a ceiling for bursts, not a cost at rest; above it
+# acks wait again. PostgreSQL connections stay capped by the engine's pool (10 + 20).
+LISTENER_THREADS = 256
 
 
 class WakingAck(Ack):

@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 
 from chatops.standin import SlackStandIn
 from handlers.app import ParsedRequest, parse_slack_body
-from handlers.listener_pool import ListenerPool, WakingAck
+from handlers.listener_pool import LISTENER_THREADS, ListenerPool, WakingAck
 from tests.conftest import Desk
 
 SECRET = "pool-test-secret"
@@ -96,6 +96,32 @@ def test_work_after_the_ack_does_not_hold_the_answer(
     assert finished.wait(5)
     assert bolt_sleeps == []
     pool.shutdown()
+
+
+def test_a_burst_of_work_after_acks_does_not_hold_up_the_next_acks(slack: SlackStandIn) -> None:
+    # 60 clicks whose listeners ack and then wait (as claims do, queued on the database's
+    # write lock) while more clicks arrive: each next click must still be answered at once,
+    # not after a busy thread frees up (with 32 threads the 33rd waited Slack's whole 3 s).
+    pool = ListenerPool(LISTENER_THREADS)
+    release = threading.Event()
+    app = _app(pool, slack)
+
+    @app.command("/support")
+    def support(ack: Ack) -> None:
+        ack(text="on it")
+        release.wait(10)
+
+    try:
+        answer_times = []
+        for _ in range(60):
+            started = time.monotonic()
+            response = app.dispatch(_command("x"))
+            answer_times.append(time.monotonic() - started)
+            assert response.status == 200 and "on it" in response.body
+        assert max(answer_times) < 1.0, max(answer_times)
+    finally:
+        release.set()
+        pool.shutdown()
 
 
 def test_a_listener_failing_before_its_ack_is_answered_at_once(slack: SlackStandIn) -> None:
