@@ -767,7 +767,8 @@ def test_a_day_on_three_serve_and_two_worker_processes(replicas: Replicas) -> No
     assert len(updates) == kinds[CARD_REFRESH]
     # Slack's pace: posts to one channel, from whichever process, kept their distance: the
     # k-th post after another came at least k paces later. A post reaches Slack at its slot
-    # or a little after (`at` is stamped as the stand-in answers), hence the allowance.
+    # or a little after (`at` is stamped as the request reaches the stand-in), hence the
+    # allowance.
     by_channel: dict[str, list[float]] = {}
     for call in sent:
         by_channel.setdefault(str(call.args["channel"]), []).append(call.at)

@@ -440,7 +440,7 @@ def test_posts_to_one_channel_keep_slacks_pace_across_processes(world: World) ->
     assert delivered == 8  # 4 cards, 4 requester DMs
     cards = posts(world.standin, TRIAGE)
     assert sorted(t.split(" ")[0] for t in texts(cards)) == [c.number for c in cases]
-    # WebApiCall.at is time.time() (wall clock), stamped as the stand-in answers.
+    # WebApiCall.at is time.time() (wall clock), stamped as the request arrives.
     stamps = [c.at for c in cards]
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     print(f"posts to {TRIAGE} apart by {[round(g, 3) for g in gaps]}s")

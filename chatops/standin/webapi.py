@@ -62,6 +62,7 @@ class WebApiCall:
     ``args`` holds the arguments with JSON strings (``view``, ``blocks`` ...) already parsed and
     without ``token``.  ``failed`` is true when the answer was not a success (HTTP error or
     ``ok: false``); ``injected`` is true when the failure came from :meth:`SlackStandIn.fail_next`.
+    ``at`` is when the request arrived (wall clock, ``time.time()``).
     """
 
     method: str
@@ -1536,7 +1537,9 @@ class SlackStandIn:
         self._ephemerals.setdefault(str(user), []).append(message)
         hook["last_ts"] = message["ts"]
 
-    def _handle_response_url(self, req: BaseHTTPRequestHandler, hook_id: str, raw: bytes) -> None:
+    def _handle_response_url(
+        self, req: BaseHTTPRequestHandler, hook_id: str, raw: bytes, arrived: float
+    ) -> None:
         url = f"{self.base_url}/response/{hook_id}"
         delay = self._delay_for("response_url")
         if delay:
@@ -1576,7 +1579,7 @@ class SlackStandIn:
                 method="response_url",
                 args=copy.deepcopy(args),
                 token=None,
-                at=time.time(),
+                at=arrived,
                 status=status,
                 response=text,
                 failed=status != 200 or text != "ok",
@@ -1647,9 +1650,13 @@ class SlackStandIn:
         parsed = urllib.parse.urlsplit(req.path)
         length = int(req.headers.get("Content-Length") or 0)
         raw = req.rfile.read(length) if length > 0 else b""
+        # When the call reached "Slack": what its rate limits count. Stamped before the
+        # stand-in's own work (its lock, injected delays), which a busy machine can stretch
+        # enough to bunch the answers of calls that arrived well apart.
+        arrived = time.time()
         path = parsed.path
         if path.startswith("/response/") and verb == "POST":
-            self._handle_response_url(req, path[len("/response/") :].strip("/"), raw)
+            self._handle_response_url(req, path[len("/response/") :].strip("/"), raw, arrived)
             return
         if not path.startswith("/api/"):
             self._send(req, 404, b"not found", "text/plain")
@@ -1707,7 +1714,7 @@ class SlackStandIn:
                 method=method,
                 args=copy.deepcopy(args),
                 token=token,
-                at=time.time(),
+                at=arrived,
                 status=status,
                 response=copy.deepcopy(response),
                 failed=status != 200 or not response.get("ok"),
