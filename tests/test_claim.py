@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -105,3 +107,34 @@ def test_twenty_concurrent_claims_one_winner_sqlite(desk: Desk) -> None:
 @pytest.mark.postgres
 def test_twenty_concurrent_claims_one_winner_postgres(pg_desk: Desk) -> None:
     _concurrent_claims(pg_desk, [AGENTS[i % 3] for i in range(20)])
+
+
+def test_clicks_are_answered_at_once_while_earlier_claims_wait_on_the_database(
+    desk: Desk,
+) -> None:
+    # Another process holds SQLite's write lock, so every claim waits after its ack. A burst
+    # of clicks must still be answered at once (Slack gives up after 3 s); when the lock
+    # goes, the first claim wins and every other click is told who has the case.
+    case = desk.open_case("U0ALICE")
+    card = desk.card(case)
+    desk.settle()
+    other_process = sqlite3.connect(str(desk.engine.url.database), isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")
+    clickers = [AGENTS[i % 3] for i in range(40)]
+    try:
+        answer_times = []
+        for user in clickers:
+            started = time.monotonic()
+            assert _claim(desk, user, card) == 200
+            answer_times.append(time.monotonic() - started)
+        assert max(answer_times) < 1.0, [round(t, 2) for t in answer_times]
+        assert desk.events("claimed") == []  # nothing could be written yet
+    finally:
+        other_process.execute("ROLLBACK")
+        other_process.close()
+    losers = desk.standin.wait_for("chat.postEphemeral", count=len(clickers) - 1, timeout=30)
+    assert all("already claimed by" in c.args["text"] for c in losers)
+    desk.standin.wait_for("chat.update")
+    assert len(desk.events("claimed")) == 1
+    [stored] = desk.cases()
+    assert stored.assignee_id is not None
