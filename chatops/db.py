@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
 import models  # noqa: F401  (registers the tables)
@@ -38,7 +40,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -48,6 +50,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # its turn. Read-only sessions stay deferred so WAL readers never wait, and
             # `reading` sessions open none: each statement is its own.
             options = conn.get_execution_options()
+            _sqlite_busy_timeout(conn, bool(options.get(WRITE_OPTION)))
             if options.get(WRITE_OPTION):
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             elif not options.get(READ_OPTION):
@@ -62,7 +65,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "begin")
+    def _postgres_begin(conn: Any) -> None:
+        if not conn.get_execution_options().get(WRITE_OPTION):
+            return
+        remaining = _remaining()
+        if remaining is not None:
+            # a lock held elsewhere, or a server too busy, must not keep the answer waiting
+            wait = f"{max(1, int(remaining * 1000))}ms"
+            conn.exec_driver_sql(
+                "SELECT set_config('lock_timeout', %(w)s, true),"
+                " set_config('statement_timeout', %(w)s, true)",
+                {"w": wait},
+            )
+
+    return engine
 
 
 def refresh_statistics(engine: Engine) -> None:
@@ -94,21 +113,99 @@ READ_OPTION = "chatops_read"
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class DeskBusy(Exception):
+    """A write could not be done by its thread's deadline (see `write_deadline`); it was
+    rolled back, so nothing of it is stored."""
+
+
+_deadline = threading.local()
+
+
+@contextmanager
+def write_deadline(at: float | None) -> Iterator[None]:
+    """Writes in this thread must commit by `at` (a `time.monotonic()` instant), or they
+    are abandoned with `DeskBusy` and nothing is stored.
+
+    For a request that writes before it answers: Slack stops waiting after 3 s and shows the
+    person an error, so a case written after that is one they cannot know about, and will
+    likely open again. Waiting for the database's write lock (another writer, another
+    process) and the transaction itself are bounded; `None` is no deadline.
+    """
+    before = getattr(_deadline, "at", None)
+    _deadline.at = at
+    try:
+        yield
+    finally:
+        _deadline.at = before
+
+
+def lift_write_deadline() -> None:
+    """The request has been answered: this thread's later writes have no deadline."""
+    _deadline.at = None
+
+
+def _remaining() -> float | None:
+    at: float | None = getattr(_deadline, "at", None)
+    if at is None:
+        return None
+    remaining = at - time.monotonic()
+    if remaining <= 0:
+        raise DeskBusy("the answer's deadline passed before the write")
+    return remaining
+
+
+def _sqlite_busy_timeout(conn: Any, writing: bool) -> None:
+    """Bound SQLite's own wait for another process's write lock by the deadline, if any;
+    every other transaction on the connection gets the usual wait back."""
+    remaining = _remaining() if writing else None
+    wanted = SQLITE_BUSY_TIMEOUT_MS if remaining is None else max(1, int(remaining * 1000))
+    info = conn.connection.info  # lives as long as the pooled DBAPI connection
+    if info.get("chatops_busy_timeout", SQLITE_BUSY_TIMEOUT_MS) != wanted:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
+        info["chatops_busy_timeout"] = wanted
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """A write session whose work commits on success and rolls back on any error.
 
     Keep it short: no network calls inside (on SQLite it holds the database's write lock).
+    Under a `write_deadline`, raises `DeskBusy` (nothing stored) when the write lock or the
+    work takes past it.
     """
     bind = engine.execution_options(**{WRITE_OPTION: True})
-    writer = _SQLITE_WRITERS.get(engine) or nullcontext()
-    with writer, Session(bind, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    writer = _SQLITE_WRITERS.get(engine)
+    remaining = _remaining()
+    if writer is not None and not writer.acquire(timeout=-1 if remaining is None else remaining):
+        raise DeskBusy("another write held the database past the answer's deadline")
+    try:
+        with Session(bind, expire_on_commit=False) as session:
+            try:
+                yield session
+                if remaining is not None:
+                    session.flush()
+                    _remaining()  # past the deadline: roll back rather than answer late
+                session.commit()
+            except OperationalError as exc:
+                session.rollback()
+                if remaining is not None and _timed_out(exc):
+                    raise DeskBusy(str(exc.orig)) from exc
+                raise
+            except BaseException:
+                session.rollback()
+                raise
+    finally:
+        if writer is not None:
+            writer.release()
+
+
+def _timed_out(exc: OperationalError) -> bool:
+    """SQLite's busy handler gave up, or PostgreSQL's lock or statement timeout fired."""
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("55P03", "57014") or "database is locked" in str(exc.orig)
 
 
 class ReadingSession(Session):

@@ -33,6 +33,13 @@ ACK_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0),
     registry=REGISTRY,
 )
+BUSY = Counter(
+    "chatops_busy_answers_total",
+    "Requests answered 'busy, nothing saved' because their write could not be done within "
+    "the answer's deadline (the database's write lock held too long), by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
 DELIVERIES = Counter(
     "chatops_deliveries_total",
     "Outbox deliveries by outcome (sent, failed = will retry, parked = given up).",

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
@@ -19,11 +19,12 @@ from sqlalchemy import Engine, text
 from chatops import metrics
 from chatops.clock import Clock
 from chatops.config import Settings
+from chatops.db import DeskBusy
 from chatops.policy import SupportRules
 from handlers import actions, commands, extensions, intake, oncall
 from handlers.delivery import OutboxDelivery
 from handlers.desk import Desk
-from handlers.listener_pool import LISTENER_THREADS, ListenerPool
+from handlers.listener_pool import LISTENER_THREADS, RECEIVED_AT, ListenerPool
 from handlers.pump import DeliveryPump
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def build_app(settings: Settings, desk: Desk) -> App:
         listener_executor=pool,  # answers as soon as the listener acks
     )
     app.middleware(pool.middleware)
+    app.error(answer_busy)
     commands.register(app, desk)
     actions.register_claim(app, desk)
     intake.register(app, desk)
@@ -72,6 +74,45 @@ def build_app(settings: Settings, desk: Desk) -> App:
         module.register(app, desk)
     actions.register_fallbacks(app)  # last: the catch-all listeners
     return app
+
+
+BUSY_TEXT = (
+    "The support desk is very busy right now and nothing was saved. Please try again in a moment."
+)
+
+
+def answer_busy(
+    error: Exception, body: dict[str, Any], response: BoltResponse | None
+) -> BoltResponse | None:
+    """What a listener that failed before its ack answers. A write that missed its deadline
+    (`DeskBusy`: rolled back, nothing stored) says so, where the person will see it: under
+    the modal's first field, which stays open with what they typed, or as a reply to the
+    command. Anything else is logged and answered as Bolt does (500)."""
+    if not isinstance(error, DeskBusy):
+        log.error("listener failed: %r", error, exc_info=error)
+        return None
+    kind = str(body.get("type") or ("command" if "command" in body else "unknown"))
+    log.warning("answered busy (%s): %s", kind, error)
+    metrics.BUSY.labels(kind).inc()
+    if response is None:  # already answered: the person saw the ack, the rest is logged
+        return None
+    if kind == "view_submission":
+        view = body.get("view") or {}
+        inputs = [b.get("block_id") for b in view.get("blocks", []) if b.get("type") == "input"]
+        if inputs:
+            answer = {"response_action": "errors", "errors": {inputs[0]: BUSY_TEXT}}
+            return _json_response(answer)
+    if kind == "command":
+        return _json_response({"response_type": "ephemeral", "text": BUSY_TEXT})
+    return BoltResponse(status=200, body="")
+
+
+def _json_response(document: dict[str, Any]) -> BoltResponse:
+    return BoltResponse(
+        status=200,
+        body=json.dumps(document),
+        headers={"content-type": "application/json;charset=utf-8"},
+    )
 
 
 class SlackWsgi:
@@ -96,9 +137,10 @@ class SlackWsgi:
         if path != EVENTS_PATH or method != "POST":
             return self._route_other(path, method, start_response)
         started = time.perf_counter()
+        received = time.monotonic()
         kind, outcome = "unknown", "error"
         try:
-            kind, outcome, result = self._events(environ, start_response)
+            kind, outcome, result = self._events(environ, start_response, received)
             return result
         finally:
             metrics.REQUESTS.labels(kind, outcome).inc()
@@ -112,7 +154,7 @@ class SlackWsgi:
         return _reply(start_response, 405, "use POST")
 
     def _events(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
+        self, environ: dict[str, Any], start_response: Callable[..., Any], received: float
     ) -> tuple[str, str, Iterable[bytes]]:
         """Verify, parse and dispatch one Slack request: (kind, outcome, body)."""
         try:
@@ -140,7 +182,13 @@ class SlackWsgi:
             return "unknown", "malformed", _reply(start_response, 400, "malformed payload")
         kind, document = parsed
         response = self.app.dispatch(
-            ParsedRequest(body, document, query=environ.get("QUERY_STRING", ""), headers=headers)
+            ParsedRequest(
+                body,
+                document,
+                query=environ.get("QUERY_STRING", ""),
+                headers=headers,
+                context={RECEIVED_AT: received},
+            )
         )
         out_headers = [(k, v) for k, values in response.headers.items() for v in values]
         start_response(f"{response.status} {_REASONS.get(response.status, 'OK')}", out_headers)
