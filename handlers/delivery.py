@@ -35,8 +35,8 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Engine, func, or_, select, update
-from sqlmodel import Session
+from sqlalchemy import Engine, bindparam, func, or_, select, update
+from sqlmodel import Session, col
 
 from chatops import metrics
 from chatops.cases.notices import COALESCED_INTO, GROUP_PAGES, GROUP_ROWS, PAGE
@@ -60,6 +60,25 @@ MAX_ATTEMPTS = 8
 PAGE_GROUP_MAX = 1000  # page DM rows one message takes; a larger backlog goes in the next one
 _PAGE_SCAN = 5000  # pending page rows looked at to find one person's
 _MAX_GROUPS_IN_A_ROW = 50  # messages one deliverer sends for a person before letting go
+
+
+# Delivery's sessions hold no objects the UPDATEs could bring up to date: skip looking.
+_NO_SYNC = {"synchronize_session": False}
+# A row taken for sending, returned as it is then (one statement: no read after the lease).
+_LEASE_ROW = (
+    update(OutboxMessage)
+    .where(
+        col(OutboxMessage.id) == bindparam("row_id"),
+        col(OutboxMessage.status) == "pending",
+        or_(
+            col(OutboxMessage.lease_until).is_(None),
+            col(OutboxMessage.lease_until) < bindparam("now"),
+        ),
+    )
+    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
+    .returning(OutboxMessage)
+    .execution_options(**_NO_SYNC)
+)
 
 
 class ChannelBusy(Exception):
@@ -100,17 +119,21 @@ class OutboxDelivery:
         self._dm_lock = threading.Lock()
 
     def deliver_pending(
-        self, case_id: int | None = None, limit: int = 200, as_of: datetime | None = None
+        self,
+        case_id: int | None = None,
+        limit: int = 200,
+        as_of: datetime | None = None,
+        passes: int = 20,
     ) -> int:
         """Send what is due (for one case, or all); return how many rows were sent.
 
-        Passes repeat while they make progress, so a row written by a concurrent request
-        while this one was sending (e.g. a claim during the card post) goes out now rather
-        than at the worker's next sweep. `as_of` delivers what is due at that instant
-        (`chatops tick --at`), instead of the desk clock's now.
+        Passes repeat while they make progress (up to `passes`), so a row written by a
+        concurrent request while this one was sending (e.g. a claim during the card post)
+        goes out now rather than at the worker's next sweep. `as_of` delivers what is due at
+        that instant (`chatops tick --at`), instead of the desk clock's now.
         """
         total = 0
-        for _ in range(20):
+        for _ in range(passes):
             sent = self._one_pass(case_id, limit, as_of)
             total += sent
             if sent == 0:
@@ -133,7 +156,8 @@ class OutboxDelivery:
         for row_id, lane, next_attempt_at, paged in pending:
             if row_id in grouped or (lane is not None and lane in blocked):
                 continue
-            if next_attempt_at > now or not self._lease(row_id):
+            leased = self._lease(row_id) if next_attempt_at <= now else None
+            if leased is None:
                 if lane is not None:
                     blocked.add(lane)  # keep this lane's messages in order
                 continue
@@ -144,36 +168,27 @@ class OutboxDelivery:
                 if row_id not in done and lane is not None:
                     blocked.add(lane)
                 continue
-            if self._send(row_id):
+            if self._send(leased):
                 sent += 1
             elif lane is not None:
                 blocked.add(lane)
         return sent
 
-    def _lease(self, row_id: int | None) -> bool:
+    def _lease(self, row_id: int | None) -> OutboxMessage | None:
+        """Take the row if it is pending and nobody holds it; the row as leased, or None."""
         # Leases are real time (not the desk clock, which `tick --at` may set in the past):
         # a process holding one is alive for LEASE of wall-clock time whatever it simulates.
         now = datetime.now(UTC)
         with transaction(self.engine) as session:
-            result = session.exec(  # type: ignore[call-overload]
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id == row_id,
-                    OutboxMessage.status == "pending",
-                    or_(
-                        OutboxMessage.lease_until.is_(None),  # type: ignore[union-attr]
-                        OutboxMessage.lease_until < now,  # type: ignore[operator]
-                    ),
-                )
-                .values(lease_owner=self.owner, lease_until=now + self.lease)
-            )
-            return bool(result.rowcount == 1)
+            return session.scalars(  # type: ignore[no-any-return]
+                _LEASE_ROW,
+                {"row_id": row_id, "now": now, "owner": self.owner, "until": now + self.lease},
+            ).first()
 
-    def _send(self, row_id: int | None) -> bool:
+    def _send(self, row: OutboxMessage) -> bool:
+        """Send one row leased here."""
         # Read what the message needs, then let go of the database before calling Slack.
         with reading(self.engine, expire_on_commit=False) as session:
-            row = session.get(OutboxMessage, row_id)
-            assert row is not None
             try:
                 outgoing: Outgoing | PermanentFailure = prepare(
                     session, row, self.rules, self.clock.now()
@@ -555,11 +570,13 @@ class OutboxDelivery:
             result = session.exec(  # type: ignore[call-overload]
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row.id, OutboxMessage.lease_owner == self.owner)
-                .values(**values)
+                .values(**values),
+                execution_options=_NO_SYNC,
             )
             if case_updates and case_updates[0] is not None and case_updates[1]:
                 session.exec(  # type: ignore[call-overload]
-                    update(Case).where(Case.id == case_updates[0]).values(**case_updates[1])
+                    update(Case).where(Case.id == case_updates[0]).values(**case_updates[1]),
+                    execution_options=_NO_SYNC,
                 )
             return bool(result.rowcount == 1)
 

@@ -19,7 +19,9 @@ from slack_sdk.models.blocks import (
     MarkdownTextObject,
     SectionBlock,
 )
-from sqlmodel import Session, select
+from sqlalchemy import bindparam
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
 
 from chatops.cases.notices import (
     CARD,
@@ -81,16 +83,31 @@ def _section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))
 
 
+_REQUESTER = aliased(Person)
+_OWNER = aliased(Person)
+# The case with its organisation, requester and owner in one round trip (a message to
+# deliver needs them all); built once, the case id bound per call.
+_CASE_CONTEXT = (
+    select(Case, Organisation, _REQUESTER, _OWNER)
+    .join(Organisation, col(Organisation.id) == col(Case.organisation_id))
+    .join(_REQUESTER, col(_REQUESTER.id) == col(Case.requester_id))
+    .outerjoin(_OWNER, col(_OWNER.id) == col(Case.assignee_id))
+    .where(col(Case.id) == bindparam("case_id"))
+)
+
+
 def case_context(
     session: Session, case_id: int | None, rules: SupportRules | None = None
 ) -> blocks.CaseContext:
-    case = session.get(Case, case_id) if case_id is not None else None
-    if case is None:
+    """What a message about the case shows; with `rules`, also the card's verification line."""
+    found = (
+        session.exec(_CASE_CONTEXT, params={"case_id": case_id}).first()  # type: ignore[call-overload]
+        if case_id is not None
+        else None
+    )
+    if found is None:
         raise PermanentFailure(f"case {case_id} does not exist")
-    organisation = session.get(Organisation, case.organisation_id)
-    requester = session.get(Person, case.requester_id)
-    owner = session.get(Person, case.assignee_id) if case.assignee_id else None
-    assert organisation is not None and requester is not None
+    case, organisation, requester, owner = found
     verification = None
     if rules is not None:
         policy = rules.policy
@@ -113,7 +130,8 @@ def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: date
         except LookupError as exc:
             raise PermanentFailure(str(exc)) from None
         return Outgoing(text=text, blocks=body, user=payload["user"])
-    ctx = case_context(session, row.case_id, rules)
+    # only the card shows the verification line: other messages skip its query
+    ctx = case_context(session, row.case_id, rules if row.kind in (CARD, CARD_REFRESH) else None)
     case = ctx.case
     if row.kind == CODE_NOTICE:
         text = code_notice_text(
