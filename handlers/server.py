@@ -4,6 +4,7 @@ the demo and the tests (the same WSGI application either way)."""
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import threading
 from dataclasses import dataclass
@@ -85,6 +86,22 @@ class ThreadedServer:
         self._server.server_close()
 
 
+def tune_collector_for_serving() -> None:
+    """Keep Python's cycle collector from pausing requests, once a serving process is built.
+
+    By then the process holds a few hundred thousand long-lived objects (SQLAlchemy's
+    mappers and statement caches, Bolt, slack_sdk, the policy); every full collection walks
+    them all, and a young collection runs every 700 allocations, which one request makes
+    many times over. Freezing moves what start-up built out of the collector's sight; the
+    higher first threshold makes young collections rarer. Cycles made by requests are still
+    collected. Measured on `/support` at 20-100 clients: 8-12 % more answers a second and
+    a shorter tail (bench/README.md).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 100)
+
+
 def run_gunicorn(settings: Settings, host: str, port: int, workers: int, threads: int) -> None:
     """`chatops serve`: gunicorn with threaded workers; each worker builds its own engine."""
     from gunicorn.app.base import BaseApplication
@@ -100,6 +117,7 @@ def run_gunicorn(settings: Settings, host: str, port: int, workers: int, threads
 
         def load(self) -> Any:
             service = build_service(settings)
+            tune_collector_for_serving()
             # a worker told to stop lets its delivery threads finish the message in hand
             atexit.register(service.close)
             return service.wsgi

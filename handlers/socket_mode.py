@@ -47,7 +47,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from chatops import metrics
 from chatops.config import Settings, SettingsError, load_settings
 from handlers.app import SlackWsgi
-from handlers.server import Service, ThreadedServer, build_service
+from handlers.server import Service, ThreadedServer, build_service, tune_collector_for_serving
 
 log = logging.getLogger("chatops.socket_mode")
 
@@ -206,6 +206,7 @@ def run_socket_mode(settings: Settings, host: str, port: int, threads: int) -> N
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     running = start_socket_mode(settings, host=host, port=port, threads=threads)
+    tune_collector_for_serving()
     log.info(
         "socket mode: %s to Slack; /healthz and /metrics on http://%s:%s",
         "connected" if running.connected() else "connecting",
