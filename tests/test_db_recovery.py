@@ -1,0 +1,44 @@
+"""PostgreSQL drops the desk's connections (a restart, a failover, an idle timeout on the way):
+the next requests are answered as usual on fresh connections, not with errors. Each pooled
+connection is pinged as it is taken from the pool (`pool_pre_ping`), so a dead one is
+replaced before a request uses it."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatops.db import make_engine
+from tests.conftest import TRIAGE, Desk
+
+
+def _drop_every_connection(desk: Desk) -> int:
+    """Terminate every other session on the desk's database; how many there were."""
+    admin = make_engine(desk.engine.url.render_as_string(hide_password=False))
+    try:
+        with admin.connect() as conn:
+            return int(
+                conn.exec_driver_sql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).scalar_one()
+            )
+    finally:
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_requests_after_the_database_dropped_every_connection(pg_desk: Desk) -> None:
+    before = pg_desk.ask("U0ALICE")
+    pg_desk.settle()
+    assert _drop_every_connection(pg_desk) >= 1  # the desk's pooled connections
+    # a read (the question), then writes before and after an ack (a case, its claim)
+    assert pg_desk.ask("U0ALICE") == before
+    case = pg_desk.open_case("U0ALICE")
+    card = pg_desk.card(case)
+    assert _drop_every_connection(pg_desk) >= 1
+    click = pg_desk.slack.click_in(
+        "U0AGENT1", card, "claim_case", channel_id=TRIAGE, is_ephemeral=False
+    )
+    assert click.status == 200
+    pg_desk.wait_until(lambda: pg_desk.events("claimed"), "the claim, on a fresh connection")
+    pg_desk.standin.wait_for("chat.update")
