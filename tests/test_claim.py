@@ -57,6 +57,28 @@ def test_second_click_is_told_who_has_it(desk: Desk) -> None:
     assert [e.kind for e in desk.events()] == ["opened", "claimed"]
 
 
+def test_late_clicks_are_told_without_waiting_for_the_database_writer(desk: Desk) -> None:
+    # A click that cannot win (the case has an owner) needs no write: it is told at once even
+    # while another process holds SQLite's write lock, instead of queueing for it.
+    case = desk.open_case("U0ALICE")
+    card = desk.card(case)
+    _claim(desk, "U0AGENT1", card)
+    desk.standin.wait_for("chat.update")
+    desk.settle()
+    other_process = sqlite3.connect(str(desk.engine.url.database), isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")
+    try:
+        for n, user in enumerate(["U0AGENT2", "U0LEAD", "U0AGENT1"], start=1):
+            assert _claim(desk, user, card) == 200
+            told = desk.standin.wait_for("chat.postEphemeral", count=n, timeout=2)[-1]
+            assert told.args["user"] == user
+            assert "CS-00001 is already claimed by <@U0AGENT1>" in told.args["text"]
+    finally:
+        other_process.execute("ROLLBACK")
+        other_process.close()
+    assert [e.kind for e in desk.events()] == ["opened", "claimed"]
+
+
 def test_non_agent_click_is_refused_and_changes_nothing(desk: Desk) -> None:
     case = desk.open_case("U0ALICE")
     card = desk.card(case)

@@ -21,7 +21,7 @@ from chatops.cases.intake import (
 from chatops.cases.notices import CARD, REQUESTER_NOTICE
 from chatops.cases.ownership import take_unclaimed
 from chatops.cases.severity import on_severity_set
-from chatops.db import transaction
+from chatops.db import reading, transaction
 from chatops.directory import find_person, find_requester, is_agent
 from chatops.outbox import enqueue
 from chatops.paging import acknowledge_by_claim
@@ -115,7 +115,23 @@ class ClaimOutcome:
 
 
 def claim_case(engine: Engine, case_id: int, agent_slack_id: str, now: datetime) -> ClaimOutcome:
-    """Make the agent the case owner if nobody is; first click wins (take_unclaimed)."""
+    """Make the agent the case owner if nobody is; first click wins (take_unclaimed).
+
+    A click that cannot win (not an agent, no such case, a case that has an owner: a card
+    seen before it changed, a double click) is answered from a read. Only a click that may
+    win writes, so a burst of late clicks does not queue on the database's write lock (one
+    writer at a time on SQLite) behind the one that won.
+    """
+    with reading(engine) as session:
+        agent = find_person(session, agent_slack_id)
+        if not is_agent(agent):
+            return ClaimOutcome("not_agent")
+        case = session.get(Case, case_id)
+        if case is None:
+            return ClaimOutcome("no_case")
+        if case.assignee_id is not None:
+            owner = session.get(Person, case.assignee_id)
+            return ClaimOutcome("already_claimed", case, owner)
     with transaction(engine) as session:
         agent = find_person(session, agent_slack_id)
         if not is_agent(agent):
