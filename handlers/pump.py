@@ -29,7 +29,7 @@ ALL_CASES = -1  # a request for every pending row (notices not tied to one case)
 
 
 class Deliverer(Protocol):
-    def deliver_pending(self, case_id: int | None = None, *, passes: int = 20) -> int: ...
+    def deliver_pending(self, case_id: int | None = None) -> int: ...
 
 
 class DeliveryPump:
@@ -90,12 +90,7 @@ class DeliveryPump:
     def _run(self) -> None:
         while (key := self._next()) is not None:
             try:
-                if key == ALL_CASES:
-                    self.delivery.deliver_pending(case_id=None)
-                else:
-                    # One pass: a notice written meanwhile comes with its own request, which
-                    # delivers the case once more (above); looking again here would not.
-                    self.delivery.deliver_pending(case_id=key, passes=1)
+                self.delivery.deliver_pending(case_id=None if key == ALL_CASES else key)
             except Exception:  # the worker retries; the user's action already succeeded
                 log.exception("delivery failed for case %s; the worker will retry", key)
             finally:

@@ -189,6 +189,32 @@ def test_pages_that_queue_behind_one_on_its_way_go_out_together(desk: Desk) -> N
     assert all(r.status == "sent" for r in _dm_rows(desk, ELI))
 
 
+def test_a_page_left_to_the_holder_goes_out_though_written_after_its_pass_began(
+    desk: Desk,
+) -> None:
+    # A deliverer is sending Eli's pages (it holds his lock; its pass began at 08:40). At
+    # 08:40:30 another case pages Eli; that case's own delivery meets the lock and leaves the
+    # page to the holder, which must take it when it looks for waiting pages, though it was
+    # written after the holder's pass began. (In `bench storm` the holder did not: the last
+    # five pages waited for a worker pass far behind the backlog.)
+    desk.clock.set(WED_0840)
+    base = desk.service.desk.delivery
+    holder = OutboxDelivery(base.engine, base.client, base.rules, base.clock, channel_pace=0.02)
+    token = holder._take_person(ELI)
+    assert token is not None
+    desk.clock.set(WED_0840 + timedelta(seconds=30))
+    with delivery_paused(desk):
+        case_id = _sev_a(desk)
+    base.deliver_pending(case_id=case_id)
+    [row] = _dm_rows(desk, ELI)
+    assert row.status == "pending"  # left to the holder
+    sent = holder._drain_pages(ELI, WED_0840, token, None, set())
+    assert sent == {row.id}
+    [row] = _dm_rows(desk, ELI)
+    assert row.status == "sent"
+    assert len(_page_dms(desk, ELI)) == 1
+
+
 # --- Acknowledge all ----------------------------------------------------------------------
 
 
