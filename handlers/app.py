@@ -97,8 +97,10 @@ def answer_busy(
     if response is None:  # already answered: the person saw the ack, the rest is logged
         return None
     if kind == "view_submission":
-        view = body.get("view") or {}
-        inputs = [b.get("block_id") for b in view.get("blocks", []) if b.get("type") == "input"]
+        blocks = (body.get("view") or {}).get("blocks") or []
+        inputs = [
+            b.get("block_id") for b in blocks if isinstance(b, dict) and b.get("type") == "input"
+        ]
         if inputs:
             answer = {"response_action": "errors", "errors": {inputs[0]: BUSY_TEXT}}
             return _json_response(answer)
