@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from chatops.db import create_schema, make_engine, refresh_statistics, transaction
@@ -40,6 +41,32 @@ def test_enqueue_many_adds_each_key_once(tmp_path: Path) -> None:
     ]
     assert rows[2].payload == {"to": "user", "user": "U0AGENT1"} and rows[2].status == "pending"
     engine.dispose()
+
+
+def _many_once(engine: Engine) -> None:
+    """More notices than one batched INSERT takes, half of them already there."""
+    create_schema(engine)
+    notices = [Notice(f"{n}:sla_breach:x:thread", "sla.breach", None) for n in range(2500)]
+    with transaction(engine) as session:
+        assert enqueue_many(session, notices[::2], NOW) == 1250
+    with transaction(engine) as session:
+        assert enqueue_many(session, notices, NOW) == 1250  # only the other half is new
+    with Session(engine) as session:
+        keys = session.exec(select(OutboxMessage.key)).all()
+    assert sorted(keys) == sorted(n.key for n in notices)
+
+
+def test_enqueue_many_in_batches_sqlite(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'desk.db'}")
+    try:
+        _many_once(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_enqueue_many_in_batches_postgres(pg_engine: Engine) -> None:
+    _many_once(pg_engine)
 
 
 def test_sqlite_statistics_are_refreshed(tmp_path: Path) -> None:
