@@ -64,16 +64,20 @@ _MAX_GROUPS_IN_A_ROW = 50  # messages one deliverer sends for a person before le
 
 # Delivery's sessions hold no objects the UPDATEs could bring up to date: skip looking.
 _NO_SYNC = {"synchronize_session": False}
+
+
+def _lease_free(at: Any) -> Any:
+    """Nobody holds the row's lease at `at` (never leased, or the lease ran out)."""
+    return or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) < at)
+
+
 # A row taken for sending, returned as it is then (one statement: no read after the lease).
 _LEASE_ROW = (
     update(OutboxMessage)
     .where(
         col(OutboxMessage.id) == bindparam("row_id"),
         col(OutboxMessage.status) == "pending",
-        or_(
-            col(OutboxMessage.lease_until).is_(None),
-            col(OutboxMessage.lease_until) < bindparam("now"),
-        ),
+        _lease_free(bindparam("now")),
     )
     .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
     .returning(OutboxMessage)
@@ -125,11 +129,9 @@ class OutboxDelivery:
 
         Passes repeat while they make progress, so a row written by a concurrent request
         while this one was sending (e.g. a claim during the card post) goes out now rather
-        than at the worker's next sweep. They also pick up a row let go in an earlier pass
-        (a page DM whose person another deliverer was sending to): one pass per case left
-        such pages to the worker, behind the storm's backlog (`bench storm`). `as_of`
-        delivers what is due at that instant (`chatops tick --at`), instead of the desk
-        clock's now.
+        than at the worker's next sweep, and a row let go in an earlier pass (a page DM
+        whose person another deliverer was sending to) is tried again. `as_of` delivers
+        what is due at that instant (`chatops tick --at`), instead of the desk clock's now.
         """
         total = 0
         for _ in range(20):
@@ -302,10 +304,7 @@ class OutboxDelivery:
         if not candidates:
             return []
         wall = datetime.now(UTC)
-        free = or_(
-            OutboxMessage.lease_until.is_(None),  # type: ignore[union-attr]
-            OutboxMessage.lease_until < wall,  # type: ignore[operator]
-        )
+        free = _lease_free(wall)
         with transaction(self.engine) as session:
             taken = []
             for row_id in candidates:

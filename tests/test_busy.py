@@ -10,19 +10,22 @@ can submit again, that nothing was saved. Nothing is half written. Writes made a
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import Session, select
 
 from chatops.db import SQLITE_BUSY_TIMEOUT_MS, DeskBusy, make_engine, transaction, write_deadline
 from handlers.app import BUSY_TEXT
 from handlers.listener_pool import WRITE_BUDGET
-from models import Person
+from models import OnCallOverride, Person
 from tests.conftest import TRIAGE, Desk, posts
 
 
@@ -88,6 +91,28 @@ def test_submission_answered_busy_when_sqlite_is_locked_past_the_budget(desk: De
 @pytest.mark.postgres
 def test_submission_answered_busy_when_postgres_locks_past_the_budget(pg_desk: Desk) -> None:
     _busy_then_saved(pg_desk, postgres_case_table_lock)
+
+
+def test_a_command_that_writes_is_answered_busy_and_changes_nothing(desk: Desk) -> None:
+    # `/support oncall override` writes before it answers, like a modal's submission
+    desk.clock.set(datetime(2026, 11, 25, 0, 40, tzinfo=UTC))
+    override = "oncall override primary <@U0LEAD|lee> 2026-11-25T08:45 2026-11-25T12:00"
+    before = _overrides(desk)
+    with sqlite_write_lock(desk):
+        started = time.monotonic()
+        busy = desk.slack.command("U0LEAD", override)
+        assert time.monotonic() - started < 2.9
+        assert busy.status == 200, busy.body
+        assert busy.json() == {"response_type": "ephemeral", "text": BUSY_TEXT}
+        desk.settle()
+        assert _overrides(desk) == before
+    assert "is on call for *primary*" in json.dumps(desk.ask("U0LEAD", override))
+    assert _overrides(desk) == before + 1
+
+
+def _overrides(desk: Desk) -> int:
+    with Session(desk.engine) as session:
+        return len(session.exec(select(OnCallOverride)).all())
 
 
 def test_a_claim_after_its_ack_waits_for_the_database_as_long_as_it_takes(desk: Desk) -> None:

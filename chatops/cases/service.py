@@ -132,11 +132,10 @@ def claim_case(engine: Engine, case_id: int, agent_slack_id: str, now: datetime)
         if case.assignee_id is not None:
             owner = session.get(Person, case.assignee_id)
             return ClaimOutcome("already_claimed", case, owner)
+    assert agent is not None
     with transaction(engine) as session:
-        agent = find_person(session, agent_slack_id)
-        if not is_agent(agent):
-            return ClaimOutcome("not_agent")
-        assert agent is not None
+        # the conditional UPDATE decides; the agent read above stands (roles do not change
+        # within a click)
         won = take_unclaimed(session, case_id, agent, now)
         case = session.get(Case, case_id, populate_existing=True)
         if case is None:
