@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -125,21 +125,25 @@ _deadline = threading.local()
 
 
 @contextmanager
-def write_deadline(at: float | None) -> Iterator[None]:
+def write_deadline(
+    at: float | None, may_commit: Callable[[], bool] | None = None
+) -> Iterator[None]:
     """Writes in this thread must commit by `at` (a `time.monotonic()` instant), or they
-    are abandoned with `DeskBusy` and nothing is stored.
+    are abandoned with `DeskBusy` and nothing is stored. `may_commit` is asked last, just
+    before each commit: False abandons the write the same way (the request has meanwhile
+    been answered "nothing was saved"), True means the request has now stored something.
 
     For a request that writes before it answers: Slack stops waiting after 3 s and shows the
     person an error, so a case written after that is one they cannot know about, and will
     likely open again. Waiting for the database's write lock (another writer, another
     process) and the transaction itself are bounded; `None` is no deadline.
     """
-    before = getattr(_deadline, "at", None)
-    _deadline.at = at
+    before = getattr(_deadline, "at", None), getattr(_deadline, "may_commit", None)
+    _deadline.at, _deadline.may_commit = at, may_commit
     try:
         yield
     finally:
-        _deadline.at = before
+        _deadline.at, _deadline.may_commit = before
 
 
 def lift_write_deadline() -> None:
@@ -188,6 +192,9 @@ def transaction(engine: Engine) -> Iterator[Session]:
                 if remaining is not None:
                     session.flush()
                     _remaining()  # past the deadline: roll back rather than answer late
+                    may_commit = getattr(_deadline, "may_commit", None)
+                    if may_commit is not None and not may_commit():
+                        raise DeskBusy("the request was answered busy before this write")
                 session.commit()
             except OperationalError as exc:
                 session.rollback()

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
@@ -24,7 +24,7 @@ from chatops.policy import SupportRules
 from handlers import actions, commands, extensions, intake, oncall
 from handlers.delivery import OutboxDelivery
 from handlers.desk import Desk
-from handlers.listener_pool import LISTENER_THREADS, RECEIVED_AT, ListenerPool
+from handlers.listener_pool import ANSWER_BUDGET, LISTENER_THREADS, RECEIVED_AT, ListenerPool
 from handlers.pump import DeliveryPump
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,9 @@ def build_desk(
 
 def build_app(settings: Settings, desk: Desk) -> App:
     """The Bolt app with every listener registered, order mattering for the catch-alls."""
-    pool = ListenerPool(LISTENER_THREADS)
+    pool = ListenerPool(
+        LISTENER_THREADS, late_answer=lambda body, context: answer_late(body, context, pool)
+    )
     app = App(
         client=desk.delivery.client,
         signing_secret=settings.slack_signing_secret,
@@ -91,11 +93,43 @@ def answer_busy(
     if not isinstance(error, DeskBusy):
         log.error("listener failed: %r", error, exc_info=error)
         return None
-    kind = str(body.get("type") or ("command" if "command" in body else "unknown"))
+    kind = _request_kind(body)
+    if response is None:  # the pool answered busy for it (`answer_late`) and counted it
+        log.info("listener stopped after its request was answered busy (%s): %s", kind, error)
+        return None
     log.warning("answered busy (%s): %s", kind, error)
     metrics.BUSY.labels(kind).inc()
-    if response is None:  # already answered: the person saw the ack, the rest is logged
-        return None
+    return busy_response(kind, body)
+
+
+def answer_late(body: dict[str, Any], context: BoltContext, pool: ListenerPool) -> BoltResponse:
+    """The pool's answer for a listener that has not acked within `ANSWER_BUDGET` of the
+    request's arrival (the listener is stopped at its ack, so nothing it would have done
+    happens): the busy answer, and for a click, whose answer Slack shows nobody, the same
+    words as an ephemeral message."""
+    kind = _request_kind(body)
+    log.warning("answered busy (%s): no answer within %.1f s of arrival", kind, ANSWER_BUDGET)
+    metrics.BUSY.labels(kind).inc()
+    respond = context.respond
+    if kind == "block_actions" and respond is not None:
+        pool.run_later(_tell_busy, respond)
+    return busy_response(kind, body)
+
+
+def _tell_busy(respond: Callable[..., Any]) -> None:
+    try:
+        respond(text=BUSY_TEXT, response_type="ephemeral", replace_original=False)
+    except Exception as exc:  # the click was answered; this message is a courtesy
+        log.warning("could not tell the clicker the desk is busy: %s", exc)
+
+
+def _request_kind(body: dict[str, Any]) -> str:
+    return str(body.get("type") or ("command" if "command" in body else "unknown"))
+
+
+def busy_response(kind: str, body: dict[str, Any]) -> BoltResponse:
+    """ "Busy, nothing was saved" where the person will see it: under a modal's first field
+    (the modal stays open with what they typed), or as the reply to a command."""
     if kind == "view_submission":
         blocks = (body.get("view") or {}).get("blocks") or []
         inputs = [

@@ -9,8 +9,18 @@ server at ~1,600 requests a second, whatever the listeners cost.
 Here the request thread waits inside `submit` on an event that the listener's `ack()` sets
 (or the listener ending, when it fails or returns without acking), so Bolt finds the response
 already there and never sleeps. The listener still runs on a pool thread and may go on
-working after its ack, as before. The wait is Bolt's default ack timeout (3 s) for every
-listener: none of the desk's sets its own `ack_timeout`.
+working after its ack, as before.
+
+Every request is answered within `ANSWER_BUDGET` of its arrival. A listener that has not
+acked by then (a read held up by a lock or an exhausted connection pool, a wait for a free
+thread in a burst) is answered for by the pool with the desk's "busy, nothing was saved"
+answer, and its own later `ack()` raises `DeskBusy` so that it stops there: nothing it would
+have done after its ack (a claim, a modal) happens, and a write it tries is refused (its
+`WRITE_BUDGET` has passed, and a commit and the busy answer exclude each other under the
+ack's lock: a listener that has stored something gets its own answer, however late).
+Without this Bolt waits 3 s, then hands
+the request to the next listener that matches it, here a catch-all whose answer ("this form
+is not one I know") would come after Slack had given up, while the slow listener went on.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext, BoltResponse
 
-from chatops.db import lift_write_deadline, write_deadline
+from chatops.db import DeskBusy, lift_write_deadline, write_deadline
 
 ACK_TIMEOUT = 3.0  # Bolt's own: after this the request is answered without the ack
 # A request's ack waits for a free thread, and a listener keeps its thread for the work after
@@ -38,23 +48,69 @@ LISTENER_THREADS = 256
 # this long of the request's arrival, or it answers "busy, nothing saved" (chatops.db
 # `write_deadline`): Slack gives up at 3 s, and the way there and back takes some of that.
 WRITE_BUDGET = 2.0
+# By this long after its arrival every request has its answer: its listener's, or the pool's
+# busy answer. Slack gives up at 3 s; the answer still has to travel back.
+ANSWER_BUDGET = 2.5
 RECEIVED_AT = "chatops_received_at"  # context key: time.monotonic() when the request came in
 
 
+LateAnswer = Callable[[dict[str, Any], BoltContext], BoltResponse]
+
+
 class WakingAck(Ack):
-    """Bolt's `ack()` that also says it has been called."""
+    """Bolt's `ack()` that also says it has been called, and refuses to answer once the
+    pool has answered for it."""
 
     def __init__(self, deadline: float | None = None) -> None:
+        self._lock = threading.RLock()  # Bolt's Ack sets `response` from inside __call__
+        self._response: BoltResponse | None = None
+        self.expired = False  # the pool answered busy; the listener's own answer is too late
         super().__init__()
         self.called = threading.Event()
         self.deadline = deadline  # writes before the ack commit by then (time.monotonic())
+        self.wrote = False  # a write before the ack went to commit: its answer is the one
+
+    @property  # type: ignore[override]
+    def response(self) -> BoltResponse | None:
+        return self._response
+
+    @response.setter
+    def response(self, value: BoltResponse | None) -> None:
+        with self._lock:
+            # Bolt clears the response when a listener fails after its ack; the answer
+            # already given (or about to be sent) stands.
+            if value is None and self._response is not None:
+                return
+            self._response = value
 
     def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
         try:
-            return super().__call__(*args, **kwargs)
+            with self._lock:
+                if self.expired:
+                    raise DeskBusy("the request was answered busy before the listener acked")
+                return super().__call__(*args, **kwargs)
         finally:
             self.called.set()
             lift_write_deadline()  # answered: the work after the ack has no deadline
+
+    def may_commit(self) -> bool:
+        """Asked just before a write of the listener's commits (`write_deadline`): either
+        the write or the pool's "nothing was saved" answer, never both."""
+        with self._lock:
+            if self.expired:
+                return False
+            self.wrote = True
+            return True
+
+    def expire(self, answer: Callable[[], BoltResponse]) -> bool:
+        """Answer with `answer()` unless the listener has answered or stored something;
+        True if it was used."""
+        with self._lock:
+            if self._response is not None or self.wrote:
+                return False
+            self.expired = True
+            self._response = answer()
+            return True
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Ack:
         # Bolt deep-copies the request's context for a lazy listener; an Event cannot be
@@ -68,19 +124,32 @@ class ListenerPool(ThreadPoolExecutor):
     """The `listener_executor` of the desk's Bolt app; `middleware` must be installed with
     `app.middleware` so each request's ack is one this pool can wait on."""
 
-    def __init__(self, max_workers: int, ack_timeout: float = ACK_TIMEOUT) -> None:
+    def __init__(
+        self,
+        max_workers: int,
+        ack_timeout: float = ACK_TIMEOUT,
+        late_answer: LateAnswer | None = None,
+        answer_budget: float = ANSWER_BUDGET,
+        write_budget: float = WRITE_BUDGET,
+    ) -> None:
         super().__init__(max_workers=max_workers, thread_name_prefix="listener")
         self.ack_timeout = ack_timeout
-        self._pending = threading.local()  # the ack of the request this thread is serving
+        self.late_answer = late_answer  # None: wait `ack_timeout` as Bolt does
+        self.answer_budget = answer_budget
+        self.write_budget = write_budget
+        self._pending = threading.local()  # the request this thread is serving
 
-    def middleware(self, context: BoltContext, next: Callable[[], None]) -> None:
+    def middleware(
+        self, context: BoltContext, body: dict[str, Any], next: Callable[[], None]
+    ) -> None:
         """Give the request a WakingAck before Bolt runs its listener. (Bolt runs global
         middleware one after another, not nested around the listener: the pending ack is
         taken by the request's first `submit`, or replaced by this thread's next request.)"""
         received = context.get(RECEIVED_AT) or time.monotonic()
-        ack = WakingAck(deadline=received + WRITE_BUDGET)
+        ack = WakingAck(deadline=received + self.write_budget)
         context["ack"] = ack
         self._pending.ack = ack
+        self._pending.request = (received, body, context)
         next()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -90,15 +159,34 @@ class ListenerPool(ThreadPoolExecutor):
         # Only the first submit of a request runs its ack function; anything after it
         # (Bolt's lazy listeners) must not wait.
         self._pending.ack = None
-        future = super().submit(_before_the_answer, ack.deadline, fn, *args, **kwargs)
+        received, body, context = self._pending.request
+        future = super().submit(_before_the_answer, ack, fn, *args, **kwargs)
         future.add_done_callback(lambda _done: ack.called.set())
-        ack.called.wait(self.ack_timeout)
+        if self.late_answer is None:
+            ack.called.wait(self.ack_timeout)
+            return future
+        started = time.monotonic()
+        wait = min(self.ack_timeout, received + self.answer_budget - started)
+        if ack.called.wait(max(0.0, wait)):
+            return future
+        late_answer = self.late_answer
+        if not ack.expire(lambda: late_answer(body, context)):
+            # It has stored something, so "nothing was saved" would be untrue: its own
+            # answer is the only right one, however late (its writes beat `write_budget`,
+            # half a second before this, so it is near).
+            ack.called.wait(max(0.0, started + self.ack_timeout - time.monotonic()))
         return future
 
+    def run_later(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run `fn` on a pool thread without waiting for anything (a late answer's
+        follow-up message)."""
+        return super().submit(fn, *args, **kwargs)
 
-def _before_the_answer(
-    deadline: float | None, fn: Callable[..., Any], *args: Any, **kw: Any
-) -> Any:
-    """Run a listener with the write deadline of its request until it acks."""
-    with write_deadline(deadline):
+
+def _before_the_answer(ack: WakingAck, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """Run a listener with the write deadline of its request until it acks; not at all when
+    its request was answered busy while it waited for a thread."""
+    if ack.expired:
+        return None
+    with write_deadline(ack.deadline, may_commit=ack.may_commit):
         return fn(*args, **kw)

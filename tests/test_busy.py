@@ -6,6 +6,9 @@ database's write lock, or locks what the write needs, past the desk's write budg
 the request's arrival), the write is abandoned and the person is told, under the form they
 can submit again, that nothing was saved. Nothing is half written. Writes made after an ack
 (a Claim) have no such deadline: they wait for the database as long as it takes.
+
+A read before the answer held up as long (a table lock) is answered busy by the desk itself
+at its answer budget (2.5 s), and nothing else is said or done for that request afterwards.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from sqlmodel import Session, select
 
 from chatops.db import SQLITE_BUSY_TIMEOUT_MS, DeskBusy, make_engine, transaction, write_deadline
 from handlers.app import BUSY_TEXT
-from handlers.listener_pool import WRITE_BUDGET
+from handlers.listener_pool import ANSWER_BUDGET, WRITE_BUDGET
 from models import OnCallOverride, Person
 from tests.conftest import TRIAGE, Desk, posts
 
@@ -42,15 +45,20 @@ def sqlite_write_lock(desk: Desk) -> Iterator[None]:
 
 
 @contextmanager
-def postgres_case_table_lock(desk: Desk) -> Iterator[None]:
-    """Another session locking the case table against every write (a long migration, say)."""
+def postgres_table_lock(desk: Desk, table: str, mode: str = "EXCLUSIVE") -> Iterator[None]:
+    """Another session locking a table (a long migration, say): EXCLUSIVE stops every write
+    to it, ACCESS EXCLUSIVE every read as well."""
     engine = make_engine(str(desk.engine.url.render_as_string(hide_password=False)))
     try:
         with engine.connect() as conn, conn.begin():
-            conn.exec_driver_sql('LOCK TABLE "case" IN EXCLUSIVE MODE')
+            conn.exec_driver_sql(f'LOCK TABLE "{table}" IN {mode} MODE')
             yield
     finally:
         engine.dispose()
+
+
+def postgres_case_table_lock(desk: Desk) -> Any:
+    return postgres_table_lock(desk, "case")
 
 
 def _stored(desk: Desk) -> tuple[int, int, int]:
@@ -150,3 +158,28 @@ def test_transaction_past_its_deadline_stores_nothing(tmp_path: Any) -> None:
         assert names == ["In time"]
     finally:
         engine.dispose()
+
+
+# --- a read before the answer held up: the desk answers busy itself by ANSWER_BUDGET --------
+
+
+@pytest.mark.postgres
+def test_a_question_whose_read_is_held_up_is_answered_busy_in_time(pg_desk: Desk) -> None:
+    desk = pg_desk
+    assert desk.ask("U0ALICE")["blocks"]  # the search has run once (its index is known)
+    desk.settle()
+    calls, shown = len(desk.standin.calls()), desk.standin.ephemerals("U0ALICE")
+    with postgres_table_lock(desk, "article", "ACCESS EXCLUSIVE"):
+        started = time.monotonic()
+        busy = desk.slack.command("U0ALICE", "mail forwarding stopped")
+        took = time.monotonic() - started
+        assert busy.status == 200, busy.body
+        assert busy.json() == {"response_type": "ephemeral", "text": BUSY_TEXT}
+        assert ANSWER_BUDGET - 0.3 <= took < 2.9, took
+    # the held-up listener goes on once the lock is gone and is stopped at its answer: no
+    # second answer (Bolt would have passed the request to a catch-all at 3 s) and no message
+    desk.settle()
+    assert len(desk.standin.calls()) == calls
+    assert [e["text"] for e in desk.standin.ephemerals("U0ALICE")[len(shown) :]] == [BUSY_TEXT]
+    reply = desk.ask("U0ALICE")
+    assert "Contact support" in json.dumps(reply)

@@ -4,8 +4,11 @@ on without holding the answer back."""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -15,10 +18,13 @@ from slack_bolt import Ack, App
 from slack_bolt.listener import thread_runner
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
+from sqlmodel import Session, select
 
+from chatops.db import DeskBusy, make_engine, transaction
 from chatops.standin import SlackStandIn
-from handlers.app import ParsedRequest, parse_slack_body
+from handlers.app import BUSY_TEXT, ParsedRequest, answer_busy, answer_late, parse_slack_body
 from handlers.listener_pool import LISTENER_THREADS, ListenerPool, WakingAck
+from models import Person
 from tests.conftest import Desk
 
 SECRET = "pool-test-secret"
@@ -187,3 +193,154 @@ def test_a_lazy_listener_gets_the_body_parsed_once(slack: SlackStandIn) -> None:
     assert done.wait(5)
     assert texts == ["webhook payload rejected"]
     pool.shutdown()
+
+
+# --- every request answered within the answer budget ---------------------------------------
+
+BUDGET = 0.5  # the pool's answer budget in these tests (the desk's is ANSWER_BUDGET)
+
+
+def _late_pool(slack: SlackStandIn, threads: int = 4) -> tuple[ListenerPool, App]:
+    pool = ListenerPool(
+        threads,
+        late_answer=lambda body, context: answer_late(body, context, pool),
+        answer_budget=BUDGET,
+        write_budget=BUDGET - 0.2,
+    )
+    app = _app(pool, slack)
+    app.error(answer_busy)
+    return pool, app
+
+
+def _click(slack: SlackStandIn, user: str = "U1") -> BoltRequest:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user},
+        "team": {"id": "T1"},
+        "channel": {"id": "C1"},
+        "container": {"type": "message", "channel_id": "C1", "message_ts": "1.1"},
+        "response_url": slack.new_response_url(user, "C1", message_ts="1.1"),
+        "actions": [{"action_id": "claim_case", "block_id": "b", "type": "button", "value": "1"}],
+    }
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+    return BoltRequest(body=body, headers={"content-type": "application/x-www-form-urlencoded"})
+
+
+def test_a_listener_that_has_not_acked_in_time_is_answered_busy_and_stopped_at_its_ack(
+    slack: SlackStandIn,
+) -> None:
+    pool, app = _late_pool(slack)
+    release = threading.Event()
+    after_ack: list[str] = []
+    fell_through: list[str] = []
+    stopped: list[BaseException] = []
+
+    @app.command("/support")
+    def slow(ack: Ack) -> None:
+        release.wait(5)  # a read held up by a lock, say
+        try:
+            ack(text="too late")
+        except DeskBusy as exc:
+            stopped.append(exc)
+            raise
+        after_ack.append("claimed")  # work after the ack must not happen
+
+    @app.command(re.compile(".*"))
+    def catch_all(ack: Ack) -> None:  # Bolt's next listener for an un-acked request
+        fell_through.append("catch-all")
+        ack(text="not one I know")
+
+    started = time.monotonic()
+    response = app.dispatch(_command("x"))
+    took = time.monotonic() - started
+    assert response.status == 200
+    assert json.loads(response.body) == {"response_type": "ephemeral", "text": BUSY_TEXT}
+    assert BUDGET - 0.05 <= took < BUDGET + 0.5, took
+    release.set()
+    pool.shutdown(wait=True)
+    assert len(stopped) == 1 and after_ack == [] and fell_through == []
+
+
+def test_a_write_before_the_ack_is_refused_once_the_request_was_answered_busy(
+    slack: SlackStandIn, tmp_path: Any
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'late.db'}")
+    Person.metadata.create_all(engine)
+    pool, app = _late_pool(slack)
+    release = threading.Event()
+    refused: list[BaseException] = []
+
+    @app.command("/support")
+    def slow_then_write(ack: Ack) -> None:
+        release.wait(5)
+        try:
+            with transaction(engine) as session:
+                session.add(Person(slack_user_id="U9", name="Too late"))
+        except DeskBusy as exc:
+            refused.append(exc)
+            raise
+        ack(text="saved")
+
+    response = app.dispatch(_command("x"))
+    assert json.loads(response.body)["text"] == BUSY_TEXT
+    release.set()
+    pool.shutdown(wait=True)
+    assert len(refused) == 1
+    with Session(engine) as session:
+        assert session.exec(select(Person)).all() == []  # "nothing was saved" holds
+    engine.dispose()
+
+
+def test_a_listener_that_stored_something_gives_its_own_answer_even_late(
+    slack: SlackStandIn, tmp_path: Any
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'stored.db'}")
+    Person.metadata.create_all(engine)
+    pool, app = _late_pool(slack)
+
+    @app.command("/support")
+    def write_then_slow(ack: Ack) -> None:
+        with transaction(engine) as session:
+            session.add(Person(slack_user_id="U9", name="Stored in time"))
+        time.sleep(BUDGET + 0.3)  # then something holds it up before its answer
+        ack(text="case opened")
+
+    response = app.dispatch(_command("x"))
+    # "busy, nothing was saved" would be untrue: the pool waits for the listener's answer
+    assert response.status == 200 and response.body == "case opened"
+    pool.shutdown(wait=True)
+    with Session(engine) as session:
+        assert [p.name for p in session.exec(select(Person)).all()] == ["Stored in time"]
+    engine.dispose()
+
+
+def test_a_click_waiting_for_a_thread_is_answered_busy_told_why_and_never_run(
+    slack: SlackStandIn,
+) -> None:
+    pool, app = _late_pool(slack, threads=1)
+    release = threading.Event()
+    ran: list[str] = []
+
+    @app.command("/support")
+    def hog(ack: Ack) -> None:
+        ack(text="on it")
+        release.wait(5)  # holds the only thread after its ack
+
+    @app.action("claim_case")
+    def claim(ack: Ack) -> None:
+        ran.append("claim")
+        ack()
+
+    assert "on it" in app.dispatch(_command("x")).body
+    started = time.monotonic()
+    response = app.dispatch(_click(slack))
+    assert response.status == 200 and response.body == ""
+    assert time.monotonic() - started < BUDGET + 0.5
+    release.set()
+    deadline = time.monotonic() + 5
+    while not slack.ephemerals("U1") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [ephemeral] = slack.ephemerals("U1")
+    assert ephemeral["text"] == BUSY_TEXT and ephemeral["source"] == "response_url"
+    pool.shutdown(wait=True)
+    assert ran == []  # its request was answered while it waited: it never runs
