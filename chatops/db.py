@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -14,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
 import models  # noqa: F401  (registers the tables)
+from chatops.writer_lock import SqliteWriterLock
 
 
 def normalise_url(url: str) -> str:
@@ -56,11 +58,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             elif not options.get(READ_OPTION):
                 conn.exec_driver_sql("BEGIN")
 
-        # One writer at a time per process, queued on a lock that wakes the next writer at
-        # once; SQLite's own busy handler polls with sleeps of up to 100 ms, which under a
-        # burst of writes costs far more than the writes. Other processes still meet the
-        # busy handler (busy_timeout above).
-        _SQLITE_WRITERS[engine] = threading.RLock()
+        # Writers queue on locks that wake the next one at once (chatops/writer_lock.py)
+        # rather than on SQLite's busy handler, which sleeps up to 100 ms between tries.
+        _SQLITE_WRITERS[engine] = SqliteWriterLock(_database_file(engine))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -110,7 +110,15 @@ def create_schema(engine: Engine) -> None:
 
 WRITE_OPTION = "chatops_write"
 READ_OPTION = "chatops_read"
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, SqliteWriterLock] = weakref.WeakKeyDictionary()
+
+
+def _database_file(engine: Engine) -> str | None:
+    """The SQLite database's file, or None for one in memory (seen by this process only)."""
+    name = engine.url.database
+    if not name or name == ":memory:" or "mode=memory" in str(engine.url):
+        return None
+    return os.path.abspath(name)
 
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -183,7 +191,7 @@ def transaction(engine: Engine) -> Iterator[Session]:
     bind = engine.execution_options(**{WRITE_OPTION: True})
     writer = _SQLITE_WRITERS.get(engine)
     remaining = _remaining()
-    if writer is not None and not writer.acquire(timeout=-1 if remaining is None else remaining):
+    if writer is not None and not writer.acquire(timeout=remaining):
         raise DeskBusy("another write held the database past the answer's deadline")
     try:
         with Session(bind, expire_on_commit=False) as session:
