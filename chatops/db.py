@@ -60,7 +60,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         # Writers queue on locks that wake the next one at once (chatops/writer_lock.py)
         # rather than on SQLite's busy handler, which sleeps up to 100 ms between tries.
-        _SQLITE_WRITERS[engine] = SqliteWriterLock(_database_file(engine))
+        _SQLITE_WRITERS[engine] = SqliteWriterLock.for_database(_database_file(engine))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)

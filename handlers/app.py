@@ -84,7 +84,7 @@ BUSY_TEXT = (
 
 
 def answer_busy(
-    error: Exception, body: dict[str, Any], response: BoltResponse | None
+    error: Exception, body: dict[str, Any], response: BoltResponse | None, context: BoltContext
 ) -> BoltResponse | None:
     """What a listener that failed before its ack answers. A write that missed its deadline
     (`DeskBusy`: rolled back, nothing stored) says so, where the person will see it: under
@@ -94,11 +94,13 @@ def answer_busy(
         log.error("listener failed: %r", error, exc_info=error)
         return None
     kind = _request_kind(body)
-    if response is None:  # the pool answered busy for it (`answer_late`) and counted it
+    if getattr(context.get("ack"), "expired", False):  # `answer_late` answered and counted it
         log.info("listener stopped after its request was answered busy (%s): %s", kind, error)
         return None
     log.warning("answered busy (%s): %s", kind, error)
     metrics.BUSY.labels(kind).inc()
+    if response is None:  # already answered: the person saw the ack, the rest is logged
+        return None
     return busy_response(kind, body)
 
 
@@ -112,7 +114,10 @@ def answer_late(body: dict[str, Any], context: BoltContext, pool: ListenerPool) 
     metrics.BUSY.labels(kind).inc()
     respond = context.respond
     if kind == "block_actions" and respond is not None:
-        pool.run_later(_tell_busy, respond)
+        try:
+            pool.run_later(_tell_busy, respond)
+        except RuntimeError:  # shutting down: the answer itself still goes
+            log.warning("could not tell the clicker the desk is busy: shutting down")
     return busy_response(kind, body)
 
 

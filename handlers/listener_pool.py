@@ -77,9 +77,10 @@ class WakingAck(Ack):
     @response.setter
     def response(self, value: BoltResponse | None) -> None:
         with self._lock:
-            # Bolt clears the response when a listener fails after its ack; the answer
-            # already given (or about to be sent) stands.
-            if value is None and self._response is not None:
+            # Bolt clears the response when a listener fails after its ack, and sets its own
+            # 500 when one fails before it; the answer already given (or about to be sent),
+            # and the pool's busy answer, stand.
+            if self.expired or (value is None and self._response is not None):
                 return
             self._response = value
 
@@ -108,9 +109,17 @@ class WakingAck(Ack):
         with self._lock:
             if self._response is not None or self.wrote:
                 return False
+            response = answer()  # first: if it fails, the listener's own answer still counts
+            self._response = response
             self.expired = True
-            self._response = answer()
             return True
+
+    def answer_anyway(self) -> None:
+        """An empty answer if there is none yet, so that Bolt does not pass the request on
+        to the next listener that matches (a catch-all would answer something untrue)."""
+        with self._lock:
+            if self._response is None:
+                self._response = BoltResponse(status=200, body="")
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Ack:
         # Bolt deep-copies the request's context for a lazy listener; an Event cannot be
@@ -170,11 +179,13 @@ class ListenerPool(ThreadPoolExecutor):
         if ack.called.wait(max(0.0, wait)):
             return future
         late_answer = self.late_answer
-        if not ack.expire(lambda: late_answer(body, context)):
-            # It has stored something, so "nothing was saved" would be untrue: its own
-            # answer is the only right one, however late (its writes beat `write_budget`,
-            # half a second before this, so it is near).
-            ack.called.wait(max(0.0, started + self.ack_timeout - time.monotonic()))
+        if ack.expire(lambda: late_answer(body, context)):
+            return future
+        # It has stored something, so "nothing was saved" would be untrue: its own answer is
+        # the only right one, however late (its writes beat `write_budget`, half a second
+        # before this, so it is near). Past Bolt's own wait, an empty one.
+        if not ack.called.wait(max(0.0, started + self.ack_timeout - time.monotonic())):
+            ack.answer_anyway()
         return future
 
     def run_later(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -188,5 +199,7 @@ def _before_the_answer(ack: WakingAck, fn: Callable[..., Any], *args: Any, **kw:
     its request was answered busy while it waited for a thread."""
     if ack.expired:
         return None
+    if ack.response is not None:  # acked before it ran (Bolt acks events itself): no deadline
+        return fn(*args, **kw)
     with write_deadline(ack.deadline, may_commit=ack.may_commit):
         return fn(*args, **kw)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltResponse
 from slack_bolt.listener import thread_runner
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
@@ -344,3 +344,99 @@ def test_a_click_waiting_for_a_thread_is_answered_busy_told_why_and_never_run(
     assert ephemeral["text"] == BUSY_TEXT and ephemeral["source"] == "response_url"
     pool.shutdown(wait=True)
     assert ran == []  # its request was answered while it waited: it never runs
+
+
+def test_an_event_acked_by_bolt_runs_without_the_write_deadline(
+    slack: SlackStandIn, tmp_path: Any
+) -> None:
+    # Bolt acks an event before its listener runs: the listener's writes (a customer's
+    # message relayed to the case) have all the time they need, like any work after an ack
+    engine = make_engine(f"sqlite:///{tmp_path / 'event.db'}")
+    Person.metadata.create_all(engine)
+    pool, app = _late_pool(slack)
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    @app.event("message")
+    def relay() -> None:
+        time.sleep(BUDGET + 0.1)  # past the answer budget, and the write budget
+        try:
+            with transaction(engine) as session:
+                session.add(Person(slack_user_id="U7", name="Relayed"))
+        except BaseException as exc:
+            failures.append(exc)
+        done.set()
+
+    event = {
+        "type": "event_callback",
+        "team_id": "T1",
+        "event": {"type": "message", "user": "U1", "channel": "D1", "text": "hi", "ts": "1.2"},
+    }
+    request = BoltRequest(body=json.dumps(event), headers={"content-type": "application/json"})
+    assert app.dispatch(request).status == 200
+    assert done.wait(5)
+    pool.shutdown(wait=True)
+    assert failures == []
+    with Session(engine) as session:
+        assert [p.name for p in session.exec(select(Person)).all()] == ["Relayed"]
+    engine.dispose()
+
+
+def test_the_busy_answer_stands_whatever_the_listener_does_after_it() -> None:
+    ack = WakingAck(deadline=time.monotonic())
+    busy = BoltResponse(status=200, body="busy")
+    assert ack.expire(lambda: busy)
+    ack.response = BoltResponse(status=500, body="")  # Bolt's answer for a failed listener
+    ack.response = None  # Bolt's after a failure following an ack
+    assert ack.response is busy
+    with pytest.raises(DeskBusy):
+        ack(text="too late")
+    assert ack.response is busy and not ack.may_commit()
+
+
+def test_an_answer_that_cannot_be_built_leaves_the_listener_its_own() -> None:
+    ack = WakingAck(deadline=time.monotonic())
+
+    def failing() -> BoltResponse:
+        raise RuntimeError("cannot schedule the follow-up")
+
+    with pytest.raises(RuntimeError):
+        ack.expire(failing)
+    assert not ack.expired
+    assert ack(text="mine").body == "mine"
+
+
+def test_a_listener_that_stored_something_and_never_acks_in_time_gets_an_empty_answer(
+    slack: SlackStandIn, tmp_path: Any
+) -> None:
+    # not the catch-all's ("this form is not one I know… nothing was saved"), which Bolt
+    # would run once its own wait is over
+    engine = make_engine(f"sqlite:///{tmp_path / 'slow.db'}")
+    Person.metadata.create_all(engine)
+    pool = ListenerPool(
+        4,
+        ack_timeout=1.0,
+        late_answer=lambda body, context: answer_late(body, context, pool),
+        answer_budget=BUDGET,
+        write_budget=BUDGET - 0.2,
+    )
+    app = _app(pool, slack)
+    fell_through: list[str] = []
+
+    @app.command("/support")
+    def write_then_stall(ack: Ack) -> None:
+        with transaction(engine) as session:
+            session.add(Person(slack_user_id="U9", name="Stored in time"))
+        time.sleep(1.5)
+        ack(text="case opened")
+
+    @app.command(re.compile(".*"))
+    def catch_all(ack: Ack) -> None:
+        fell_through.append("catch-all")
+        ack(text="not one I know")
+
+    response = app.dispatch(_command("x"))
+    assert response.status == 200 and response.body == ""
+    pool.shutdown(wait=True)
+    assert fell_through == []
+    engine.dispose()

@@ -19,7 +19,7 @@ HOLD = 0.3  # seconds the other process keeps the lock
 
 
 def _hold(path: str, held: Any, released_at: Any) -> None:
-    lock = SqliteWriterLock(path)
+    lock = SqliteWriterLock.for_database(path)
     assert lock.acquire()
     held.set()
     time.sleep(HOLD)
@@ -36,14 +36,17 @@ def _other_process(path: str) -> tuple[Any, Any, Any]:
     return process, held, released_at
 
 
+@pytest.mark.parametrize("timeout", [None, 5.0], ids=["no deadline", "deadline"])
 def test_a_writer_in_another_process_gets_the_lock_the_moment_it_is_let_go(
-    tmp_path: Path,
+    tmp_path: Path, timeout: float | None
 ) -> None:
+    # with a deadline (a form's write before its answer) as promptly as without one: a
+    # waiter polling now and then would lose every race to writers blocked in the kernel
     path = str(tmp_path / "desk.db")
     process, _held, released_at = _other_process(path)
-    lock = SqliteWriterLock(path)
+    lock = SqliteWriterLock.for_database(path)
     started = time.monotonic()
-    assert lock.acquire()
+    assert lock.acquire(timeout)
     got_it = time.time()
     lock.release()
     process.join(10)
@@ -54,7 +57,7 @@ def test_a_writer_in_another_process_gets_the_lock_the_moment_it_is_let_go(
 def test_a_wait_with_a_deadline_gives_up_in_time(tmp_path: Path) -> None:
     path = str(tmp_path / "desk.db")
     process, _held, _released = _other_process(path)
-    lock = SqliteWriterLock(path)
+    lock = SqliteWriterLock.for_database(path)
     started = time.monotonic()
     assert not lock.acquire(timeout=0.1)
     assert 0.09 <= time.monotonic() - started < HOLD - 0.05
@@ -75,7 +78,7 @@ def test_a_forked_child_does_not_share_its_parents_hold(tmp_path: Path) -> None:
     # gunicorn forks its workers from a process that may have written already: a child using
     # the parent's open lock file would find it "held" by itself and write alongside it
     path = str(tmp_path / "desk.db")
-    lock = SqliteWriterLock(path)
+    lock = SqliteWriterLock.for_database(path)
     assert lock.acquire()
     try:
         context = multiprocessing.get_context("fork")
@@ -124,3 +127,31 @@ def test_a_database_in_memory_needs_no_file(tmp_path: Path) -> None:
     writer.release()
     assert list(tmp_path.iterdir()) == []
     engine.dispose()
+
+
+def test_engines_on_one_file_share_one_lock(tmp_path: Path) -> None:
+    # each with its own lock, a thread holding one engine's file lock and writing through
+    # the other would wait for itself for ever
+    first = make_engine(f"sqlite:///{tmp_path / 'desk.db'}")
+    second = make_engine(f"sqlite:///{tmp_path}/./desk.db")
+    Person.metadata.create_all(first)
+    assert _SQLITE_WRITERS[first] is _SQLITE_WRITERS[second]
+
+    def write(engine: Any, name: str) -> None:
+        for k in range(30):
+            with transaction(engine) as session:
+                session.add(Person(slack_user_id=f"{name}{k}", name=name))
+
+    threads = [
+        threading.Thread(target=write, args=(engine, name))
+        for engine, name in ((first, "A"), (second, "B"))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert not any(thread.is_alive() for thread in threads)
+    with transaction(second) as session:
+        assert len(session.exec(Person.__table__.select()).all()) == 60  # type: ignore[attr-defined, call-overload]
+    first.dispose()
+    second.dispose()
