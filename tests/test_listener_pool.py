@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -200,6 +201,15 @@ def test_a_lazy_listener_gets_the_body_parsed_once(slack: SlackStandIn) -> None:
 BUDGET = 0.5  # the pool's answer budget in these tests (the desk's is ANSWER_BUDGET)
 
 
+@pytest.fixture
+def people_db(tmp_path: Path) -> Iterator[Any]:
+    """A SQLite database with the people table, for listeners that write."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'people.db'}")
+    Person.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
 def _late_pool(slack: SlackStandIn, threads: int = 4) -> tuple[ListenerPool, App]:
     pool = ListenerPool(
         threads,
@@ -262,10 +272,9 @@ def test_a_listener_that_has_not_acked_in_time_is_answered_busy_and_stopped_at_i
 
 
 def test_a_write_before_the_ack_is_refused_once_the_request_was_answered_busy(
-    slack: SlackStandIn, tmp_path: Any
+    slack: SlackStandIn, people_db: Any
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'late.db'}")
-    Person.metadata.create_all(engine)
+    engine = people_db
     pool, app = _late_pool(slack)
     release = threading.Event()
     refused: list[BaseException] = []
@@ -288,14 +297,12 @@ def test_a_write_before_the_ack_is_refused_once_the_request_was_answered_busy(
     assert len(refused) == 1
     with Session(engine) as session:
         assert session.exec(select(Person)).all() == []  # "nothing was saved" holds
-    engine.dispose()
 
 
 def test_a_listener_that_stored_something_gives_its_own_answer_even_late(
-    slack: SlackStandIn, tmp_path: Any
+    slack: SlackStandIn, people_db: Any
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'stored.db'}")
-    Person.metadata.create_all(engine)
+    engine = people_db
     pool, app = _late_pool(slack)
 
     @app.command("/support")
@@ -311,7 +318,6 @@ def test_a_listener_that_stored_something_gives_its_own_answer_even_late(
     pool.shutdown(wait=True)
     with Session(engine) as session:
         assert [p.name for p in session.exec(select(Person)).all()] == ["Stored in time"]
-    engine.dispose()
 
 
 def test_a_click_waiting_for_a_thread_is_answered_busy_told_why_and_never_run(
@@ -347,12 +353,11 @@ def test_a_click_waiting_for_a_thread_is_answered_busy_told_why_and_never_run(
 
 
 def test_an_event_acked_by_bolt_runs_without_the_write_deadline(
-    slack: SlackStandIn, tmp_path: Any
+    slack: SlackStandIn, people_db: Any
 ) -> None:
     # Bolt acks an event before its listener runs: the listener's writes (a customer's
     # message relayed to the case) have all the time they need, like any work after an ack
-    engine = make_engine(f"sqlite:///{tmp_path / 'event.db'}")
-    Person.metadata.create_all(engine)
+    engine = people_db
     pool, app = _late_pool(slack)
     done = threading.Event()
     failures: list[BaseException] = []
@@ -379,7 +384,6 @@ def test_an_event_acked_by_bolt_runs_without_the_write_deadline(
     assert failures == []
     with Session(engine) as session:
         assert [p.name for p in session.exec(select(Person)).all()] == ["Relayed"]
-    engine.dispose()
 
 
 def test_the_busy_answer_stands_whatever_the_listener_does_after_it() -> None:
@@ -407,12 +411,11 @@ def test_an_answer_that_cannot_be_built_leaves_the_listener_its_own() -> None:
 
 
 def test_a_listener_that_stored_something_and_never_acks_in_time_gets_an_empty_answer(
-    slack: SlackStandIn, tmp_path: Any
+    slack: SlackStandIn, people_db: Any
 ) -> None:
     # not the catch-all's ("this form is not one I know… nothing was saved"), which Bolt
     # would run once its own wait is over
-    engine = make_engine(f"sqlite:///{tmp_path / 'slow.db'}")
-    Person.metadata.create_all(engine)
+    engine = people_db
     pool = ListenerPool(
         4,
         ack_timeout=1.0,
@@ -439,4 +442,3 @@ def test_a_listener_that_stored_something_and_never_acks_in_time_gets_an_empty_a
     assert response.status == 200 and response.body == ""
     pool.shutdown(wait=True)
     assert fell_through == []
-    engine.dispose()
