@@ -24,6 +24,7 @@ wait without one is: polling would lose every race to the processes blocked in t
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -34,6 +35,8 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: the busy handler alone, as before
     fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 
 GATE_IDLE_SECONDS = 5.0  # a gate thread nobody has needed for this long ends
 
@@ -96,6 +99,14 @@ class SqliteWriterLock:
         try:
             if self._take_file(deadline):
                 return True
+        except OSError as exc:
+            if isinstance(exc, BlockingIOError):  # pragma: no cover - handled inside
+                raise
+            # A file system without flock (some network mounts): SQLite's own locking and
+            # busy handler alone, as before this lock, rather than no writes at all.
+            log.warning("no file lock for %s (%s): SQLite's busy handler alone", self._path, exc)
+            self._path = None
+            return True
         except BaseException:
             self._give_back()
             raise

@@ -155,3 +155,24 @@ def test_engines_on_one_file_share_one_lock(tmp_path: Path) -> None:
         assert len(session.exec(Person.__table__.select()).all()) == 60  # type: ignore[attr-defined, call-overload]
     first.dispose()
     second.dispose()
+
+
+def test_a_file_system_without_flock_leaves_sqlite_to_its_own_locking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from chatops import writer_lock
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(writer_lock.fcntl, "flock", no_locks)
+    engine = make_engine(f"sqlite:///{tmp_path / 'nfs.db'}")
+    Person.metadata.create_all(engine)
+    for k in range(3):  # every write still goes through
+        with transaction(engine) as session:
+            session.add(Person(slack_user_id=f"U{k}", name=f"P{k}"))
+    with transaction(engine) as session:
+        assert len(session.exec(Person.__table__.select()).all()) == 3  # type: ignore[attr-defined, call-overload]
+    engine.dispose()
