@@ -455,3 +455,40 @@ def test_postgres_concurrent_deliverers_send_each_page_once(pg_desk: Desk) -> No
     )
     assert listed == Counter({f"CS-{i:05d}": 1 for i in case_ids})  # none lost, none twice
     assert len(dms) == len([r for r in rows if COALESCED_INTO not in r.payload]) < count
+
+
+# --- no page left behind by the request-time deliveries alone ---------------------------
+
+
+def _pages_go_out_without_a_worker(desk: Desk) -> None:
+    # Sev A cases opened one after another while Slack is slow, so that each case's own
+    # delivery (the pump, after the request) meets another one sending Eli's pages and
+    # leaves its page to that holder (10 pages arrive in one or two DMs). No worker pass
+    # and no extra delivery call here: every page must still reach Eli, once, from the
+    # request-time deliveries alone.
+    desk.standin.delay("chat.postMessage", 0.15)
+    case_ids = []
+    for n in range(10):
+        desk.clock.set(WED_0840 + timedelta(seconds=10 * n))  # the desk's time goes on
+        case_ids.append(_sev_a(desk, f"Outage {n}"))
+    desk.settle(timeout=60)
+    desk.standin.delay("chat.postMessage", 0)
+    rows = _dm_rows(desk, ELI)
+    assert len(rows) == len(case_ids)
+    assert [r.status for r in rows] == ["sent"] * len(case_ids)
+    listed = Counter(
+        n
+        for dm in _page_dms(desk, ELI)
+        for n in (f"CS-{i:05d}" for i in case_ids)
+        if n in json.dumps(dm)
+    )
+    assert listed == Counter({f"CS-{i:05d}": 1 for i in case_ids})  # none lost, none twice
+
+
+def test_no_page_waits_for_the_worker(desk: Desk) -> None:
+    _pages_go_out_without_a_worker(desk)
+
+
+@pytest.mark.postgres
+def test_postgres_no_page_waits_for_the_worker(pg_desk: Desk) -> None:
+    _pages_go_out_without_a_worker(pg_desk)
