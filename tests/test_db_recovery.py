@@ -1,12 +1,16 @@
 """PostgreSQL drops the desk's connections (a restart, a failover, an idle timeout on the way):
-the next requests are answered as usual on fresh connections, not with errors. Each pooled
-connection is pinged as it is taken from the pool (`pool_pre_ping`), so a dead one is
-replaced before a request uses it."""
+the next requests are answered as usual on fresh connections, not with errors. A pooled
+connection is pinged as it is taken from the pool when it may be dead (idle for a while, or
+the server has said something on it), so a dead one is replaced before a request uses it."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
+from chatops import db
 from chatops.db import make_engine
 from tests.conftest import TRIAGE, Desk
 
@@ -42,3 +46,29 @@ def test_requests_after_the_database_dropped_every_connection(pg_desk: Desk) -> 
     assert click.status == 200
     pg_desk.wait_until(lambda: pg_desk.events("claimed"), "the claim, on a fresh connection")
     pg_desk.standin.wait_for("chat.update")
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_is_pinged_only_when_it_may_be_dead(
+    pg_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings: list[int] = []
+    ping = pg_engine.dialect.do_ping
+
+    def counted(dbapi_connection: Any) -> bool:
+        pings.append(1)
+        return bool(ping(dbapi_connection))
+
+    monkeypatch.setattr(pg_engine.dialect, "do_ping", counted)
+
+    def use() -> None:
+        with pg_engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    for _ in range(5):  # a new connection, then one handed back a moment ago
+        use()
+    assert pings == []
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.05)
+    time.sleep(0.1)  # idle for longer than that: asked before use
+    use()
+    assert pings == [1]
