@@ -125,10 +125,11 @@ def _server_spoke(dbapi_connection: Any) -> bool:
     if dbapi_connection.closed:
         return True
     try:
-        readable, _, _ = select.select([dbapi_connection.pgconn.socket], [], [], 0)
+        waiting = select.poll()  # not select(): no limit on the descriptor's number
+        waiting.register(dbapi_connection.pgconn.socket, select.POLLIN)
+        return bool(waiting.poll(0))
     except (OSError, ValueError, AttributeError):
         return True
-    return bool(readable)
 
 
 def refresh_statistics(engine: Engine) -> None:
