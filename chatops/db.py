@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DisconnectionError, InvalidatePoolError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
 import models  # noqa: F401  (registers the tables)
@@ -101,6 +101,12 @@ def _ping_when_in_doubt(engine: Engine) -> None:
     ping per request was a fifth of `/support`'s throughput on PostgreSQL (a round trip, and
     a server process woken, on the same cores). Connection pools such as HikariCP skip the
     check the same way for connections used within the last half second.
+
+    The cost: a request that takes a connection in the very moment the server is ending its
+    session, before its notice has arrived, fails once, as a request already running would;
+    SQLAlchemy then retires the whole pool, and the next requests get fresh connections. A
+    server that vanishes without closing (a frozen host) is not detected by either check:
+    that takes TCP keepalives.
     """
 
     @event.listens_for(engine, "connect")
@@ -116,8 +122,11 @@ def _ping_when_in_doubt(engine: Engine) -> None:
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
-        except Exception as exc:  # the pool replaces it with a fresh connection
-            raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool replaces it with a fresh connection; if the server closed it, it has
+            # likely closed its siblings too (a restart): retire every older one as well.
+            error = InvalidatePoolError if dbapi_connection.closed else DisconnectionError
+            raise error(f"pooled connection is dead: {exc}") from exc
 
 
 def _server_spoke(dbapi_connection: Any) -> bool:
@@ -128,7 +137,7 @@ def _server_spoke(dbapi_connection: Any) -> bool:
         waiting = select.poll()  # not select(): no limit on the descriptor's number
         waiting.register(dbapi_connection.pgconn.socket, select.POLLIN)
         return bool(waiting.poll(0))
-    except (OSError, ValueError, AttributeError):
+    except Exception:  # psycopg's "the connection is lost", a closed descriptor: in doubt
         return True
 
 

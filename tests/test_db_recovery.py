@@ -21,8 +21,10 @@ def _drop_every_connection(desk: Desk) -> int:
     try:
         with admin.connect() as conn:
             return int(
+                # waits (up to 5 s) until each session has ended: the desk's next request
+                # comes after, not in the instant the server is ending it
                 conn.exec_driver_sql(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 ).scalar_one()
             )
@@ -65,6 +67,7 @@ def test_a_pooled_connection_is_pinged_only_when_it_may_be_dead(
         with pg_engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
 
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 60.0)  # however slow this machine is
     for _ in range(5):  # a new connection, then one handed back a moment ago
         use()
     assert pings == []
