@@ -65,6 +65,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
+    kwargs["connect_args"] = _dead_peer_detection(url, kwargs.get("connect_args") or {})
     engine = create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_in_doubt(engine)
@@ -84,6 +85,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             )
 
     return engine
+
+
+# libpq settings so that a server gone without closing its connections (a host frozen or cut
+# off, a failover moving its address) is noticed in about a minute instead of the kernel's
+# ~15: keepalive probes on idle connections, and a limit on how long sent data may go
+# unacknowledged. A URL that sets any of them keeps its own.
+DEAD_PEER_SETTINGS = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,  # milliseconds
+}
+
+
+def _dead_peer_detection(url: str, connect_args: dict[str, Any]) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
+    given = set(make_url(url).query) | set(connect_args)
+    return {**{k: v for k, v in DEAD_PEER_SETTINGS.items() if k not in given}, **connect_args}
 
 
 # A pooled connection idle for longer than this is pinged before use (see below).

@@ -75,3 +75,22 @@ def test_a_pooled_connection_is_pinged_only_when_it_may_be_dead(
     time.sleep(0.1)  # idle for longer than that: asked before use
     use()
     assert pings == [1]
+
+
+@pytest.mark.postgres
+def test_connections_notice_a_server_gone_without_a_word(pg_engine: Any) -> None:
+    # a frozen or cut-off host closes nothing: only TCP keepalives and a limit on
+    # unacknowledged data end the wait, in about a minute instead of the kernel's ~15
+    with pg_engine.connect() as conn:
+        settings = conn.connection.dbapi_connection.info.get_parameters()
+    assert settings["keepalives"] == "1"
+    assert settings["keepalives_idle"] == "30"
+    assert settings["tcp_user_timeout"] == "60000"
+    url = pg_engine.url.render_as_string(hide_password=False)
+    own = make_engine(url + "?keepalives_idle=5")  # a URL's own setting is kept
+    try:
+        with own.connect() as conn:
+            settings = conn.connection.dbapi_connection.info.get_parameters()
+        assert settings["keepalives_idle"] == "5" and settings["keepalives_count"] == "3"
+    finally:
+        own.dispose()
