@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import select
 import threading
 import time
@@ -196,7 +195,7 @@ def _database_file(engine: Engine) -> str | None:
     name = engine.url.database
     if not name or name == ":memory:" or "mode=memory" in str(engine.url):
         return None
-    return os.path.abspath(name)
+    return name
 
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000

@@ -133,8 +133,8 @@ def _request_kind(body: dict[str, Any]) -> str:
 
 
 def busy_response(kind: str, body: dict[str, Any]) -> BoltResponse:
-    """ "Busy, nothing was saved" where the person will see it: under a modal's first field
-    (the modal stays open with what they typed), or as the reply to a command."""
+    """The busy answer (`BUSY_TEXT`) where the person will see it: under a modal's first
+    field (the modal stays open with what they typed), or as the reply to a command."""
     if kind == "view_submission":
         blocks = (body.get("view") or {}).get("blocks") or []
         inputs = [

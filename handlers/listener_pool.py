@@ -18,9 +18,9 @@ answer, and its own later `ack()` raises `DeskBusy` so that it stops there: noth
 have done after its ack (a claim, a modal) happens, and a write it tries is refused (its
 `WRITE_BUDGET` has passed, and a commit and the busy answer exclude each other under the
 ack's lock: a listener that has stored something gets its own answer, however late).
-Without this Bolt waits 3 s, then hands
-the request to the next listener that matches it, here a catch-all whose answer ("this form
-is not one I know") would come after Slack had given up, while the slow listener went on.
+Without this Bolt waits 3 s, then hands the request to the next listener that matches it,
+here a catch-all whose answer ("this form is not one I know") would come after Slack had
+given up, while the slow listener went on.
 """
 
 from __future__ import annotations

@@ -138,6 +138,24 @@ def test_a_claim_after_its_ack_waits_for_the_database_as_long_as_it_takes(desk: 
     desk.standin.wait_for("chat.update")
 
 
+def test_a_customer_message_waits_for_the_database_as_long_as_it_takes(desk: Desk) -> None:
+    # Slack's event is acked before its listener runs, so the relay is work after an ack:
+    # no write deadline. (With one, a reply written while the database was busy was lost.)
+    desk.open_case("U0ALICE")
+    desk.settle()
+    [case] = desk.cases()
+    dm = desk.standin.dm_channel("U0ALICE")
+    with sqlite_write_lock(desk):
+        reply = desk.slack.message(
+            "U0ALICE", dm, "Here are the headers", thread_ts=case.requester_thread_ts
+        )
+        assert reply.status == 200
+        time.sleep(WRITE_BUDGET + 0.5)  # longer than a write before an ack may wait
+    desk.standin.wait_for(
+        "chat.postMessage", lambda c: "Here are the headers" in json.dumps(c.args), timeout=10
+    )
+
+
 def test_transaction_past_its_deadline_stores_nothing(tmp_path: Any) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'deadline.db'}")
     Person.metadata.create_all(engine)

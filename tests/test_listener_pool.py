@@ -210,9 +210,12 @@ def people_db(tmp_path: Path) -> Iterator[Any]:
     engine.dispose()
 
 
-def _late_pool(slack: SlackStandIn, threads: int = 4) -> tuple[ListenerPool, App]:
+def _late_pool(
+    slack: SlackStandIn, threads: int = 4, ack_timeout: float = 3.0
+) -> tuple[ListenerPool, App]:
     pool = ListenerPool(
         threads,
+        ack_timeout=ack_timeout,
         late_answer=lambda body, context: answer_late(body, context, pool),
         answer_budget=BUDGET,
         write_budget=BUDGET - 0.2,
@@ -220,6 +223,16 @@ def _late_pool(slack: SlackStandIn, threads: int = 4) -> tuple[ListenerPool, App
     app = _app(pool, slack)
     app.error(answer_busy)
     return pool, app
+
+
+def _store_person(engine: Any, name: str, refused: list[BaseException]) -> None:
+    """A listener's write; a refusal is kept in `refused` and raised on."""
+    try:
+        with transaction(engine) as session:
+            session.add(Person(slack_user_id=f"U-{name}", name=name))
+    except DeskBusy as exc:
+        refused.append(exc)
+        raise
 
 
 def _click(slack: SlackStandIn, user: str = "U1") -> BoltRequest:
@@ -274,7 +287,6 @@ def test_a_listener_that_has_not_acked_in_time_is_answered_busy_and_stopped_at_i
 def test_a_write_before_the_ack_is_refused_once_the_request_was_answered_busy(
     slack: SlackStandIn, people_db: Any
 ) -> None:
-    engine = people_db
     pool, app = _late_pool(slack)
     release = threading.Event()
     refused: list[BaseException] = []
@@ -282,12 +294,7 @@ def test_a_write_before_the_ack_is_refused_once_the_request_was_answered_busy(
     @app.command("/support")
     def slow_then_write(ack: Ack) -> None:
         release.wait(5)
-        try:
-            with transaction(engine) as session:
-                session.add(Person(slack_user_id="U9", name="Too late"))
-        except DeskBusy as exc:
-            refused.append(exc)
-            raise
+        _store_person(people_db, "Too late", refused)
         ack(text="saved")
 
     response = app.dispatch(_command("x"))
@@ -295,20 +302,18 @@ def test_a_write_before_the_ack_is_refused_once_the_request_was_answered_busy(
     release.set()
     pool.shutdown(wait=True)
     assert len(refused) == 1
-    with Session(engine) as session:
+    with Session(people_db) as session:
         assert session.exec(select(Person)).all() == []  # "nothing was saved" holds
 
 
 def test_a_listener_that_stored_something_gives_its_own_answer_even_late(
     slack: SlackStandIn, people_db: Any
 ) -> None:
-    engine = people_db
     pool, app = _late_pool(slack)
 
     @app.command("/support")
     def write_then_slow(ack: Ack) -> None:
-        with transaction(engine) as session:
-            session.add(Person(slack_user_id="U9", name="Stored in time"))
+        _store_person(people_db, "Stored in time", [])
         time.sleep(BUDGET + 0.3)  # then something holds it up before its answer
         ack(text="case opened")
 
@@ -316,7 +321,7 @@ def test_a_listener_that_stored_something_gives_its_own_answer_even_late(
     # "busy, nothing was saved" would be untrue: the pool waits for the listener's answer
     assert response.status == 200 and response.body == "case opened"
     pool.shutdown(wait=True)
-    with Session(engine) as session:
+    with Session(people_db) as session:
         assert [p.name for p in session.exec(select(Person)).all()] == ["Stored in time"]
 
 
@@ -357,7 +362,6 @@ def test_an_event_acked_by_bolt_runs_without_the_write_deadline(
 ) -> None:
     # Bolt acks an event before its listener runs: the listener's writes (a customer's
     # message relayed to the case) have all the time they need, like any work after an ack
-    engine = people_db
     pool, app = _late_pool(slack)
     done = threading.Event()
     failures: list[BaseException] = []
@@ -366,11 +370,9 @@ def test_an_event_acked_by_bolt_runs_without_the_write_deadline(
     def relay() -> None:
         time.sleep(BUDGET + 0.1)  # past the answer budget, and the write budget
         try:
-            with transaction(engine) as session:
-                session.add(Person(slack_user_id="U7", name="Relayed"))
-        except BaseException as exc:
-            failures.append(exc)
-        done.set()
+            _store_person(people_db, "Relayed", failures)
+        finally:
+            done.set()
 
     event = {
         "type": "event_callback",
@@ -382,7 +384,7 @@ def test_an_event_acked_by_bolt_runs_without_the_write_deadline(
     assert done.wait(5)
     pool.shutdown(wait=True)
     assert failures == []
-    with Session(engine) as session:
+    with Session(people_db) as session:
         assert [p.name for p in session.exec(select(Person)).all()] == ["Relayed"]
 
 
@@ -415,21 +417,12 @@ def test_a_listener_that_stored_something_and_never_acks_in_time_gets_an_empty_a
 ) -> None:
     # not the catch-all's ("this form is not one I know… nothing was saved"), which Bolt
     # would run once its own wait is over
-    engine = people_db
-    pool = ListenerPool(
-        4,
-        ack_timeout=1.0,
-        late_answer=lambda body, context: answer_late(body, context, pool),
-        answer_budget=BUDGET,
-        write_budget=BUDGET - 0.2,
-    )
-    app = _app(pool, slack)
+    pool, app = _late_pool(slack, ack_timeout=1.0)
     fell_through: list[str] = []
 
     @app.command("/support")
     def write_then_stall(ack: Ack) -> None:
-        with transaction(engine) as session:
-            session.add(Person(slack_user_id="U9", name="Stored in time"))
+        _store_person(people_db, "Stored in time", [])
         time.sleep(1.5)
         ack(text="case opened")
 
