@@ -257,6 +257,17 @@ def _sqlite_busy_timeout(conn: Any, writing: bool) -> None:
         info["chatops_busy_timeout"] = wanted
 
 
+def _writer_bind(engine: Engine) -> Engine:
+    """The engine with the write option set, made once per engine (making it is a copy of
+    the engine's options, a noticeable part of a short transaction's cost)."""
+    writer: Engine | None = getattr(engine, "_chatops_writer", None)
+    if writer is None:
+        writer = engine.execution_options(**{WRITE_OPTION: True})
+        writer._chatops_base = engine  # type: ignore[attr-defined]
+        engine._chatops_writer = writer  # type: ignore[attr-defined]
+    return writer
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """A write session whose work commits on success and rolls back on any error.
@@ -265,7 +276,7 @@ def transaction(engine: Engine) -> Iterator[Session]:
     Under a `write_deadline`, raises `DeskBusy` (nothing stored) when the write lock or the
     work takes past it.
     """
-    bind = engine.execution_options(**{WRITE_OPTION: True})
+    bind = _writer_bind(engine)
     writer = _SQLITE_WRITERS.get(engine)
     remaining = _remaining()
     if writer is not None and not writer.acquire(timeout=remaining):
@@ -344,12 +355,25 @@ def insert_if_absent(
     Two processes creating the same row at the same moment both succeed; one row exists.
     Returns True when this call created it.
     """
-    from sqlalchemy.dialects import postgresql, sqlite
-
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=key)
-    # rowcount is not reliable here on PostgreSQL (-1): ask for the new row's key instead
-    primary_key = list(model.__table__.primary_key.columns)  # type: ignore[attr-defined]
-    created = session.exec(statement.returning(*primary_key)).first()  # type: ignore[call-overload]
-    return created is not None
+    table = model.__table__  # type: ignore[attr-defined]
+    statement_key = (dialect, table.name, tuple(key))
+    statement = _INSERTS_IF_ABSENT.get(statement_key)
+    if statement is None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # rowcount is not reliable here on PostgreSQL (-1): ask for the new row's key instead
+        statement = (
+            insert(table)
+            .on_conflict_do_nothing(index_elements=key)
+            .returning(*table.primary_key.columns)
+        )
+        _INSERTS_IF_ABSENT[statement_key] = statement
+    # The values go as parameters of a statement built once, on the table rather than the
+    # ORM entity: building `.values(...)` for every call and the ORM's bulk-insert path cost
+    # most of a case's opening (each notice of it is one of these).
+    return session.execute(statement, values).first() is not None
+
+
+_INSERTS_IF_ABSENT: dict[tuple[str, str, tuple[str, ...]], Any] = {}

@@ -19,10 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
-from chatops.db import transaction
+from chatops.db import insert_if_absent, transaction
 from chatops.directory import find_person, is_lead
 from chatops.outbox import enqueue
 from chatops.policy import SupportRules
@@ -230,20 +229,13 @@ def follow(engine: Engine, incident_id: int, user_id: str, now: datetime) -> boo
 
 
 def _insert_follower(session: Session, incident_id: int, user_id: str, now: datetime) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id: True when this call added the row.
-
-    Asks for the row back rather than trusting rowcount, which is -1 on PostgreSQL when
-    SQLAlchemy adds its own RETURNING (chatops.db.insert_if_absent's return value is wrong
-    there for that reason)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(IncidentFollower)
-        .values(incident_id=incident_id, slack_user_id=user_id, created_at=now)
-        .on_conflict_do_nothing(index_elements=["incident_id", "slack_user_id"])
-        .returning(IncidentFollower.id)  # type: ignore[arg-type]
+    """True when this call added the follower (a second click adds nothing)."""
+    return insert_if_absent(
+        session,
+        IncidentFollower,
+        {"incident_id": incident_id, "slack_user_id": user_id, "created_at": now},
+        ["incident_id", "slack_user_id"],
     )
-    return session.exec(statement).first() is not None  # type: ignore[call-overload]
 
 
 def followers(session: Session, incident_id: int) -> list[str]:

@@ -61,7 +61,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, bindparam, update
 from sqlmodel import Session, col, select
 
 from chatops.cases.notices import CARD_REFRESH
@@ -566,20 +566,25 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# Built once: every card posted or refreshed asks it.
+_LATEST_VERIFIED = (
+    select(CallerVerification)
+    .where(
+        col(CallerVerification.case_id) == bindparam("case_id"),
+        col(CallerVerification.status) == VERIFIED,
+    )
+    .order_by(col(CallerVerification.verified_at).desc(), col(CallerVerification.id).desc())
+    .limit(1)
+)
+
+
 def verification_line(
     session: Session, case: Case, timezone: str, zone_label: str | None = None
 ) -> str | None:
     """The case card's line for the latest successful verification (mrkdwn), e.g.
     "Caller verified by <@U0AGENT1> at Wed 25 Nov, 10:05 Beijing time (registered number
     …0101)"; None when the caller of this case was never verified."""
-    row = session.exec(
-        select(CallerVerification)
-        .where(
-            col(CallerVerification.case_id) == case.id,
-            col(CallerVerification.status) == VERIFIED,
-        )
-        .order_by(col(CallerVerification.verified_at).desc(), col(CallerVerification.id).desc())
-    ).first()
+    row = session.exec(_LATEST_VERIFIED, params={"case_id": case.id}).first()
     if row is None or row.verified_at is None or row.verified_by is None:
         return None
     how = (

@@ -84,6 +84,33 @@ _LEASE_ROW = (
     .execution_options(**_NO_SYNC)
 )
 
+# The pending rows a pass looks at (of one case, or all), oldest first.
+_PENDING = (
+    select(OutboxMessage)
+    .where(col(OutboxMessage.status) == "pending")
+    .order_by(col(OutboxMessage.id))
+    .limit(bindparam("limit"))
+)
+_PENDING_OF_CASE = (
+    select(OutboxMessage)
+    .where(
+        col(OutboxMessage.status) == "pending", col(OutboxMessage.case_id) == bindparam("case_id")
+    )
+    .order_by(col(OutboxMessage.id))
+    .limit(bindparam("limit"))
+)
+
+# A sent row's outcome and what the message leaves on its case (the card's ts, the DM
+# thread), on the tables rather than the ORM entities: the SET clause is the parameters
+# given, and each shape is compiled once (building the UPDATE per message cost more than
+# running it).
+_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+_RECORD_OUTCOME = _OUTBOX.update().where(
+    _OUTBOX.c.id == bindparam("row_id"), _OUTBOX.c.lease_owner == bindparam("owner")
+)
+_CASES = Case.__table__  # type: ignore[attr-defined]
+_RECORD_ON_CASE = _CASES.update().where(_CASES.c.id == bindparam("record_case_id"))
+
 
 class ChannelBusy(Exception):
     """The channel's next posting slot is further away than a deliverer waits for."""
@@ -144,10 +171,10 @@ class OutboxDelivery:
     def _one_pass(self, case_id: int | None, limit: int, as_of: datetime | None) -> int:
         now = max(as_of, self.clock.now()) if as_of else self.clock.now()
         with reading(self.engine) as session:
-            query = select(OutboxMessage).where(OutboxMessage.status == "pending")
-            if case_id is not None:
-                query = query.where(OutboxMessage.case_id == case_id)
-            rows = session.scalars(query.order_by(OutboxMessage.id).limit(limit)).all()  # type: ignore[arg-type]
+            if case_id is None:
+                rows = session.scalars(_PENDING, {"limit": limit}).all()
+            else:
+                rows = session.scalars(_PENDING_OF_CASE, {"limit": limit, "case_id": case_id}).all()
             pending = [
                 (row.id, lane_of(row), row.next_attempt_at, page_dm_user(row)) for row in rows
             ]
@@ -574,18 +601,14 @@ class OutboxDelivery:
             # a one-time code lives in the outbox only until its DM is done
             values["payload"] = {**row.payload, "code": None}
         with transaction(self.engine) as session:
-            result = session.exec(  # type: ignore[call-overload]
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.lease_owner == self.owner)
-                .values(**values),
-                execution_options=_NO_SYNC,
+            result = session.execute(
+                _RECORD_OUTCOME, {**values, "row_id": row.id, "owner": self.owner}
             )
             if case_updates and case_updates[0] is not None and case_updates[1]:
-                session.exec(  # type: ignore[call-overload]
-                    update(Case).where(Case.id == case_updates[0]).values(**case_updates[1]),
-                    execution_options=_NO_SYNC,
+                session.execute(
+                    _RECORD_ON_CASE, {**case_updates[1], "record_case_id": case_updates[0]}
                 )
-            return bool(result.rowcount == 1)
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def outbox_status(engine: Engine, now: datetime) -> dict[str, Any]:

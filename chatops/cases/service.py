@@ -36,37 +36,43 @@ def open_case(
 
     Raises IntakeRejected with field errors, or OutOfScope when the topic is one support does
     not work (SC-11). Nothing is written unless every check passes.
+
+    Who is asking and whether the form passes are read and worked out before the write
+    transaction, so that only the inserts hold the database's write lock (on SQLite every
+    process's writers take turns on it). A roster change landing in between is read as if
+    it had come a moment later.
     """
-    with transaction(engine) as session:
+    with reading(engine) as session:
         person, organisation = find_requester(session, requester_slack_id)
-        refusal = refusal_for_requester(person, organisation, rules)
-        if refusal is not None:
-            raise IntakeRejected({"_": refusal})
-        assert person is not None and organisation is not None
-        out_of_scope = out_of_scope_key(form.topic, rules)
-        if out_of_scope is not None:
-            raise OutOfScope(out_of_scope)
-        errors = check_intake(form, person, organisation, rules)
-        if errors:
-            raise IntakeRejected(errors)
-        assert form.category and form.severity
-        case = Case(
-            organisation_id=organisation.id,  # type: ignore[arg-type]
-            requester_id=person.id,  # type: ignore[arg-type]
-            category=form.category,
-            topic=form.topic or "",
-            severity=form.severity,
-            title=form.title or "",
-            description=form.description or "",
-            contact_method=form.contact_method or "chat",
-            contact_phone=form.phone,
-            contact_email=form.email,
-            business_impact=form.business_impact if form.severity == "A" else None,
-            available_contact=form.available_contact if form.severity == "A" else None,
-            opened_at=now,
-            customer_last_seen_at=now,
-        )
-        run_clock(case, rules, 0.0, now)
+    refusal = refusal_for_requester(person, organisation, rules)
+    if refusal is not None:
+        raise IntakeRejected({"_": refusal})
+    assert person is not None and organisation is not None
+    out_of_scope = out_of_scope_key(form.topic, rules)
+    if out_of_scope is not None:
+        raise OutOfScope(out_of_scope)
+    errors = check_intake(form, person, organisation, rules)
+    if errors:
+        raise IntakeRejected(errors)
+    assert form.category and form.severity
+    case = Case(
+        organisation_id=organisation.id,  # type: ignore[arg-type]
+        requester_id=person.id,  # type: ignore[arg-type]
+        category=form.category,
+        topic=form.topic or "",
+        severity=form.severity,
+        title=form.title or "",
+        description=form.description or "",
+        contact_method=form.contact_method or "chat",
+        contact_phone=form.phone,
+        contact_email=form.email,
+        business_impact=form.business_impact if form.severity == "A" else None,
+        available_contact=form.available_contact if form.severity == "A" else None,
+        opened_at=now,
+        customer_last_seen_at=now,
+    )
+    run_clock(case, rules, 0.0, now)
+    with transaction(engine) as session:
         session.add(case)
         session.flush()
         assert case.id is not None

@@ -19,6 +19,8 @@ _REQUESTER = (
     .where(Person.slack_user_id == bindparam("slack_user_id"))
 )
 
+_CHANNEL_ID = select(BotChannel.channel_id).where(BotChannel.purpose == bindparam("purpose"))
+
 
 def find_person(session: Session, slack_user_id: str) -> Person | None:
     """The person with this Slack user id, or None if the directory does not know them."""
@@ -62,8 +64,7 @@ def is_lead(person: Person | None) -> bool:
 
 def channel_for(session: Session, purpose: str) -> str | None:
     """The channel id configured for a purpose ("triage", "handoff", ...)."""
-    row = session.get(BotChannel, purpose)
-    return row.channel_id if row else None
+    return session.exec(_CHANNEL_ID, params={"purpose": purpose}).first()  # type: ignore[no-any-return]
 
 
 def known_zone(name: str) -> bool:
