@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import binascii
 import json
 import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App, BoltContext, BoltResponse
@@ -300,7 +301,10 @@ def parse_slack_body(body: str, content_type: str) -> tuple[str, dict[str, Any]]
             if not isinstance(document, dict):
                 return None
             return str(document.get("type") or "event"), document
-        form = dict(parse_qsl(body, keep_blank_values=True))
+        if body.startswith("payload=") and "&" not in body:  # every interaction Slack sends
+            form = {"payload": decode_form_value(body[len("payload=") :])}
+        else:
+            form = dict(parse_qsl(body, keep_blank_values=True))
         if "payload" in form:
             payload = json.loads(form["payload"])
             if isinstance(payload, dict) and _interaction_shape_ok(payload):
@@ -311,6 +315,26 @@ def parse_slack_body(body: str, content_type: str) -> tuple[str, dict[str, Any]]
         return ("ssl_check", form) if "ssl_check" in form else None
     except ValueError:
         return None
+
+
+def decode_form_value(encoded: str) -> str:
+    """`urllib.parse.unquote_plus`, about ten times faster on what Slack sends.
+
+    An interaction's `payload=` is JSON in which nearly every quote, brace and colon is a
+    %-escape (about 1,900 in an intake submission); the standard decoder handles them one
+    by one in Python, which under load was a tenth of a submission's CPU. Here they become
+    quoted-printable escapes ("=XX", a literal "=" escaped first) decoded by
+    `binascii.a2b_qp`, in C. What is not plainly encoded goes to the standard decoder, so
+    the result is always the same: non-ASCII or a line break (a soft line break to a2b_qp),
+    or a stray "%" (then the decoded length is not two less per "%").
+    """
+    if not encoded.isascii() or "\n" in encoded or "\r" in encoded:
+        return unquote_plus(encoded)
+    quoted_printable = encoded.replace("=", "=3D").replace("+", " ").replace("%", "=")
+    raw = binascii.a2b_qp(quoted_printable.encode("ascii"))
+    if len(raw) != len(encoded) - 2 * encoded.count("%"):
+        return unquote_plus(encoded)
+    return raw.decode("utf-8", "replace")
 
 
 class ParsedRequest(BoltRequest):
