@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
@@ -325,15 +325,17 @@ def acknowledge_group(engine: Engine, row_id: int, slack_id: str, now: datetime)
     return _retrying_deadlocks(engine, work)
 
 
+# Built once: every winning Claim click asks it, Sev A or not.
+_OPEN_PAGES_OF_CASE = select(Page.id).where(
+    Page.case_id == bindparam("case_id"),
+    Page.acknowledged_at.is_(None),  # type: ignore[union-attr]
+    Page.exhausted.is_(False),  # type: ignore[attr-defined]
+)
+
+
 def acknowledge_by_claim(session: Session, case_id: int, slack_id: str, now: datetime) -> None:
     """Claiming a Sev A case acknowledges its open page: the owner has it in hand."""
-    pages = session.exec(
-        select(Page.id).where(
-            Page.case_id == case_id,
-            Page.acknowledged_at.is_(None),  # type: ignore[union-attr]
-            Page.exhausted.is_(False),  # type: ignore[attr-defined]
-        )
-    ).all()
+    pages = session.exec(_OPEN_PAGES_OF_CASE, params={"case_id": case_id}).all()
     for page_id in pages:
         result = session.exec(  # type: ignore[call-overload]
             update(Page)

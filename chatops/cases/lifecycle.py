@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 
 from chatops.cases import states
 from chatops.cases.clock import pause_case_clock, resume_case_clock
+from chatops.cases.events import record_event
 from chatops.cases.notices import CARD_REFRESH, CASE_MESSAGE, REQUESTER_NOTICE
 from chatops.cases.ownership import take_unclaimed
 from chatops.db import insert_if_absent, transaction
@@ -31,7 +32,7 @@ from chatops.directory import find_person, is_agent
 from chatops.outbox import enqueue
 from chatops.paging import stop_pages
 from chatops.policy import SupportRules
-from models import Case, CaseEvent, CaseMessage, Person, SurveyAnswer
+from models import Case, CaseMessage, Person, SurveyAnswer
 
 MESSAGE_MAX = 3000  # one Slack section
 
@@ -80,16 +81,15 @@ def _event(
     new: str | None = None,
     **detail: object,
 ) -> None:
-    session.add(
-        CaseEvent(
-            case_id=case.id,
-            at=now,
-            actor_id=actor.id if actor else None,
-            kind=kind,  # type: ignore[arg-type]
-            from_value=old,
-            to_value=new,
-            detail=dict(detail),
-        )
+    record_event(
+        session,
+        case.id,
+        kind,
+        now,
+        actor_id=actor.id if actor else None,
+        from_value=old,
+        to_value=new,
+        detail=dict(detail),
     )
 
 

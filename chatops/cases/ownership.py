@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam
 from sqlmodel import Session
 
+from chatops.cases.events import record_event
 from chatops.cases.notices import CARD_REFRESH, REQUESTER_NOTICE
 from chatops.outbox import Notice, enqueue_many
-from models import Case, CaseEvent, Person
+from models import Case, Person
+
+# Built once, on the table: the SET clause is the parameters given (every Claim click that
+# may win runs it).
+_CASES = Case.__table__  # type: ignore[attr-defined]
+_TAKE_IF_UNOWNED = _CASES.update().where(
+    _CASES.c.id == bindparam("take_case_id"), _CASES.c.assignee_id.is_(None)
+)
 
 
 def take_unclaimed(
@@ -21,23 +29,21 @@ def take_unclaimed(
     attempts (Claim clicks, page acknowledgements) one sees a changed row, so one audit
     event, one card refresh and one notice to the requester are written.
     """
-    result = session.exec(  # type: ignore[call-overload]
-        update(Case)
-        .where(Case.id == case_id, Case.assignee_id.is_(None))  # type: ignore[union-attr]
-        .values(assignee_id=person.id, claimed_at=now, status="claimed")
+    result = session.execute(
+        _TAKE_IF_UNOWNED,
+        {"take_case_id": case_id, "assignee_id": person.id, "claimed_at": now, "status": "claimed"},
     )
-    if result.rowcount != 1:
+    if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.add(
-        CaseEvent(
-            case_id=case_id,
-            at=now,
-            actor_id=person.id,
-            kind="claimed",
-            from_value="new",
-            to_value="claimed",
-            detail={"owner": person.slack_user_id, "via": via},
-        )
+    record_event(
+        session,
+        case_id,
+        "claimed",
+        now,
+        actor_id=person.id,
+        from_value="new",
+        to_value="claimed",
+        detail={"owner": person.slack_user_id, "via": via},
     )
     notify = {"event": "claimed", "owner": person.slack_user_id}
     enqueue_many(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
 from chatops.cases.clock import run_clock
+from chatops.cases.events import record_event
 from chatops.cases.intake import (
     IntakeForm,
     IntakeRejected,
@@ -31,7 +32,6 @@ from models import Case, CaseEvent, Person
 
 _CASES = Case.__table__  # type: ignore[attr-defined]
 _INSERT_CASE = _CASES.insert().returning(_CASES.c.id)
-_INSERT_EVENT = CaseEvent.__table__.insert()  # type: ignore[attr-defined]
 
 
 def open_case(
@@ -86,22 +86,19 @@ def open_case(
         case.id = session.execute(_INSERT_CASE, values).scalar_one()
         make_transient_to_detached(case)
         session.add(case)
-        session.execute(
-            _INSERT_EVENT,
-            {
-                "case_id": case.id,
-                "at": now,
-                "actor_id": person.id,
-                "kind": "opened",
-                "from_value": None,
-                "to_value": "new",
-                "detail": {
-                    "severity": case.severity,
-                    "category": case.category,
-                    "first_response_due": case.first_response_due.isoformat()
-                    if case.first_response_due
-                    else None,
-                },
+        record_event(
+            session,
+            case.id,
+            "opened",
+            now,
+            actor_id=person.id,
+            to_value="new",
+            detail={
+                "severity": case.severity,
+                "category": case.category,
+                "first_response_due": case.first_response_due.isoformat()
+                if case.first_response_due
+                else None,
             },
         )
         enqueue(session, key=f"{case.id}:card", kind=CARD, case_id=case.id, now=now)
