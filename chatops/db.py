@@ -257,15 +257,16 @@ def _sqlite_busy_timeout(conn: Any, writing: bool) -> None:
         info["chatops_busy_timeout"] = wanted
 
 
-def _writer_bind(engine: Engine) -> Engine:
-    """The engine with the write option set, made once per engine (making it is a copy of
-    the engine's options, a noticeable part of a short transaction's cost)."""
-    writer: Engine | None = getattr(engine, "_chatops_writer", None)
-    if writer is None:
-        writer = engine.execution_options(**{WRITE_OPTION: True})
-        writer._chatops_base = engine  # type: ignore[attr-defined]
-        engine._chatops_writer = writer  # type: ignore[attr-defined]
-    return writer
+def _engine_with(engine: Engine, name: str, options: dict[str, Any]) -> Engine:
+    """`engine` with execution options set (the write option, or a reader's), made once per
+    engine and kept on it as `name`: making one copies the engine's options, a noticeable
+    part of a short transaction's cost. `base_engine` finds the engine behind it."""
+    derived: Engine | None = getattr(engine, name, None)
+    if derived is None:
+        derived = engine.execution_options(**options)
+        derived._chatops_base = engine  # type: ignore[attr-defined]
+        setattr(engine, name, derived)
+    return derived
 
 
 @contextmanager
@@ -276,7 +277,7 @@ def transaction(engine: Engine) -> Iterator[Session]:
     Under a `write_deadline`, raises `DeskBusy` (nothing stored) when the write lock or the
     work takes past it.
     """
-    bind = _writer_bind(engine)
+    bind = _engine_with(engine, "_chatops_writer", {WRITE_OPTION: True})
     writer = _SQLITE_WRITERS.get(engine)
     remaining = _remaining()
     if writer is not None and not writer.acquire(timeout=remaining):
@@ -329,15 +330,10 @@ def reading(engine: Engine, **kwargs: Any) -> Session:
     (PostgreSQL autocommit, SQLite without BEGIN), so statements do not share one snapshot:
     use it where each read stands alone, and `transaction` for anything that writes.
     """
-    reader: Engine | None = getattr(engine, "_chatops_reader", None)
-    if reader is None:
-        options: dict[str, Any] = {READ_OPTION: True}
-        if engine.dialect.name == "postgresql":
-            options["isolation_level"] = "AUTOCOMMIT"
-        reader = engine.execution_options(**options)
-        reader._chatops_base = engine  # type: ignore[attr-defined]
-        engine._chatops_reader = reader  # type: ignore[attr-defined]  # made once per engine
-    return ReadingSession(reader, **kwargs)
+    options: dict[str, Any] = {READ_OPTION: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    return ReadingSession(_engine_with(engine, "_chatops_reader", options), **kwargs)
 
 
 def base_engine(bind: Any) -> Engine:

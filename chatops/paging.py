@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from chatops import metrics
+from chatops.cases.events import record_event
 from chatops.cases.notices import GROUP_PAGES, PAGE, PAGE_ACKNOWLEDGED
 from chatops.cases.ownership import take_unclaimed
 from chatops.db import transaction
@@ -31,7 +32,7 @@ from chatops.directory import find_person, is_agent
 from chatops.outbox import enqueue
 from chatops.policy import SupportRules
 from chatops.schedule import who_is_on_call
-from models import Case, CaseEvent, OutboxMessage, Page, Person
+from models import Case, OutboxMessage, Page, Person
 
 T = TypeVar("T")
 
@@ -234,14 +235,13 @@ def _acknowledge_one(
         return AckOutcome("already", page, case, page.acknowledged_by)
     assert case is not None
     claimed = take_unclaimed(session, case.id, person, now, via="page")  # type: ignore[arg-type]
-    session.add(
-        CaseEvent(
-            case_id=case.id,  # type: ignore[arg-type]
-            at=now,
-            actor_id=person.id,
-            kind="page_acknowledged",
-            detail={"page": page_id, "step": page.step, **(detail or {})},
-        )
+    record_event(
+        session,
+        case.id,
+        "page_acknowledged",
+        now,
+        actor_id=person.id,
+        detail={"page": page_id, "step": page.step, **(detail or {})},
     )
     enqueue(
         session,

@@ -64,6 +64,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from sqlalchemy import Engine, bindparam, update
 from sqlmodel import Session, col, select
 
+from chatops.cases.events import record_event
 from chatops.cases.notices import CARD_REFRESH
 from chatops.cases.states import OPEN_STATUSES
 from chatops.db import transaction
@@ -71,7 +72,7 @@ from chatops.directory import admins_of, find_person, is_agent
 from chatops.outbox import enqueue
 from chatops.policy import SupportRules
 from chatops.timefmt import format_instant
-from models import Case, CaseEvent, Organisation, OutboxMessage, Person
+from models import Case, Organisation, OutboxMessage, Person
 from models.verification import (
     EXPIRED,
     FAILED,
@@ -497,22 +498,21 @@ def _audit(
     **extra: Any,
 ) -> None:
     """One audit event per step. Never the code (nor its hash)."""
-    session.add(
-        CaseEvent(
-            case_id=case_id,
-            at=now,
-            actor_id=actor.id if actor else None,
-            kind=EVENT_KIND,
-            to_value=outcome,
-            detail={
-                "outcome": outcome,
-                "verification_id": row.id,
-                "attempt": attempt,
-                "max_attempts": MAX_ATTEMPTS if row.code_hash else None,
-                "number": row.number,
-                **extra,
-            },
-        )
+    record_event(
+        session,
+        case_id,
+        EVENT_KIND,
+        now,
+        actor_id=actor.id if actor else None,
+        to_value=outcome,
+        detail={
+            "outcome": outcome,
+            "verification_id": row.id,
+            "attempt": attempt,
+            "max_attempts": MAX_ATTEMPTS if row.code_hash else None,
+            "number": row.number,
+            **extra,
+        },
     )
 
 

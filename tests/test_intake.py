@@ -275,3 +275,14 @@ def test_a_title_of_ampersands_is_escaped_within_limits(desk: Desk) -> None:
     case = desk.open_case("U0ALICE", title="&" * 150, description="<" * 3000)
     card = desk.card(case)
     assert "&amp;" in json.dumps(card["blocks"])
+
+
+def test_a_submission_keeps_every_character_it_was_typed_with(desk: Desk) -> None:
+    # The submission arrives as percent-encoded JSON; "+", "%", "=" and non-ASCII letters
+    # each take their own way through its decoding (handlers/app.py decode_form_value).
+    title = "Coût 100% = 2+2 — 東京 ✓ a%2Bb"
+    description = "Line one\nline two\twith a tab = + % é"
+    case = desk.open_case("U0ALICE", title=title, description=description)
+    assert (case.title, case.description) == (title, description)
+    card = desk.card(case)
+    assert title in json.dumps(card["blocks"], ensure_ascii=False)

@@ -24,6 +24,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from chatops.cases.events import record_event
 from chatops.cases.notices import CARD_REFRESH
 from chatops.cases.severity import on_severity_set
 from chatops.db import transaction
@@ -31,7 +32,7 @@ from chatops.directory import find_person, is_agent, organisation_of
 from chatops.outbox import enqueue
 from chatops.policy import SupportRules
 from chatops.sla import elapsed_business_minutes, recompute_due_on_severity_change
-from models import Case, CaseEvent, CasePause, Person
+from models import Case, CasePause, Person
 
 
 class ClockChangeRefused(Exception):
@@ -143,21 +144,20 @@ def change_severity(
         else:
             run_clock(case, rules, elapsed, now)
         on_severity_set(session, case, old_severity, rules, now)
-        session.add(
-            CaseEvent(
-                case_id=case_id,
-                at=now,
-                actor_id=actor.id,
-                kind="severity_changed",
-                from_value=old_severity,
-                to_value=new_severity,
-                detail={
-                    "reason": reason[:500],
-                    "old_due": _iso(old_due),
-                    "new_due": _iso(case.first_response_due),
-                    "elapsed_business_minutes": round(elapsed, 3),
-                },
-            )
+        record_event(
+            session,
+            case_id,
+            "severity_changed",
+            now,
+            actor_id=actor.id,
+            from_value=old_severity,
+            to_value=new_severity,
+            detail={
+                "reason": reason[:500],
+                "old_due": _iso(old_due),
+                "new_due": _iso(case.first_response_due),
+                "elapsed_business_minutes": round(elapsed, 3),
+            },
         )
         enqueue(
             session,
@@ -217,13 +217,12 @@ def pause_case_clock(session: Session, case: Case, rules: SupportRules, now: dat
     if not already_breached:  # a breach that happened stays on record with its instant
         _stop_clock(case)
     session.add(CasePause(case_id=case_id, started_at=now))
-    session.add(
-        CaseEvent(
-            case_id=case_id,
-            at=now,
-            kind="clock_paused",
-            detail={"old_due": _iso(old_due), "new_due": _iso(case.first_response_due)},
-        )
+    record_event(
+        session,
+        case_id,
+        "clock_paused",
+        now,
+        detail={"old_due": _iso(old_due), "new_due": _iso(case.first_response_due)},
     )
     return DueChange(old_due, case.first_response_due)
 
@@ -246,12 +245,11 @@ def resume_case_clock(
     _close_pause(session, case, now)
     if old_due is None and case.first_responded_at is None:
         run_clock(case, rules, case.sla_elapsed_minutes, now)
-    session.add(
-        CaseEvent(
-            case_id=case_id,
-            at=now,
-            kind="clock_resumed",
-            detail={"old_due": _iso(old_due), "new_due": _iso(case.first_response_due)},
-        )
+    record_event(
+        session,
+        case_id,
+        "clock_resumed",
+        now,
+        detail={"old_due": _iso(old_due), "new_due": _iso(case.first_response_due)},
     )
     return DueChange(old_due, case.first_response_due)

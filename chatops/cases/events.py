@@ -24,9 +24,10 @@ def record_event(
 ) -> None:
     """Add an event to the session's transaction.
 
-    A plain INSERT built once: the events go with the busiest writes (opening, claiming,
-    every status change), where the ORM's unit of work for one row cost more than the
-    INSERT itself. Nothing reads an event back in the transaction that wrote it.
+    Every event of the desk is written here, as a plain INSERT built once: events go with
+    the busiest writes (opening, claiming, every status change), where the ORM's unit of
+    work for one row cost more than the INSERT itself. It runs at once (after the session
+    has flushed what it holds), so events keep the order they were recorded in.
     """
     session.execute(
         _INSERT_EVENT,
