@@ -17,6 +17,7 @@ import copy
 import hashlib
 import json
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -410,10 +411,39 @@ def _tz_details(tz: str) -> tuple[int, str]:
 
 
 class _Server(ThreadingHTTPServer):
-    """Threaded server with a listen backlog big enough for bursts of concurrent calls."""
+    """Threaded server with a listen backlog big enough for bursts of concurrent calls.
+
+    Connections stay open between calls (HTTP/1.1 keep-alive, as slack.com's do), so the
+    server keeps track of them: a stopped stand-in closes them all, and a client that kept
+    one finds Slack gone rather than talking to a server that has stopped.
+    """
 
     daemon_threads = True
     request_queue_size = 128
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        self.connections_opened = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+            self.connections_opened += 1
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            open_now, self._open = self._open, set()
+        for sock in open_now:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -421,6 +451,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     standin: SlackStandIn
     server_version = "SlackStandIn/1.0"
+    protocol_version = "HTTP/1.1"  # keep-alive: every answer carries its Content-Length
+    timeout = 120  # an idle kept connection is let go after this long
+    # The headers and the body are two writes; with Nagle's algorithm on, the body would
+    # wait for the client's delayed ACK of the headers (40 ms) on a kept connection.
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
         self.standin._handle_http(self, "POST")
@@ -490,7 +525,7 @@ class SlackStandIn:
         self.record_limit = record_limit
 
         self._requested_port = port
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
         self._lock = threading.RLock()
@@ -563,6 +598,7 @@ class SlackStandIn:
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.close_connections()
         if thread is not None:
             thread.join(timeout=5)
 
@@ -578,6 +614,14 @@ class SlackStandIn:
         if self._server is None:
             raise RuntimeError("SlackStandIn is not started")
         return int(self._server.server_address[1])
+
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted since :meth:`start` (clients keep them open between
+        calls, so this counts connections, not calls)."""
+        if self._server is None:
+            raise RuntimeError("SlackStandIn is not started")
+        return self._server.connections_opened
 
     @property
     def base_url(self) -> str:
