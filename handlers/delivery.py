@@ -83,6 +83,26 @@ _LEASE_ROW = (
     .returning(OutboxMessage)
     .execution_options(**_NO_SYNC)
 )
+# The same for several rows at once: a case's messages (its card and its requester's notice)
+# taken in one write rather than one each.
+_LEASE_ROWS = (
+    update(OutboxMessage)
+    .where(
+        col(OutboxMessage.id).in_(bindparam("row_ids", expanding=True)),
+        col(OutboxMessage.status) == "pending",
+        _lease_free(bindparam("now")),
+    )
+    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
+    .returning(OutboxMessage)
+    .execution_options(**_NO_SYNC)
+)
+# Rows one pass over a case leases together. Each is sent within a few seconds of the next
+# (a channel's slot is waited for `slot_wait` at most), and a row whose lease has aged past
+# `_FRESH_SHARE` of its length is leased afresh before its send (`_take`), so a send always
+# starts with most of its lease ahead of it, as with a row leased on its own.
+_LEASE_TOGETHER = 8
+_FRESH_SHARE = 0.25
+_Taken = tuple[OutboxMessage, float]  # a row leased together with others, and when (monotonic)
 
 # The pending rows a pass looks at (of one case, or all), oldest first.
 _PENDING = (
@@ -178,29 +198,79 @@ class OutboxDelivery:
             pending = [
                 (row.id, lane_of(row), row.next_attempt_at, page_dm_user(row)) for row in rows
             ]
+        # A pass over one case (a request's own delivery) leases its due messages together;
+        # a pass over every case (the worker's, up to `limit` rows, paced by Slack's limits)
+        # leases each row when its turn comes, so no lease is taken long before its send.
+        together = (
+            self._lease_many(
+                [row_id for row_id, _, due, paged in pending if paged is None and due <= now]
+            )
+            if case_id is not None
+            else {}
+        )
         sent = 0
         blocked: set[tuple[int, str]] = set()
         grouped: set[int] = set()  # rows this pass already sent inside a page group
-        for row_id, lane, next_attempt_at, paged in pending:
-            if row_id in grouped or (lane is not None and lane in blocked):
-                continue
-            leased = self._lease(row_id) if next_attempt_at <= now else None
-            if leased is None:
-                if lane is not None:
-                    blocked.add(lane)  # keep this lane's messages in order
-                continue
-            if paged is not None:
-                done = self._send_pages(row_id, paged, now)
-                grouped |= done
-                sent += len(done)
-                if row_id not in done and lane is not None:
+        try:
+            for row_id, lane, next_attempt_at, paged in pending:
+                if row_id in grouped or (lane is not None and lane in blocked):
+                    continue
+                leased = self._take(row_id, next_attempt_at <= now, together)
+                if leased is None:
+                    if lane is not None:
+                        blocked.add(lane)  # keep this lane's messages in order
+                    continue
+                if paged is not None:
+                    done = self._send_pages(row_id, paged, now)
+                    grouped |= done
+                    sent += len(done)
+                    if row_id not in done and lane is not None:
+                        blocked.add(lane)
+                    continue
+                if self._send(leased):
+                    sent += 1
+                elif lane is not None:
                     blocked.add(lane)
-                continue
-            if self._send(leased):
-                sent += 1
-            elif lane is not None:
-                blocked.add(lane)
+        finally:
+            # leased together but not sent (their lane stopped behind a failure): let go now,
+            # not when the lease runs out
+            for row_id, taken in together.items():
+                if taken is not None:
+                    self._release(row_id)
         return sent
+
+    def _lease_many(self, row_ids: list[int | None]) -> dict[int, _Taken | None]:
+        """Lease up to `_LEASE_TOGETHER` rows in one statement: {row id: (row, when leased)},
+        None for a row asked for and not got (sent meanwhile, or someone else holds it)."""
+        wanted = [row_id for row_id in row_ids[:_LEASE_TOGETHER] if row_id is not None]
+        if len(wanted) < 2:
+            return {}  # one row: `_take` leases it as ever
+        now = datetime.now(UTC)
+        with transaction(self.engine) as session:
+            rows = session.scalars(
+                _LEASE_ROWS,
+                {"row_ids": wanted, "now": now, "owner": self.owner, "until": now + self.lease},
+            ).all()
+        taken_at = time.monotonic()
+        together: dict[int, _Taken | None] = dict.fromkeys(wanted)
+        together.update((row.id, (row, taken_at)) for row in rows if row.id is not None)
+        return together
+
+    def _take(
+        self, row_id: int | None, due: bool, together: dict[int, _Taken | None]
+    ) -> OutboxMessage | None:
+        """The row leased for sending now: from `together` while its lease is fresh, else
+        leased on its own (None when it is not due, or someone else holds it)."""
+        if row_id is not None and row_id in together:
+            taken = together.pop(row_id)
+            if taken is None:
+                return None  # asked for with the others, and not got
+            row, taken_at = taken
+            age = time.monotonic() - taken_at
+            if age < self.lease.total_seconds() * _FRESH_SHARE:
+                return row
+            self._release(row_id)  # held a while behind slower sends: lease it afresh
+        return self._lease(row_id) if due else None
 
     def _lease(self, row_id: int | None) -> OutboxMessage | None:
         """Take the row if it is pending and nobody holds it; the row as leased, or None."""

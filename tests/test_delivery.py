@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
-from tests.conftest import TRIAGE, Desk
+from sqlalchemy import event
+
+from chatops.cases.intake import IntakeForm
+from chatops.cases.service import claim_case, open_case
+from tests.conftest import INTAKE_DEFAULTS, TRIAGE, Desk
 
 
 def _triage_posts(desk: Desk) -> list:
@@ -78,8 +83,6 @@ def test_claim_waits_for_the_card_it_updates(desk: Desk) -> None:
     case = desk.open_case("U0ALICE")
     desk.standin.wait_for("chat.postMessage", lambda c: not c.ok)
     _eventually(lambda: _card_attempts(desk) == 1)
-    from chatops.cases.service import claim_case
-
     assert claim_case(desk.engine, case.id, "U0AGENT1", desk.clock.now()).won
     desk.clock.advance(timedelta(seconds=5))
     _delivered_once(desk)
@@ -148,3 +151,89 @@ def test_the_dm_channel_is_asked_for_once_per_person(desk: Desk) -> None:
     assert len(opened) == 1
     dms = [c for c in desk.standin.calls("chat.postMessage") if c.args.get("channel") != TRIAGE]
     assert len(dms) >= 3 and len({c.args["channel"] for c in dms}) == 1
+
+
+class _LeaseStatements:
+    """The lease UPDATEs the desk's engine runs (whichever thread runs them)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.together: list[str] = []
+        self.single: list[str] = []
+        self._engine = engine
+        event.listen(engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if (
+            statement.startswith("UPDATE outboxmessage SET lease_owner")
+            and "RETURNING" in statement
+        ):
+            (self.together if " IN (" in statement else self.single).append(statement)
+
+    def close(self) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._seen)
+
+
+def _open_without_delivery(desk: Desk) -> int:
+    """A case opened through the core, so that no request's delivery sends its messages."""
+    case = open_case(
+        desk.engine,
+        "U0ALICE",
+        IntakeForm(**{**INTAKE_DEFAULTS, "phone": None, "email": None}),
+        desk.service.rules,
+        desk.clock.now(),
+    )
+    assert case.id is not None
+    return case.id
+
+
+def test_a_case_s_messages_are_leased_in_one_statement(desk: Desk) -> None:
+    leases = _LeaseStatements(desk.engine)
+    try:
+        case = desk.open_case("U0ALICE")
+        desk.settle()
+    finally:
+        leases.close()
+    card_row = next(m for m in desk.outbox() if m.kind == "case.card")
+    assert {m.status for m in desk.outbox()} == {"sent"}
+    assert card_row.lease_owner and card_row.lease_until is None
+    assert len(leases.together) == 1 and leases.single == []  # card and requester notice
+    assert desk.card(case)["blocks"]
+    assert len(_triage_posts(desk)) == 1
+
+
+def test_messages_leased_together_and_held_up_are_let_go_at_once(desk: Desk) -> None:
+    # The card fails; the card's refresh after a claim waits behind it in the card's lane,
+    # and is let go at the end of the pass rather than held until its lease runs out.
+    case_id = _open_without_delivery(desk)
+    assert claim_case(desk.engine, case_id, "U0AGENT1", desk.clock.now()).won
+    desk.standin.fail_next("chat.postMessage", status=500)
+    desk.service.desk.delivery.deliver_pending(case_id=case_id)
+    rows = {m.kind: m for m in desk.outbox() if m.case_id == case_id and m.kind != "case.card"}
+    refresh = rows["case.card_refresh"]
+    assert refresh.status == "pending" and refresh.attempts == 0
+    assert refresh.lease_owner is None and refresh.lease_until is None
+    card_row = next(m for m in desk.outbox() if m.kind == "case.card")
+    assert card_row.status == "pending" and card_row.attempts == 1  # backs off, retried later
+    requester = [m for m in desk.outbox() if m.kind == "case.requester_notice"]
+    assert requester and all(m.status == "sent" for m in requester)  # its own lane went on
+    desk.clock.advance(timedelta(seconds=5))
+    _delivered_once(desk)
+    assert {m.status for m in desk.outbox()} == {"sent"}
+
+
+def test_a_message_leased_together_is_leased_afresh_when_its_lease_has_aged(desk: Desk) -> None:
+    # Each post takes 0.15 s and leases last 0.4 s: by the requester's notice, its lease
+    # taken with the card's is older than a quarter of its length, so it is leased again
+    # before the send (a send always starts with most of its lease ahead of it).
+    delivery = desk.service.desk.delivery
+    delivery.lease = timedelta(seconds=0.4)
+    case_id = _open_without_delivery(desk)
+    desk.standin.delay("chat.postMessage", 0.15)
+    leases = _LeaseStatements(desk.engine)
+    try:
+        assert delivery.deliver_pending(case_id=case_id) == 2
+    finally:
+        leases.close()
+    assert len(leases.together) == 1 and len(leases.single) == 1
+    assert {m.status for m in desk.outbox()} == {"sent"}
+    assert len(_triage_posts(desk)) == 1
