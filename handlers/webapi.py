@@ -11,6 +11,8 @@ Everything above the socket is slack_sdk's own: request building, the response p
 `SlackApiError`, the retry handlers (429 `Retry-After`, connection errors). Error behaviour
 matches urllib's, which that code expects: a status outside 2xx is raised as
 `urllib.error.HTTPError`, and a failure to connect or send as `urllib.error.URLError`.
+Redirects are not followed (urllib would; Slack's Web API does not send them): a 3xx is an
+error like any other status outside 2xx.
 
 A kept connection is not reused blindly. One idle for longer than `IDLE_REUSE_SECONDS`
 is closed first (load balancers drop idle connections without telling anyone, and Slack's do
