@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -96,13 +97,46 @@ _LEASE_ROWS = (
     .returning(OutboxMessage)
     .execution_options(**_NO_SYNC)
 )
-# Rows one pass over a case leases together. Each is sent within a few seconds of the next
-# (a channel's slot is waited for `slot_wait` at most), and a row whose lease has aged past
-# `_FRESH_SHARE` of its length is leased afresh before its send (`_take`), so a send always
-# starts with most of its lease ahead of it, as with a row leased on its own.
+# A lease taken with others, made longer, or let go. Matched by its expiry as well as its
+# owner: every thread of a process has the same owner, and a lease that ran out may have
+# been taken since by another thread of this process, whose lease must be left alone.
+_HELD = (
+    col(OutboxMessage.status) == "pending",
+    col(OutboxMessage.lease_owner) == bindparam("owner"),
+    col(OutboxMessage.lease_until) == bindparam("held_until"),
+)
+_RENEW_LEASE = (
+    update(OutboxMessage)
+    .where(col(OutboxMessage.id) == bindparam("row_id"), *_HELD)
+    .values(lease_until=bindparam("until"))
+    .returning(OutboxMessage)
+    .execution_options(**_NO_SYNC)
+)
+_LET_GO = (
+    update(OutboxMessage)
+    .where(col(OutboxMessage.id).in_(bindparam("row_ids", expanding=True)), *_HELD)
+    .values(lease_owner=None, lease_until=None)
+    .execution_options(**_NO_SYNC)
+)
+# Rows one pass over a case leases together, at most. A row handed out for sending with less
+# than (1 - `_FRESH_SHARE`) of its lease left (it waited behind slower sends) has its lease
+# renewed first, so a send always starts with most of its lease ahead of it, as with a row
+# leased on its own.
 _LEASE_TOGETHER = 8
 _FRESH_SHARE = 0.25
-_Taken = tuple[OutboxMessage, float]  # a row leased together with others, and when (monotonic)
+
+Lane = tuple[int, str]
+
+
+@dataclass
+class _LeasedTogether:
+    """Rows one pass over a case leased in one statement, all until the same instant."""
+
+    until: datetime
+    rows: dict[int, OutboxMessage]  # leased, not yet handed out for sending
+    missed: set[int]  # asked for and not got: sent meanwhile, or someone else holds it
+    lanes: dict[int, Lane | None]
+
 
 # The pending rows a pass looks at (of one case, or all), oldest first.
 _PENDING = (
@@ -201,15 +235,9 @@ class OutboxDelivery:
         # A pass over one case (a request's own delivery) leases its due messages together;
         # a pass over every case (the worker's, up to `limit` rows, paced by Slack's limits)
         # leases each row when its turn comes, so no lease is taken long before its send.
-        together = (
-            self._lease_many(
-                [row_id for row_id, _, due, paged in pending if paged is None and due <= now]
-            )
-            if case_id is not None
-            else {}
-        )
+        together = self._lease_together(pending, now) if case_id is not None else None
         sent = 0
-        blocked: set[tuple[int, str]] = set()
+        blocked: set[Lane] = set()
         grouped: set[int] = set()  # rows this pass already sent inside a page group
         try:
             for row_id, lane, next_attempt_at, paged in pending:
@@ -218,59 +246,100 @@ class OutboxDelivery:
                 leased = self._take(row_id, next_attempt_at <= now, together)
                 if leased is None:
                     if lane is not None:
-                        blocked.add(lane)  # keep this lane's messages in order
+                        self._block(lane, blocked, together)  # keep the lane in order
                     continue
                 if paged is not None:
                     done = self._send_pages(row_id, paged, now)
                     grouped |= done
                     sent += len(done)
                     if row_id not in done and lane is not None:
-                        blocked.add(lane)
+                        self._block(lane, blocked, together)
                     continue
                 if self._send(leased):
                     sent += 1
                 elif lane is not None:
-                    blocked.add(lane)
+                    self._block(lane, blocked, together)
         finally:
-            # leased together but not sent (their lane stopped behind a failure): let go now,
-            # not when the lease runs out
-            for row_id, taken in together.items():
-                if taken is not None:
-                    self._release(row_id)
+            if together is not None:
+                self._let_go(together, list(together.rows))
         return sent
 
-    def _lease_many(self, row_ids: list[int | None]) -> dict[int, _Taken | None]:
-        """Lease up to `_LEASE_TOGETHER` rows in one statement: {row id: (row, when leased)},
-        None for a row asked for and not got (sent meanwhile, or someone else holds it)."""
-        wanted = [row_id for row_id in row_ids[:_LEASE_TOGETHER] if row_id is not None]
-        if len(wanted) < 2:
-            return {}  # one row: `_take` leases it as ever
-        now = datetime.now(UTC)
+    def _lease_together(
+        self, pending: list[tuple[int | None, Lane | None, datetime, str | None]], now: datetime
+    ) -> _LeasedTogether | None:
+        """Lease a case's sendable rows in one statement: in each lane, the rows up to the
+        first one that is not due or is a page DM (sent grouped, leased on its own)."""
+        lanes: dict[int, Lane | None] = {}
+        stopped: set[Lane | None] = set()
+        for row_id, lane, next_attempt_at, paged in pending:
+            if row_id is None or len(lanes) == _LEASE_TOGETHER:
+                break
+            if lane in stopped:
+                continue
+            if paged is not None or next_attempt_at > now:
+                if lane is not None:
+                    stopped.add(lane)
+                continue
+            lanes[row_id] = lane
+        if len(lanes) < 2:
+            return None  # one row: leased on its own when its turn comes, as ever
+        wall = datetime.now(UTC)
+        until = wall + self.lease
         with transaction(self.engine) as session:
             rows = session.scalars(
                 _LEASE_ROWS,
-                {"row_ids": wanted, "now": now, "owner": self.owner, "until": now + self.lease},
+                {"row_ids": list(lanes), "now": wall, "owner": self.owner, "until": until},
             ).all()
-        taken_at = time.monotonic()
-        together: dict[int, _Taken | None] = dict.fromkeys(wanted)
-        together.update((row.id, (row, taken_at)) for row in rows if row.id is not None)
-        return together
+        got = {row.id: row for row in rows if row.id is not None}
+        return _LeasedTogether(until, got, set(lanes) - set(got), lanes)
 
     def _take(
-        self, row_id: int | None, due: bool, together: dict[int, _Taken | None]
+        self, row_id: int | None, due: bool, together: _LeasedTogether | None
     ) -> OutboxMessage | None:
-        """The row leased for sending now: from `together` while its lease is fresh, else
-        leased on its own (None when it is not due, or someone else holds it)."""
-        if row_id is not None and row_id in together:
-            taken = together.pop(row_id)
-            if taken is None:
-                return None  # asked for with the others, and not got
-            row, taken_at = taken
-            age = time.monotonic() - taken_at
-            if age < self.lease.total_seconds() * _FRESH_SHARE:
-                return row
-            self._release(row_id)  # held a while behind slower sends: lease it afresh
+        """The row, leased for sending now: from the rows leased together (its lease renewed
+        if it has aged), else leased on its own. None when it is not due or is not ours."""
+        if together is not None and row_id is not None:
+            if row_id in together.missed:
+                return None
+            row = together.rows.pop(row_id, None)
+            if row is not None:
+                wall = datetime.now(UTC)
+                if together.until - wall > self.lease * (1 - _FRESH_SHARE):
+                    return row
+                with transaction(self.engine) as session:
+                    return session.scalars(  # type: ignore[no-any-return]
+                        _RENEW_LEASE,
+                        {
+                            "row_id": row_id,
+                            "owner": self.owner,
+                            "held_until": together.until,
+                            "until": wall + self.lease,
+                        },
+                    ).first()
         return self._lease(row_id) if due else None
+
+    def _block(self, lane: Lane, blocked: set[Lane], together: _LeasedTogether | None) -> None:
+        """Stop sending `lane` this pass; let go at once of its rows leased together, so
+        that another deliverer may send them as soon as the lane moves again."""
+        blocked.add(lane)
+        if together is not None:
+            self._let_go(together, [i for i in together.rows if together.lanes.get(i) == lane])
+
+    def _let_go(self, together: _LeasedTogether, row_ids: list[int]) -> None:
+        """Give up rows leased together and not sent. A failure to is logged, not raised:
+        the pass may be ending on a database error already, and the leases run out anyway."""
+        for row_id in row_ids:
+            together.rows.pop(row_id, None)
+        if not row_ids:
+            return
+        try:
+            with transaction(self.engine) as session:
+                session.execute(
+                    _LET_GO,
+                    {"row_ids": row_ids, "owner": self.owner, "held_until": together.until},
+                )
+        except Exception:
+            log.warning("could not let go of outbox rows %s; their leases run out", row_ids)
 
     def _lease(self, row_id: int | None) -> OutboxMessage | None:
         """Take the row if it is pending and nobody holds it; the row as leased, or None."""

@@ -61,10 +61,12 @@ def _closed_by_server(connection: http.client.HTTPConnection) -> bool:
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        # poll, not select: select cannot take a descriptor numbered 1024 or more
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):  # closed or unusable descriptor
         return True
-    return bool(readable)
 
 
 class KeepAliveWebClient(WebClient):
@@ -85,7 +87,7 @@ class KeepAliveWebClient(WebClient):
         parts = urllib.parse.urlsplit(url)
         if self.proxy is not None or parts.scheme not in ("http", "https") or not parts.hostname:
             return super()._perform_urllib_http_request_internal(url, req)  # type: ignore[no-any-return]
-        entry = self._connection_for(parts)
+        key, entry = self._connection_for(parts)
         connection = entry.connection
         path = parts.path or "/"
         if parts.query:
@@ -93,15 +95,17 @@ class KeepAliveWebClient(WebClient):
         headers = {name: value for name, value in req.header_items()}
         headers.pop("Connection", None)
         try:
-            connection.request("POST", path, body=req.data, headers=headers)
-        except OSError as exc:  # as urllib reports a failure to connect or send
-            connection.close()
-            raise URLError(exc) from exc
-        try:
+            try:
+                connection.request("POST", path, body=req.data, headers=headers)
+            except OSError as exc:  # as urllib reports a failure to connect or send
+                raise URLError(exc) from exc
             response = connection.getresponse()
             raw = response.read()
         except BaseException:
-            connection.close()  # the answer is unread: the connection cannot carry another
+            # Whatever went wrong (a refused connection, a header value http.client refuses,
+            # a timeout mid-answer, an interrupt), the connection may hold half a request or
+            # an unread answer: it is dropped, and the next call opens a new one.
+            self._drop(key, entry)
             raise
         entry.last_used = time.monotonic()
         if not 200 <= response.status < 300:
@@ -112,7 +116,15 @@ class KeepAliveWebClient(WebClient):
         charset = response.headers.get_content_charset() or "utf-8"
         return {"status": response.status, "headers": response.headers, "body": raw.decode(charset)}
 
-    def _connection_for(self, parts: urllib.parse.SplitResult) -> _KeptConnection:
+    def _drop(self, key: tuple[str, str, int], entry: _KeptConnection) -> None:
+        entry.connection.close()
+        kept = getattr(self._kept, "by_host", {})
+        if kept.get(key) is entry:
+            del kept[key]
+
+    def _connection_for(
+        self, parts: urllib.parse.SplitResult
+    ) -> tuple[tuple[str, str, int], _KeptConnection]:
         kept: dict[tuple[str, str, int], _KeptConnection] | None = getattr(
             self._kept, "by_host", None
         )
@@ -139,4 +151,4 @@ class KeepAliveWebClient(WebClient):
             else:
                 connection = http.client.HTTPConnection(key[1], key[2], timeout=self.timeout)
             entry = kept[key] = _KeptConnection(connection)
-        return entry
+        return key, entry

@@ -3,6 +3,8 @@ once, and in order; a refusal that retries cannot fix is parked, not dropped."""
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -159,14 +161,19 @@ class _LeaseStatements:
     def __init__(self, engine: Any) -> None:
         self.together: list[str] = []
         self.single: list[str] = []
+        self.renewed: list[str] = []
         self._engine = engine
         event.listen(engine, "before_cursor_execute", self._seen)
 
     def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if (
-            statement.startswith("UPDATE outboxmessage SET lease_owner")
-            and "RETURNING" in statement
+            not statement.startswith("UPDATE outboxmessage SET lease_")
+            or "RETURNING" not in statement
         ):
+            return
+        if statement.startswith("UPDATE outboxmessage SET lease_until"):
+            self.renewed.append(statement)
+        else:
             (self.together if " IN (" in statement else self.single).append(statement)
 
     def close(self) -> None:
@@ -221,10 +228,10 @@ def test_messages_leased_together_and_held_up_are_let_go_at_once(desk: Desk) -> 
     assert {m.status for m in desk.outbox()} == {"sent"}
 
 
-def test_a_message_leased_together_is_leased_afresh_when_its_lease_has_aged(desk: Desk) -> None:
+def test_a_message_leased_together_has_its_lease_renewed_when_it_has_aged(desk: Desk) -> None:
     # Each post takes 0.15 s and leases last 0.4 s: by the requester's notice, its lease
-    # taken with the card's is older than a quarter of its length, so it is leased again
-    # before the send (a send always starts with most of its lease ahead of it).
+    # taken with the card's has less than three quarters of its length left, so it is
+    # renewed before the send (a send always starts with most of its lease ahead of it).
     delivery = desk.service.desk.delivery
     delivery.lease = timedelta(seconds=0.4)
     case_id = _open_without_delivery(desk)
@@ -234,6 +241,54 @@ def test_a_message_leased_together_is_leased_afresh_when_its_lease_has_aged(desk
         assert delivery.deliver_pending(case_id=case_id) == 2
     finally:
         leases.close()
-    assert len(leases.together) == 1 and len(leases.single) == 1
+    assert len(leases.together) == 1 and len(leases.renewed) == 1 and leases.single == []
     assert {m.status for m in desk.outbox()} == {"sent"}
     assert len(_triage_posts(desk)) == 1
+
+
+def test_a_lease_that_ran_out_and_was_taken_by_another_thread_is_not_taken_back(
+    desk: Desk,
+) -> None:
+    # The requester's notice is leased with the card; the card's post outlasts that lease,
+    # and meanwhile another thread of the same process (same lease owner) takes the notice
+    # and sends it. The first pass must see that the lease it holds is no longer its own.
+    delivery = desk.service.desk.delivery
+    delivery.lease = timedelta(seconds=0.4)
+    case_id = _open_without_delivery(desk)
+    notice = next(m for m in desk.outbox() if m.kind == "case.requester_notice")
+    desk.standin.delay("chat.postMessage", 0.6)
+    first = threading.Thread(target=delivery.deliver_pending, kwargs={"case_id": case_id})
+    first.start()
+    time.sleep(0.5)  # the card is on its way; the notice's lease, taken with it, ran out
+    taken = delivery._lease(notice.id)
+    assert taken is not None
+    assert delivery._send(taken)
+    first.join(10)
+    dms = [
+        c for c in desk.standin.calls("chat.postMessage") if c.ok and c.args["channel"] != TRIAGE
+    ]
+    assert len(dms) == 1  # sent once, by the thread that held it
+    assert {m.status for m in desk.outbox()} == {"sent"}
+
+
+def test_rows_behind_one_held_elsewhere_are_not_held(desk: Desk) -> None:
+    # Another process is sending the card; the card's refresh (after a claim) waits behind
+    # it. A pass over the case must not hold the refresh while it sends the requester's
+    # notices: the other process looks for the refresh as soon as its card is out.
+    delivery = desk.service.desk.delivery
+    case_id = _open_without_delivery(desk)
+    assert claim_case(desk.engine, case_id, "U0AGENT1", desk.clock.now()).won
+    card = next(m for m in desk.outbox() if m.kind == "case.card")
+    other = copy.copy(delivery)
+    other.owner = "another-process"
+    assert other._lease(card.id) is not None
+    desk.standin.delay("chat.postMessage", 0.3)  # the notices take a while
+    passing = threading.Thread(target=delivery.deliver_pending, kwargs={"case_id": case_id})
+    passing.start()
+    time.sleep(0.15)  # the first notice is on its way
+    refresh = next(m for m in desk.outbox() if m.kind == "case.card_refresh")
+    passing.join(10)
+    assert refresh.lease_owner is None
+    notices = [m for m in desk.outbox() if m.kind == "case.requester_notice"]
+    assert notices and all(m.status == "sent" for m in notices)
+    assert next(m for m in desk.outbox() if m.kind == "case.card").lease_owner == other.owner

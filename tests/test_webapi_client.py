@@ -4,6 +4,7 @@ that went away, a connection Slack closed while it sat idle."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from urllib.error import URLError
@@ -181,3 +182,37 @@ def test_a_forked_child_opens_its_own_connection(standin: SlackStandIn) -> None:
     client.chat_postMessage(channel="C1", text="parent again")
     assert [m["text"] for m in standin.messages("C1")] == ["parent", "child", "parent again"]
     assert standin.connections_opened == 2
+
+
+def test_a_call_that_fails_while_sending_leaves_the_next_call_working(
+    standin: SlackStandIn,
+) -> None:
+    client = _client(standin, retry_handlers=[])
+    client.chat_postMessage(channel="C1", text="one")
+    with pytest.raises(ValueError):  # http.client refuses a header value with a line break
+        client.api_call(
+            "chat.postMessage", params={"channel": "C1", "text": "x"}, headers={"X-Trace": "a\r\nb"}
+        )
+    assert client.chat_postMessage(channel="C1", text="two")["ok"]
+    assert [m["text"] for m in standin.messages("C1")] == ["one", "two"]
+
+
+def test_keep_alive_holds_with_many_files_open(standin: SlackStandIn) -> None:
+    # select() cannot look at a descriptor numbered 1024 or more; the idle check must not
+    # mistake that for a closed connection and reconnect on every call.
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("this machine allows fewer than 1,200 open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [open(os.devnull) for _ in range(1100)]  # noqa: SIM115 (closed below)
+    try:
+        client = _client(standin)
+        for n in range(5):
+            client.chat_postMessage(channel="C1", text=f"m{n}")
+        assert standin.connections_opened == 1
+    finally:
+        for f in held:
+            f.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
