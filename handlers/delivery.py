@@ -199,9 +199,18 @@ class OutboxDelivery:
         # would hold its lease past expiry (a second deliverer would post it again) and
         # hold up messages to other channels (a page DM behind a storm of card posts).
         self.slot_wait = min(timedelta(seconds=2), self.lease / 4)
-        self.owner = f"deliver-{uuid.uuid4().hex[:12]}"
+        self.owner_prefix = f"deliver-{uuid.uuid4().hex[:12]}"
         self._dm_channels: dict[str, str] = {}
         self._dm_lock = threading.Lock()
+
+    @property
+    def owner(self) -> str:
+        """Who holds the leases this thread takes: the deliverer and the thread. Each
+        statement that records, lets go of or renews a lease matches its owner, and a thread
+        whose own lease ran out must not match the lease another thread of the process has
+        taken since (it would clear it while that thread sends, and a third could send the
+        message again)."""
+        return f"{self.owner_prefix}-{threading.get_ident()}"
 
     def deliver_pending(
         self, case_id: int | None = None, limit: int = 200, as_of: datetime | None = None
@@ -291,7 +300,22 @@ class OutboxDelivery:
                 {"row_ids": list(lanes), "now": wall, "owner": self.owner, "until": until},
             ).all()
         got = {row.id: row for row in rows if row.id is not None}
-        return _LeasedTogether(until, got, set(lanes) - set(got), lanes)
+        together = _LeasedTogether(until, got, set(lanes) - set(got), lanes)
+        # A row behind one that was not got cannot go out this pass (its lane stops at the
+        # missed one): let it go at once, not only when the pass reaches that lane, so that
+        # whoever has the earlier row can send it next.
+        first_missed: dict[Lane, int] = {}
+        for row_id in sorted(together.missed):
+            lane = lanes[row_id]
+            if lane is not None:
+                first_missed.setdefault(lane, row_id)
+        behind = [
+            row_id
+            for row_id in got
+            if (lane := lanes[row_id]) in first_missed and row_id > first_missed[lane]
+        ]
+        self._let_go(together, behind)
+        return together
 
     def _take(
         self, row_id: int | None, due: bool, together: _LeasedTogether | None

@@ -280,7 +280,7 @@ def test_rows_behind_one_held_elsewhere_are_not_held(desk: Desk) -> None:
     assert claim_case(desk.engine, case_id, "U0AGENT1", desk.clock.now()).won
     card = next(m for m in desk.outbox() if m.kind == "case.card")
     other = copy.copy(delivery)
-    other.owner = "another-process"
+    other.owner_prefix = "another-process"
     assert other._lease(card.id) is not None
     desk.standin.delay("chat.postMessage", 0.3)  # the notices take a while
     passing = threading.Thread(target=delivery.deliver_pending, kwargs={"case_id": case_id})
@@ -292,3 +292,44 @@ def test_rows_behind_one_held_elsewhere_are_not_held(desk: Desk) -> None:
     notices = [m for m in desk.outbox() if m.kind == "case.requester_notice"]
     assert notices and all(m.status == "sent" for m in notices)
     assert next(m for m in desk.outbox() if m.kind == "case.card").lease_owner == other.owner
+
+
+def test_rows_behind_one_held_elsewhere_are_let_go_before_earlier_sends(desk: Desk) -> None:
+    # Another process is sending the requester's first notice; the claim's notice waits
+    # behind it, in the same lane. While this pass posts the card (slowly), it must not hold
+    # the claim's notice, which it cannot send this pass anyway.
+    delivery = desk.service.desk.delivery
+    case_id = _open_without_delivery(desk)
+    assert claim_case(desk.engine, case_id, "U0AGENT1", desk.clock.now()).won
+    notices = [m for m in desk.outbox() if m.kind == "case.requester_notice"]
+    assert len(notices) == 2
+    other = copy.copy(delivery)
+    other.owner_prefix = "another-process"
+    assert other._lease(notices[0].id) is not None
+    desk.standin.delay("chat.postMessage", 0.4)  # the card's post is slow
+    passing = threading.Thread(target=delivery.deliver_pending, kwargs={"case_id": case_id})
+    passing.start()
+    time.sleep(0.2)  # the card is on its way
+    later = next(m for m in desk.outbox() if m.id == notices[1].id)
+    passing.join(10)
+    assert later.lease_owner is None
+    assert len(_triage_posts(desk)) == 1
+
+
+def test_a_thread_does_not_let_go_of_a_lease_another_thread_took_since(desk: Desk) -> None:
+    # A thread's lease ran out and another thread of the process took the row; the first
+    # thread's release (its channel turned out busy) must leave the second one's lease be.
+    delivery = desk.service.desk.delivery
+    case_id = _open_without_delivery(desk)
+    card = next(m for m in desk.outbox() if m.case_id == case_id and m.kind == "case.card")
+    delivery.lease = timedelta(seconds=0.2)
+    assert delivery._lease(card.id) is not None
+    time.sleep(0.3)  # this thread's lease ran out
+    taken: list[object] = []
+    other_thread = threading.Thread(target=lambda: taken.append(delivery._lease(card.id)))
+    other_thread.start()
+    other_thread.join(5)
+    assert taken and taken[0] is not None
+    delivery._release(card.id)  # the first thread lets go of what it thinks it holds
+    held = next(m for m in desk.outbox() if m.id == card.id)
+    assert held.lease_owner is not None and held.lease_owner != delivery.owner
