@@ -97,13 +97,13 @@ _LEASE_ROWS = (
     .returning(OutboxMessage)
     .execution_options(**_NO_SYNC)
 )
-# A lease taken with others, made longer, or let go. Matched by its expiry as well as its
-# owner: every thread of a process has the same owner, and a lease that ran out may have
-# been taken since by another thread of this process, whose lease must be left alone.
+# A lease this thread holds, made longer (a row leased with others that waited behind
+# slower sends), or let go of (rows not sent after all). The owner names the thread
+# (`OutboxDelivery.owner`): a lease that ran out and was taken by anyone else since is not
+# matched.
 _HELD = (
     col(OutboxMessage.status) == "pending",
     col(OutboxMessage.lease_owner) == bindparam("owner"),
-    col(OutboxMessage.lease_until) == bindparam("held_until"),
 )
 _RENEW_LEASE = (
     update(OutboxMessage)
@@ -333,12 +333,7 @@ class OutboxDelivery:
                 with transaction(self.engine) as session:
                     return session.scalars(  # type: ignore[no-any-return]
                         _RENEW_LEASE,
-                        {
-                            "row_id": row_id,
-                            "owner": self.owner,
-                            "held_until": together.until,
-                            "until": wall + self.lease,
-                        },
+                        {"row_id": row_id, "owner": self.owner, "until": wall + self.lease},
                     ).first()
         return self._lease(row_id) if due else None
 
@@ -357,11 +352,7 @@ class OutboxDelivery:
         if not row_ids:
             return
         try:
-            with transaction(self.engine) as session:
-                session.execute(
-                    _LET_GO,
-                    {"row_ids": row_ids, "owner": self.owner, "held_until": together.until},
-                )
+            self._release(*row_ids)
         except Exception:
             log.warning("could not let go of outbox rows %s; their leases run out", row_ids)
 
@@ -576,17 +567,10 @@ class OutboxDelivery:
         metrics.DELIVERIES.labels("sent").inc(len(rows))
         return True
 
-    def _release(self, row_id: int) -> None:
+    def _release(self, *row_ids: int) -> None:
+        """Let go of rows this thread leased and did not send; any deliverer may take them."""
         with transaction(self.engine) as session:
-            session.exec(  # type: ignore[call-overload]
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id == row_id,
-                    OutboxMessage.status == "pending",
-                    OutboxMessage.lease_owner == self.owner,
-                )
-                .values(lease_owner=None, lease_until=None)
-            )
+            session.execute(_LET_GO, {"row_ids": list(row_ids), "owner": self.owner})
 
     def _take_person(self, user: str) -> datetime | None:
         """Take the lock on sending `user`'s pages (wall clock, like leases); its expiry is
