@@ -37,6 +37,16 @@ def test_calls_from_one_thread_share_one_connection(standin: SlackStandIn) -> No
     assert standin.connections_opened == 1
 
 
+def test_a_server_that_closes_each_connection_is_answered_call_by_call() -> None:
+    with SlackStandIn(keep_alive=False) as standin:
+        standin.add_channel("C1", "general")
+        client = _client(standin, retry_handlers=[])
+        for n in range(3):
+            assert client.chat_postMessage(channel="C1", text=f"m{n}")["ok"]
+        assert [m["text"] for m in standin.messages("C1")] == ["m0", "m1", "m2"]
+        assert standin.connections_opened == 3  # HTTP/1.0: a connection per call
+
+
 def test_each_thread_has_its_own_connection(standin: SlackStandIn) -> None:
     client = _client(standin)
     errors: list[BaseException] = []

@@ -451,7 +451,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     standin: SlackStandIn
     server_version = "SlackStandIn/1.0"
-    protocol_version = "HTTP/1.1"  # keep-alive: every answer carries its Content-Length
+    protocol_version = "HTTP/1.1"  # keep-alive (`keep_alive`): every answer has a length
     timeout = 120  # an idle kept connection is let go after this long
     # The headers and the body are two writes; with Nagle's algorithm on, the body would
     # wait for the client's delayed ACK of the headers (40 ms) on a kept connection.
@@ -487,6 +487,8 @@ class SlackStandIn:
         clock: monotonic clock used for trigger and response_url expiry (inject a fake in tests).
         validate: check blocks and views against Block Kit limits like Slack does.
         record_limit: keep only the newest N recorded calls (for long benchmark runs).
+        keep_alive: keep connections open between calls (HTTP/1.1, as slack.com does); False
+            answers HTTP/1.0 and closes each connection after its call.
     """
 
     def __init__(
@@ -508,6 +510,7 @@ class SlackStandIn:
         clock: Callable[[], float] = time.monotonic,
         validate: bool = True,
         record_limit: int | None = None,
+        keep_alive: bool = True,
     ) -> None:
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -517,6 +520,7 @@ class SlackStandIn:
         self.bot_id = bot_id
         self.app_id = app_id
         self.host = host
+        self.keep_alive = keep_alive
         self.trigger_ttl = trigger_ttl
         self.response_url_ttl = response_url_ttl
         self.response_url_max_uses = response_url_max_uses
@@ -579,7 +583,11 @@ class SlackStandIn:
         """Bind ``host`` on a free port (unless one was given) and serve in a daemon thread."""
         if self._server is not None:
             raise RuntimeError("SlackStandIn already started")
-        handler = type("_BoundHandler", (_Handler,), {"standin": self})
+        handler = type(
+            "_BoundHandler",
+            (_Handler,),
+            {"standin": self, "protocol_version": "HTTP/1.1" if self.keep_alive else "HTTP/1.0"},
+        )
         server = _Server((self.host, self._requested_port), handler)
         self._server = server
         self._thread = threading.Thread(
