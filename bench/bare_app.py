@@ -22,23 +22,14 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_sdk import WebClient
 
+from bench.common import bolt_app
 from handlers.listener_pool import LISTENER_THREADS, ListenerPool
 
 
 def build() -> App:
     pool = ListenerPool(LISTENER_THREADS) if os.environ.get("BENCH_BARE_POOL") == "1" else None
-    app = App(
-        client=WebClient(
-            token=os.environ.get("SLACK_BOT_TOKEN", "xoxb-test"),
-            base_url=os.environ.get("SLACK_API_URL", "https://slack.com/api/"),
-        ),
-        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
-        token_verification_enabled=False,
-        process_before_response=False,
-        **({"listener_executor": pool} if pool else {}),
-    )
+    app = bolt_app(**({"listener_executor": pool} if pool else {}))
     if pool is not None:
         app.middleware(pool.middleware)
 

@@ -20,7 +20,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from slack_bolt import App
+    from slack_sdk import WebClient
 
 ROOT = Path(__file__).resolve().parent.parent
 ROSTER = ROOT / "examples" / "workspace.yml"
@@ -293,3 +297,24 @@ def python_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
+
+
+# --------------------------------------------------------------------------- apps
+
+
+def bolt_app(client_class: type[WebClient] | None = None, **options: Any) -> App:
+    """A Bolt `App` as anyone would write one, configured from the environment the
+    benchmarks give every server (signing secret, bot token, the stand-in's URL)."""
+    from slack_bolt import App
+    from slack_sdk import WebClient
+
+    return App(
+        client=(client_class or WebClient)(
+            token=os.environ.get("SLACK_BOT_TOKEN", "xoxb-test"),
+            base_url=os.environ.get("SLACK_API_URL", "https://slack.com/api/"),
+        ),
+        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+        token_verification_enabled=False,
+        process_before_response=False,
+        **options,
+    )

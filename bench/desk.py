@@ -130,27 +130,54 @@ def chatops_server(
 
 
 @contextlib.contextmanager
-def bare_server(
-    logs: Path, *, workers: int, threads: int, pooled: bool = False
+def _gunicorn_app(
+    name: str,
+    wsgi_app: str,
+    logs: Path,
+    env: dict[str, str],
+    *,
+    workers: int,
+    threads: int,
+    record_limit: int | None = 1000,
 ) -> Iterator[Server]:
-    """bench/bare_app.py under gunicorn with chatops serve's settings (gthread, W×T,
-    timeout 30, access log on); `pooled`: with the desk's listener pool."""
-    name = "bare-pool" if pooled else "bare"
-    standin = new_standin(record_limit=1000)
+    """`wsgi_app` under gunicorn with chatops serve's settings (gthread, W×T, timeout 30,
+    access log on), pointed at a stand-in of its own."""
+    standin = new_standin(record_limit)
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread"]
     argv += ["--workers", str(workers), "--threads", str(threads), "--timeout", "30"]
-    argv += ["--access-logfile", "-", "--bind", f"127.0.0.1:{port}", "bench.bare_app:wsgi"]
-    env = _settings_env(standin, "sqlite://", 0.0)
-    env["BENCH_BARE_POOL"] = "1" if pooled else "0"
-    proc = Proc(name, argv, env, logs / f"{name}.log")
+    argv += ["--access-logfile", "-", "--bind", f"127.0.0.1:{port}", wsgi_app]
+    database_url = env.pop("DATABASE_URL", "sqlite://")
+    proc = Proc(
+        name, argv, {**_settings_env(standin, database_url, 0.0), **env}, logs / f"{name}.log"
+    )
     try:
         if not wait_http(f"http://127.0.0.1:{port}/slack/events", timeout=60, ok_statuses=()):
-            raise RuntimeError(f"bare app did not come up; see {proc.log}")
+            raise RuntimeError(f"{name} did not come up; see {proc.log}")
         yield Server(name, f"http://127.0.0.1:{port}", port, proc, standin)
     finally:
         proc.stop()
         standin.stop()
+
+
+def bare_server(
+    logs: Path, *, workers: int, threads: int, pooled: bool = False
+) -> contextlib.AbstractContextManager[Server]:
+    """bench/bare_app.py under chatops serve's gunicorn settings; `pooled`: with the desk's
+    listener pool."""
+    env = {"BENCH_BARE_POOL": "1" if pooled else "0"}
+    name = "bare-pool" if pooled else "bare"
+    return _gunicorn_app(name, "bench.bare_app:wsgi", logs, env, workers=workers, threads=threads)
+
+
+def floor_server(
+    database_url: str, logs: Path, *, workers: int, threads: int, post: bool
+) -> contextlib.AbstractContextManager[Server]:
+    """bench/floor_app.py (one row stored before the ack; `post`: one chat.postMessage
+    after it) under chatops serve's gunicorn settings, on `database_url`."""
+    env = {"DATABASE_URL": database_url, "BENCH_FLOOR_POST": "1" if post else "0"}
+    name = "floor-write-post" if post else "floor-write"
+    return _gunicorn_app(name, "bench.floor_app:wsgi", logs, env, workers=workers, threads=threads)
 
 
 @contextlib.contextmanager

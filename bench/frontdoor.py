@@ -17,6 +17,10 @@ made after the ack land locally. The same signed request bodies go to both:
   delays its answers), as calls to slack.com do from a real deployment: the work after the
   ack is slower; the ack should not be.
 
+For `submit`, two floor apps are measured too (bench/floor_app.py): the bare app storing one
+row before its ack with the database's own driver, and the same posting one message after
+it — the least anything that opens a case must do, measured on the same machine and database.
+
 The bare app is measured twice: as Bolt builds it by default (the listener's ack is looked
 for every 10 ms) and with the desk's listener pool (the request woken by the ack). The
 targets are judged against the first, the Bolt app as anyone would write it; the second
@@ -29,6 +33,7 @@ outbox is let drain, so one measurement's after-ack work does not land in the ne
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +61,7 @@ from bench.desk import (
     capture_templates,
     case_ids_with_title,
     chatops_server,
+    floor_server,
     load_database,
 )
 from bench.loadgen import LoadGenerator, LoadResult, LoadSpec
@@ -77,6 +83,7 @@ class Measurement:
     desk: LoadResult
     drain: float = 0.0  # seconds until the desk's outbox was empty again
     pooled: LoadResult | None = None  # the bare app with the desk's listener pool
+    floors: dict[str, LoadResult] = field(default_factory=dict)  # submit: floor app → result
 
     @property
     def pooled_ratio(self) -> float:
@@ -142,6 +149,14 @@ def _drain(database_url: str, timeout: float) -> float:
             break
         time.sleep(0.2)
     return time.monotonic() - began
+
+
+def _wait_for_posts(floor: Server, count: int, timeout: float = 60.0) -> None:
+    """Let a floor app finish the posts it owes after its acks, so its after-ack work does
+    not land in the next measurement."""
+    if count:
+        with contextlib.suppress(AssertionError):  # a short count shows in the figures
+            floor.standin.wait_for("chat.postMessage", count=count, timeout=timeout)
 
 
 def _prefill(server: Server, database_url: str, count: int) -> None:
@@ -217,18 +232,33 @@ def _measure_variant(
     pace: float,
 ) -> None:
     load_database(database_url)
-    with chatops_server(
-        database_url,
-        logs,
-        workers=workers,
-        threads=threads,
-        pace=pace,
-        record_limit=2000,
-        name=f"chatops-{variant.database}",
-    ) as desk:
+    with contextlib.ExitStack() as servers:
+        desk = servers.enter_context(
+            chatops_server(
+                database_url,
+                logs,
+                workers=workers,
+                threads=threads,
+                pace=pace,
+                record_limit=2000,
+                name=f"chatops-{variant.database}",
+            )
+        )
+        floors = [  # (floor app, whether it posts after its ack)
+            (
+                servers.enter_context(
+                    floor_server(database_url, logs, workers=workers, threads=threads, post=post)
+                ),
+                post,
+            )
+            for post in (False, True)
+        ]
         templates: Templates = capture_templates(desk)
         for server in (bare, pooled, desk):  # warm them up the same way
             lg.run(_spec(server, templates.command, 4, count=100))
+        for floor, posts in floors:  # they answer submissions only
+            warm = lg.run(_spec(floor, templates.submit_b, 4, count=100, token=TOKEN, first=1))
+            _wait_for_posts(floor, warm.ok if posts else 0)
         _drain(database_url, 30)
         serial = 0
         for phase in PHASES:
@@ -261,20 +291,32 @@ def _measure_variant(
                     serial += 1
                     kwargs.update(token=TOKEN, first=serial * 1_000_000)
                 slow = phase == "submit_slow_api"
-                standins = (bare.standin, pooled.standin, desk.standin)
+                standins = (
+                    bare.standin,
+                    pooled.standin,
+                    desk.standin,
+                    *(floor.standin for floor, _ in floors),
+                )
                 for standin in standins:
                     standin.reset()  # forget recorded calls and delays
                     if slow:
                         standin.delay("*", SLOW_API)
                 bare_result = lg.run(_spec(bare, template, clients, **kwargs))
                 pooled_result = lg.run(_spec(pooled, template, clients, **kwargs))
+                floor_results = {}
+                for floor, posts in floors if phase == "submit" else ():
+                    result = lg.run(_spec(floor, template, clients, **kwargs))
+                    _wait_for_posts(floor, result.ok if posts else 0)
+                    floor_results[floor.name] = result
                 desk_result = lg.run(_spec(desk, template, clients, **kwargs))
                 drain = _drain(database_url, 120)
                 for standin in standins:
                     standin.reset()
                 if phase == "claim_fresh":
                     claimed += desk_result.sent_values
-                m = Measurement(phase, clients, bare_result, desk_result, drain, pooled_result)
+                m = Measurement(
+                    phase, clients, bare_result, desk_result, drain, pooled_result, floor_results
+                )
                 variant.measurements.append(m)
                 bare_p99 = ms(percentile(bare_result.latencies, 99))
                 desk_p99 = ms(percentile(desk_result.latencies, 99))
@@ -364,11 +406,49 @@ def report(
                 title=f"[{variant.database}] latencies in ms",
             )
         )
+        _report_floor(variant)
         for m in variant.measurements:
             for sample in m.desk.samples[:2]:
                 say(f"  {m.phase}/{m.clients}: desk answered {sample[:160]!r}")
         for note in variant.notes:
             say(f"  {note}")
+
+
+def _report_floor(variant: Variant) -> None:
+    """The submission against the floor apps of the same run: how far the bare app is out of
+    reach for anything that stores a case before its ack (and posts it after)."""
+    rows = []
+    for m in variant.measurements:
+        if not m.floors:
+            continue
+        row: list[Any] = [
+            m.clients,
+            f"{m.bare.throughput:.0f}",
+            ms(percentile(m.bare.latencies, 99)),
+        ]
+        for result in (*m.floors.values(), m.desk):
+            row += [
+                f"{result.throughput:.0f}",
+                f"{ratio(result.throughput, m.bare.throughput):.2f}",
+                ms(percentile(result.latencies, 99)),
+            ]
+        rows.append(row)
+    if not rows:
+        return
+    headers = ["clients", "bare/s", "bare p99"]
+    for name in ("write", "write+post", "desk"):
+        headers += [f"{name}/s", "thr ×", "p99"]
+    say(
+        table(
+            headers,
+            rows,
+            title=(
+                f"[{variant.database}] intake submit against the floor: the bare app storing "
+                "one row before its ack (write), and posting one message after it "
+                "(write+post); bench/floor_app.py"
+            ),
+        )
+    )
 
 
 def run(
