@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, literal, update
 from sqlmodel import Session, select
 
 from chatops import metrics
@@ -37,6 +37,7 @@ from chatops.paging import escalate_due_pages
 from chatops.policy import SupportRules
 from chatops.schedule import load_overrides, load_rotations
 from models import Case, Person, SweepMark
+from models.types import UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +95,17 @@ def _open_clock():  # type: ignore[no-untyped-def]
 
 
 def _thread_and_owner(
-    case: Case, owner: Person | None, kind: str, key: str, extra: dict
+    case_id: int, owner_slack_id: str | None, kind: str, key: str, extra: dict
 ) -> list[Notice]:
     """A notice in the case's triage thread, the same to its owner by DM, and a refresh of
     the card so its "time left" is current at the moments that matter."""
     notices = [
-        Notice(f"{key}:card", CARD_REFRESH, case.id),
-        Notice(f"{key}:thread", kind, case.id, {"to": "thread", **extra}),
+        Notice(f"{key}:card", CARD_REFRESH, case_id),
+        Notice(f"{key}:thread", kind, case_id, {"to": "thread", **extra}),
     ]
-    if owner is not None:
-        payload = {"to": "user", "user": owner.slack_user_id, **extra}
-        notices.append(Notice(f"{key}:owner", kind, case.id, payload))
+    if owner_slack_id is not None:
+        payload = {"to": "user", "user": owner_slack_id, **extra}
+        notices.append(Notice(f"{key}:owner", kind, case_id, payload))
     return notices
 
 
@@ -135,32 +136,38 @@ def _sla_sweep(
             ).all()
             if not taken:
                 continue
-            session.exec(  # type: ignore[call-overload]
-                update(Case).where(Case.id.in_(taken)).values({marker.key: now})  # type: ignore[union-attr]
+            # One UPDATE marks the chunk and returns what the notices need: no Case objects
+            # to load, nor dirty ones to flush back row by row.
+            marks: dict[str, Any] = {marker.key: now}
+            if kind == SLA_BREACH:  # no warning after the breach
+                marks["sla_warning_sent_at"] = func.coalesce(
+                    Case.sla_warning_sent_at, literal(now, UTCDateTime())
+                )
+            cases = sorted(
+                session.execute(
+                    update(Case)
+                    .where(Case.id.in_(taken))  # type: ignore[union-attr]
+                    .values(marks)
+                    .returning(Case.id, Case.first_response_due, Case.assignee_id)  # type: ignore[arg-type]
+                    .execution_options(synchronize_session=False)  # no Case loaded here
+                ).all()
             )
-            cases = session.exec(
-                select(Case)
-                .where(Case.id.in_(taken))  # type: ignore[union-attr]
-                .order_by(Case.id)  # type: ignore[arg-type]
-                .execution_options(populate_existing=True)
-            ).all()
-            owner_ids = {c.assignee_id for c in cases if c.assignee_id is not None}
-            owners = {
-                p.id: p
-                for p in session.exec(select(Person).where(Person.id.in_(owner_ids))).all()  # type: ignore[union-attr]
-            }
+            owner_ids = {assignee for _id, _due, assignee in cases if assignee is not None}
+            owners: dict[int, str] = dict(
+                session.execute(  # type: ignore[arg-type]
+                    select(Person.id, Person.slack_user_id).where(Person.id.in_(owner_ids))  # type: ignore[union-attr]
+                ).all()
+            )
             notices: list[Notice] = []
-            for case in cases:
-                if case.first_response_due is None:
+            for case_id, first_response_due, assignee_id in cases:
+                if first_response_due is None:
                     continue
-                if kind == SLA_WARNING and case.first_response_due <= now:
+                if kind == SLA_WARNING and first_response_due <= now:
                     continue  # already in breach: the breach notice says so, not a warning
-                if kind == SLA_BREACH and case.sla_warning_sent_at is None:
-                    case.sla_warning_sent_at = now  # no warning after the breach
-                due_at = case.first_response_due.isoformat()
-                owner = owners.get(case.assignee_id) if case.assignee_id is not None else None
-                key = f"{case.id}:{label}:{due_at}"
-                notices += _thread_and_owner(case, owner, kind, key, {"due": due_at})
+                due_at = first_response_due.isoformat()
+                owner = owners.get(assignee_id) if assignee_id is not None else None
+                key = f"{case_id}:{label}:{due_at}"
+                notices += _thread_and_owner(case_id, owner, kind, key, {"due": due_at})
                 metrics.SLA_NOTICES.labels("warning" if kind == SLA_WARNING else "breach").inc()
                 sent += 1
             enqueue_many(session, notices, now)

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
+from chatops.db import transaction
 from handlers.worker import tick
-from models import OutboxMessage, Page
+from models import Case, OutboxMessage, Page
 from tests.conftest import TRIAGE, Desk
 
 BJ = timedelta(hours=8)
@@ -100,6 +101,40 @@ def test_no_warning_while_the_clock_is_stopped_overnight(desk: Desk) -> None:
     assert "about to miss" in text and "missed its first-response target" in text
     # unclaimed: the lead and the primary on call are mentioned (Eli is primary on Thursday)
     assert "<@U0LEAD>" in text and "<@U0AGENT2>" in text
+
+
+def test_a_breach_found_late_marks_the_case_warned_and_keeps_earlier_warnings(
+    desk: Desk,
+) -> None:
+    # SC-17: no warning after the breach. Case 1 was warned on time; case 2 has no warning
+    # instant (as when its target is shorter than the warning's lead). The worker's first
+    # tick after the due finds both in breach.
+    desk.clock.set(WED_0840)
+    warned = desk.open_case("U0ALICE", severity="C")
+    silent = desk.open_case("U0ALICE", severity="C")
+    assert warned.first_response_due is not None and warned.sla_warn_at is not None
+    desk.settle()
+    with transaction(desk.engine) as session:
+        session.get(Case, silent.id).sla_warn_at = None  # type: ignore[union-attr]
+    warned_at = warned.sla_warn_at + timedelta(seconds=30)
+    tick(desk.service.desk, warned_at)
+    late = warned.first_response_due + timedelta(minutes=7)
+    tick(desk.service.desk, late)
+    tick(desk.service.desk, late + timedelta(minutes=5))
+    by_case = {
+        case_id: sorted(
+            m.kind for m in desk.outbox() if m.case_id == case_id and m.kind.startswith("sla.")
+        )
+        for case_id in (warned.id, silent.id)
+    }
+    assert by_case == {
+        warned.id: ["sla.breach", "sla.warning"],  # in the thread (nobody owns them)
+        silent.id: ["sla.breach"],
+    }
+    stored = {case.id: case for case in desk.cases()}
+    assert stored[warned.id].sla_warning_sent_at == warned_at  # kept, not moved to the breach
+    assert stored[silent.id].sla_warning_sent_at == late  # counts as warned: no warning now
+    assert stored[warned.id].sla_breach_sent_at == stored[silent.id].sla_breach_sent_at == late
 
 
 def test_warning_goes_to_the_owner_too(desk: Desk) -> None:
