@@ -147,6 +147,7 @@ def _gunicorn_app(
     argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread"]
     argv += ["--workers", str(workers), "--threads", str(threads), "--timeout", "30"]
     argv += ["--access-logfile", "-", "--bind", f"127.0.0.1:{port}", wsgi_app]
+    env = dict(env)
     database_url = env.pop("DATABASE_URL", "sqlite://")
     proc = Proc(
         name, argv, {**_settings_env(standin, database_url, 0.0), **env}, logs / f"{name}.log"
@@ -170,14 +171,28 @@ def bare_server(
     return _gunicorn_app(name, "bench.bare_app:wsgi", logs, env, workers=workers, threads=threads)
 
 
+@contextlib.contextmanager
 def floor_server(
     database_url: str, logs: Path, *, workers: int, threads: int, post: bool
-) -> contextlib.AbstractContextManager[Server]:
+) -> Iterator[Server]:
     """bench/floor_app.py (one row stored before the ack; `post`: one chat.postMessage
-    after it) under chatops serve's gunicorn settings, on `database_url`."""
+    after it) under chatops serve's gunicorn settings, on `database_url`. Its stand-in keeps
+    every call, so a run can count the posts (the benchmark resets it for every level)."""
+    from bench.floor_app import create_table
+
+    create_table(database_url)
     env = {"DATABASE_URL": database_url, "BENCH_FLOOR_POST": "1" if post else "0"}
     name = "floor-write-post" if post else "floor-write"
-    return _gunicorn_app(name, "bench.floor_app:wsgi", logs, env, workers=workers, threads=threads)
+    with _gunicorn_app(
+        name,
+        "bench.floor_app:wsgi_app()",
+        logs,
+        env,
+        workers=workers,
+        threads=threads,
+        record_limit=None,
+    ) as server:
+        yield server
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ bare app and the desk, to show how much of the gap to the bare app no desk can c
 machine the benchmark runs on.
 
     SLACK_SIGNING_SECRET=… SLACK_BOT_TOKEN=… SLACK_API_URL=… DATABASE_URL=… \\
-        gunicorn -k gthread -w 2 --threads 8 bench.floor_app:wsgi
+        gunicorn -k gthread -w 2 --threads 8 'bench.floor_app:wsgi_app()'
 """
 
 from __future__ import annotations
@@ -25,38 +25,63 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_sdk import WebClient
 
 from bench.common import TRIAGE, bolt_app
+from chatops.db import SQLITE_BUSY_TIMEOUT_MS
+from chatops.writer_lock import SqliteWriterLock
 from handlers.webapi import KeepAliveWebClient
 
 TABLE = "bench_floor_case"
 _local = threading.local()
 
 
+def _is_postgres(database_url: str) -> bool:
+    return database_url.startswith(("postgresql", "postgres:"))
+
+
+def _dsn(database_url: str) -> str:
+    """psycopg's form of a SQLAlchemy URL (postgresql+psycopg://… → postgresql://…)."""
+    return "postgresql://" + database_url.partition("://")[2]
+
+
+def create_table(database_url: str) -> None:
+    """The floor's table, made once before the servers start (two workers racing on
+    `CREATE TABLE IF NOT EXISTS` can fail on PostgreSQL)."""
+    if _is_postgres(database_url):
+        import psycopg
+
+        with psycopg.connect(_dsn(database_url), autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id serial PRIMARY KEY, form text)")
+        return
+    conn = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+    try:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id integer PRIMARY KEY, form text)")
+        conn.commit()
+    finally:
+        conn.close()
+
+
 class FloorStore:
-    """One row per submission, committed before the ack."""
+    """One row per submission, committed before the ack: on PostgreSQL one autocommitted
+    INSERT; on SQLite the desk's settings (WAL, its busy timeout, writers of all processes
+    taking turns on its writer lock, chatops/writer_lock.py)."""
 
     def __init__(self, database_url: str) -> None:
-        self.postgres = database_url.startswith("postgresql")
+        self.postgres = _is_postgres(database_url)
         if self.postgres:
-            self.dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+            self.dsn = _dsn(database_url)
         else:
             self.path = database_url.removeprefix("sqlite:///")
-        self._connect().close()  # creates the table once, before the first request
+            self.writer = SqliteWriterLock.for_database(self.path)
 
     def _connect(self) -> Any:
         if self.postgres:
             import psycopg
 
-            conn = psycopg.connect(self.dsn, autocommit=True)
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id serial PRIMARY KEY, form text)")
-            return conn
-        # the desk's settings: WAL, a busy timeout, SQLite's default synchronous mode
+            return psycopg.connect(self.dsn, autocommit=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id integer PRIMARY KEY, form text)")
+        conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         return conn
 
     def add(self, form: str) -> int:
@@ -69,33 +94,44 @@ class FloorStore:
                     f"INSERT INTO {TABLE} (form) VALUES (%s) RETURNING id", (form,)
                 ).fetchone()[0]
             )
-        conn.execute("BEGIN IMMEDIATE")
+        self.writer.acquire()
         try:
-            row_id = conn.execute(f"INSERT INTO {TABLE} (form) VALUES (?)", (form,)).lastrowid
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row_id = conn.execute(f"INSERT INTO {TABLE} (form) VALUES (?)", (form,)).lastrowid
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            self.writer.release()
         return int(row_id or 0)
 
 
 def build() -> App:
     store = FloorStore(os.environ["DATABASE_URL"])
     post = os.environ.get("BENCH_FLOOR_POST") == "1"
-    app = bolt_app(KeepAliveWebClient)  # the desk's client: a kept connection per thread
+    app = bolt_app(KeepAliveWebClient)
+    # The app's own client, as the desk posts: Bolt hands listeners a new plain WebClient
+    # (a connection per call), the desk its kept-connection one.
+    slack = app.client
 
     @app.view(re.compile(".*"))
-    def submission(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    def submission(ack: Ack, body: dict[str, Any]) -> None:
         case_id = store.add(json.dumps(body["view"]["state"]["values"]))
         ack()
         if post:
-            client.chat_postMessage(channel=TRIAGE, text=f"New case {case_id}")
+            slack.chat_postMessage(channel=TRIAGE, text=f"New case {case_id}")
 
     return app
 
 
-_handler = SlackRequestHandler(build())
+def wsgi_app() -> Any:
+    """The WSGI callable, built when gunicorn loads it (`bench.floor_app:wsgi_app()`), so
+    that importing this module (for `create_table`) builds nothing."""
+    handler = SlackRequestHandler(build())
 
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        return handler(environ, start_response)
 
-def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
-    return _handler(environ, start_response)
+    return wsgi

@@ -151,12 +151,17 @@ def _drain(database_url: str, timeout: float) -> float:
     return time.monotonic() - began
 
 
-def _wait_for_posts(floor: Server, count: int, timeout: float = 60.0) -> None:
+def _wait_for_posts(floor: Server, count: int, timeout: float = 60.0) -> str | None:
     """Let a floor app finish the posts it owes after its acks, so its after-ack work does
-    not land in the next measurement."""
-    if count:
-        with contextlib.suppress(AssertionError):  # a short count shows in the figures
-            floor.standin.wait_for("chat.postMessage", count=count, timeout=timeout)
+    not land in the next measurement; a note when they did not all come."""
+    if not count:
+        return None
+    try:
+        floor.standin.wait_for("chat.postMessage", count=count, timeout=timeout)
+    except AssertionError:
+        posted = len(floor.standin.calls("chat.postMessage"))
+        return f"{floor.name}: {posted} of {count} posts within {timeout:g} s of its last ack"
+    return None
 
 
 def _prefill(server: Server, database_url: str, count: int) -> None:
@@ -258,7 +263,8 @@ def _measure_variant(
             lg.run(_spec(server, templates.command, 4, count=100))
         for floor, posts in floors:  # they answer submissions only
             warm = lg.run(_spec(floor, templates.submit_b, 4, count=100, token=TOKEN, first=1))
-            _wait_for_posts(floor, warm.ok if posts else 0)
+            if note := _wait_for_posts(floor, warm.ok if posts else 0):
+                variant.notes.append(f"warm-up: {note}")
         _drain(database_url, 30)
         serial = 0
         for phase in PHASES:
@@ -306,7 +312,13 @@ def _measure_variant(
                 floor_results = {}
                 for floor, posts in floors if phase == "submit" else ():
                     result = lg.run(_spec(floor, template, clients, **kwargs))
-                    _wait_for_posts(floor, result.ok if posts else 0)
+                    if note := _wait_for_posts(floor, result.ok if posts else 0):
+                        variant.notes.append(f"submit/{clients}: {note}")
+                    if result.ok != result.sent:
+                        variant.notes.append(
+                            f"submit/{clients}: {floor.name} answered {result.ok} of "
+                            f"{result.sent} with 200: {result.samples[:1]}"
+                        )
                     floor_results[floor.name] = result
                 desk_result = lg.run(_spec(desk, template, clients, **kwargs))
                 drain = _drain(database_url, 120)
@@ -329,6 +341,10 @@ def _measure_variant(
                 )
         created = case_ids_with_title(database_url, SUBMIT_PREFIX)
         variant.notes.append(f"cases in the database after the run: {len(created)}")
+        for floor, _ in floors:
+            floor_problems = floor.proc.log_problems()
+            if floor_problems["ERROR"] or floor_problems["Traceback"]:
+                variant.notes.append(f"{floor.name} log: {floor_problems}")
         problems = desk.proc.log_problems()
         variant.notes.append("server log: " + ", ".join(f"{k} {v}" for k, v in problems.items()))
         for needle in ("ERROR", "Traceback", "WORKER TIMEOUT"):

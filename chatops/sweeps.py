@@ -153,11 +153,13 @@ def _sla_sweep(
                 ).all()
             )
             owner_ids = {assignee for _id, _due, assignee in cases if assignee is not None}
-            owners: dict[int, str] = dict(
-                session.execute(  # type: ignore[arg-type]
-                    select(Person.id, Person.slack_user_id).where(Person.id.in_(owner_ids))  # type: ignore[union-attr]
-                ).all()
-            )
+            owners: dict[int, str] = {}
+            if owner_ids:
+                owners = dict(
+                    session.execute(  # type: ignore[arg-type]
+                        select(Person.id, Person.slack_user_id).where(Person.id.in_(owner_ids))  # type: ignore[union-attr]
+                    ).all()
+                )
             notices: list[Notice] = []
             for case_id, first_response_due, assignee_id in cases:
                 if first_response_due is None:

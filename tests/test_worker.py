@@ -137,6 +137,10 @@ def test_a_breach_found_late_marks_the_case_warned_and_keeps_earlier_warnings(
     assert stored[warned.id].sla_breach_sent_at == stored[silent.id].sla_breach_sent_at == late
 
 
+def test_a_breach_found_late_on_postgres(pg_desk: Desk) -> None:
+    test_a_breach_found_late_marks_the_case_warned_and_keeps_earlier_warnings(pg_desk)
+
+
 def test_warning_goes_to_the_owner_too(desk: Desk) -> None:
     desk.clock.set(WED_0840)
     case = desk.open_case("U0ALICE", severity="C")
