@@ -138,17 +138,16 @@ def _gunicorn_app(
     *,
     workers: int,
     threads: int,
+    database_url: str = "sqlite://",
     record_limit: int | None = 1000,
 ) -> Iterator[Server]:
     """`wsgi_app` under gunicorn with chatops serve's settings (gthread, W×T, timeout 30,
-    access log on), pointed at a stand-in of its own."""
+    access log on), pointed at a stand-in of its own; `env` on top of the settings'."""
     standin = new_standin(record_limit)
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread"]
     argv += ["--workers", str(workers), "--threads", str(threads), "--timeout", "30"]
     argv += ["--access-logfile", "-", "--bind", f"127.0.0.1:{port}", wsgi_app]
-    env = dict(env)
-    database_url = env.pop("DATABASE_URL", "sqlite://")
     proc = Proc(
         name, argv, {**_settings_env(standin, database_url, 0.0), **env}, logs / f"{name}.log"
     )
@@ -181,8 +180,8 @@ def floor_server(
     from bench.floor_app import create_table
 
     create_table(database_url)
-    env = {"DATABASE_URL": database_url, "BENCH_FLOOR_POST": "1" if post else "0"}
-    name = "floor-write-post" if post else "floor-write"
+    env = {"BENCH_FLOOR_POST": "1" if post else "0"}
+    name = "floor-store-post" if post else "floor-store"
     with _gunicorn_app(
         name,
         "bench.floor_app:wsgi_app()",
@@ -190,6 +189,7 @@ def floor_server(
         env,
         workers=workers,
         threads=threads,
+        database_url=database_url,
         record_limit=None,
     ) as server:
         yield server

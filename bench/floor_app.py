@@ -25,9 +25,10 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from sqlalchemy.engine import URL, make_url
 
 from bench.common import TRIAGE, bolt_app
-from chatops.db import SQLITE_BUSY_TIMEOUT_MS
+from chatops.db import SQLITE_BUSY_TIMEOUT_MS, normalise_url
 from chatops.writer_lock import SqliteWriterLock
 from handlers.webapi import KeepAliveWebClient
 
@@ -35,25 +36,26 @@ TABLE = "bench_floor_case"
 _local = threading.local()
 
 
-def _is_postgres(database_url: str) -> bool:
-    return database_url.startswith(("postgresql", "postgres:"))
+def _url(database_url: str) -> URL:
+    return make_url(normalise_url(database_url))
 
 
-def _dsn(database_url: str) -> str:
-    """psycopg's form of a SQLAlchemy URL (postgresql+psycopg://… → postgresql://…)."""
-    return "postgresql://" + database_url.partition("://")[2]
+def _dsn(url: URL) -> str:
+    """psycopg's form of the URL (no `+psycopg` driver name)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def create_table(database_url: str) -> None:
     """The floor's table, made once before the servers start (two workers racing on
     `CREATE TABLE IF NOT EXISTS` can fail on PostgreSQL)."""
-    if _is_postgres(database_url):
+    url = _url(database_url)
+    if url.get_backend_name() == "postgresql":
         import psycopg
 
-        with psycopg.connect(_dsn(database_url), autocommit=True) as conn:
+        with psycopg.connect(_dsn(url), autocommit=True) as conn:
             conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id serial PRIMARY KEY, form text)")
         return
-    conn = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+    conn = sqlite3.connect(url.database or "")
     try:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id integer PRIMARY KEY, form text)")
         conn.commit()
@@ -67,11 +69,12 @@ class FloorStore:
     taking turns on its writer lock, chatops/writer_lock.py)."""
 
     def __init__(self, database_url: str) -> None:
-        self.postgres = _is_postgres(database_url)
+        url = _url(database_url)
+        self.postgres = url.get_backend_name() == "postgresql"
         if self.postgres:
-            self.dsn = _dsn(database_url)
+            self.dsn = _dsn(url)
         else:
-            self.path = database_url.removeprefix("sqlite:///")
+            self.path = url.database or ""
             self.writer = SqliteWriterLock.for_database(self.path)
 
     def _connect(self) -> Any:

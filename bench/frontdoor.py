@@ -452,7 +452,7 @@ def _report_floor(variant: Variant) -> None:
     if not rows:
         return
     headers = ["clients", "bare/s", "bare p99"]
-    for name in ("write", "write+post", "desk"):
+    for name in ("store", "store+post", "desk"):
         headers += [f"{name}/s", "thr ×", "p99"]
     say(
         table(
@@ -460,8 +460,8 @@ def _report_floor(variant: Variant) -> None:
             rows,
             title=(
                 f"[{variant.database}] intake submit against the floor: the bare app storing "
-                "one row before its ack (write), and posting one message after it "
-                "(write+post); bench/floor_app.py"
+                "one row before its ack (store), and posting one message after it too "
+                "(store+post); bench/floor_app.py"
             ),
         )
     )

@@ -167,8 +167,8 @@ def _sla_sweep(
                 if kind == SLA_WARNING and first_response_due <= now:
                     continue  # already in breach: the breach notice says so, not a warning
                 due_at = first_response_due.isoformat()
-                owner = owners.get(assignee_id) if assignee_id is not None else None
                 key = f"{case_id}:{label}:{due_at}"
+                owner = owners.get(assignee_id)  # type: ignore[arg-type]
                 notices += _thread_and_owner(case_id, owner, kind, key, {"due": due_at})
                 metrics.SLA_NOTICES.labels("warning" if kind == SLA_WARNING else "breach").inc()
                 sent += 1

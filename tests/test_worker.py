@@ -135,6 +135,14 @@ def test_a_breach_found_late_marks_the_case_warned_and_keeps_earlier_warnings(
     assert stored[warned.id].sla_warning_sent_at == warned_at  # kept, not moved to the breach
     assert stored[silent.id].sla_warning_sent_at == late  # counts as warned: no warning now
     assert stored[warned.id].sla_breach_sent_at == stored[silent.id].sla_breach_sent_at == late
+    # what the agents saw in the cards' threads: two breaches, one warning, nothing twice
+    thread_posts = [
+        json.dumps(c.args["blocks"])
+        for c in desk.standin.calls("chat.postMessage")
+        if c.args.get("thread_ts") and c.args["channel"] == TRIAGE
+    ]
+    assert sum("missed its first-response target" in text for text in thread_posts) == 2
+    assert sum("about to miss" in text for text in thread_posts) == 1
 
 
 def test_a_breach_found_late_on_postgres(pg_desk: Desk) -> None:
