@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 ROSTER = ROOT / "examples" / "workspace.yml"
+ARTICLES = ROOT / "examples" / "kb"  # the help articles the demo ships
 SECRET = "bench-signing-secret"
 TRIAGE = "C0TRIAGE"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    ARTICLES,
     ROSTER,
     SECRET,
     TRIAGE,
@@ -31,6 +32,8 @@ from chatops.standin import Response, SlackSender, SlackStandIn
 TOKEN = "BENCHSEQ"  # replaced per request by the load generator
 ADMIN = "U0ALICE"  # global admin of Contoso (online-services agreement: Sev A allowed)
 AGENTS = ("U0AGENT1", "U0AGENT2", "U0LEAD")
+QUESTION = "mail forwarding stopped"  # what the admin asks `/support`
+EXPECTED_ARTICLE = "mail-forwarding"  # the example article that answers it
 
 INTAKE_FIELDS: dict[str, Any] = {
     "category": "technical",
@@ -66,15 +69,19 @@ def new_standin(record_limit: int | None = None) -> SlackStandIn:
 
 
 def load_database(database_url: str) -> None:
-    """Create the tables and load the example roster (what `chatops load` does)."""
+    """Create the tables and load the example roster and help articles (what `chatops load`
+    and `chatops load-articles` do): `/support <question>` searches a real knowledge base,
+    as it would on a desk in use, not an empty one."""
     from chatops.db import create_schema, make_engine
     from chatops.directory.roster import load_roster
+    from chatops.kb import load_articles
     from chatops.policy import load_policy
 
     engine = make_engine(database_url)
     try:
         create_schema(engine)
         load_roster(engine, ROSTER, load_policy().policy)
+        load_articles(engine, ARTICLES)
     finally:
         engine.dispose()
 
@@ -236,9 +243,11 @@ class Templates:
 
 
 def _open_intake(sender: SlackSender, standin: SlackStandIn, severity: str) -> dict[str, Any]:
-    reply = sender.command(ADMIN, "mail forwarding stopped")
+    reply = sender.command(ADMIN, QUESTION)
     if reply.status != 200 or not reply.json():
         raise RuntimeError(f"/support answered {reply.status}: {reply.body[:200]}")
+    if EXPECTED_ARTICLE not in reply.body:  # the figures are for a search that finds something
+        raise RuntimeError(f"/support listed no {EXPECTED_ARTICLE!r} article: {reply.body[:300]}")
     before = len(standin.calls("views.open"))
     click = sender.click_in(ADMIN, reply.json() or {}, "contact_support", channel_id="C_GENERAL")
     if click.status != 200:
@@ -261,7 +270,7 @@ def capture_templates(server: Server) -> Templates:
     real = SlackSender(server.events_url, SECRET, standin, timeout=30)
     capture = _Capture(server.events_url, SECRET, standin)
 
-    capture.command(ADMIN, "mail forwarding stopped")
+    capture.command(ADMIN, QUESTION)
     command = capture.captured.pop()[1]
 
     _open_intake(real, standin, "B")
