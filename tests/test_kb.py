@@ -29,7 +29,13 @@ from chatops.kb import (
     search_articles,
 )
 from chatops.kb.loader import markdown_to_text, read_articles
-from chatops.kb.search import SNIPPET_MAX, fts5_query, pg_tsquery, query_tokens
+from chatops.kb.search import (
+    SNIPPET_MAX,
+    fts5_query,
+    make_snippet,
+    pg_tsquery,
+    query_tokens,
+)
 from chatops.yamlfile import FileError
 from models.article import Article
 from tests.conftest import ROOT
@@ -389,6 +395,62 @@ def test_any_text_is_safe_on_sqlite(shipped: Engine, question: str, limit: int) 
     assert all(len(h.snippet) <= SNIPPET_MAX for h in hits)
 
 
+# --- snippets -------------------------------------------------------------------------------
+
+LONG_BODY = (
+    "Forwarding sends a copy of every message to another address. " * 3
+    + "Sometimes nothing arrives. "
+    + "Filler text about calendars and meetings. " * 6
+    + "When forwarded mail stopped, check the outbound spam policy: it blocks forwarding "
+    "to outside addresses by default. " + "More filler about licences and billing. " * 6
+)
+
+
+def test_the_snippet_is_the_stretch_with_the_most_question_words() -> None:
+    snippet = make_snippet(LONG_BODY, query_tokens("mail forwarding stopped"))
+    # "forwarded", "mail" and "stopped" together beat the earlier stretch that only forwards
+    assert snippet.startswith("…")
+    assert "forwarded mail stopped" in snippet
+    assert snippet.endswith("…")
+    assert len(snippet) <= SNIPPET_MAX
+    assert snippet.index("forwarded") < 60  # a few words of context first, not more
+
+
+def test_words_match_by_stem_at_the_start_of_a_word_only() -> None:
+    body = "Email is not mail. Our mailboxes: forwards, FORWARDED, unforwarded."
+    assert make_snippet(body, ["mailbox"]) == body
+    found = make_snippet("x " * 150 + "Forwards were stopped." + " y" * 150, ["forwarding"])
+    assert "Forwards were stopped." in found
+    assert make_snippet("x " * 150 + "unforwarded" + " y" * 150, ["forwarding"]).startswith("x x")
+
+
+def test_a_snippet_without_a_match_is_the_start_of_the_body() -> None:
+    assert make_snippet("Short article.", ["zebra"]) == "Short article."
+    start = make_snippet(LONG_BODY, ["zebra"])
+    assert start.startswith("Forwarding sends a copy")
+    assert start.endswith("…") and len(start) <= SNIPPET_MAX
+    assert make_snippet("", ["mail"]) == ""
+    assert make_snippet("  \n ", []) == ""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.text(max_size=2000),
+    tokens=st.lists(st.text(min_size=1, max_size=12), max_size=6),
+)
+def test_any_body_gives_a_short_plain_stretch_of_it(body: str, tokens: list[str]) -> None:
+    snippet = make_snippet(body, tokens)
+    assert len(snippet) <= SNIPPET_MAX
+    assert snippet == snippet.strip()
+    assert "  " not in snippet and "\n" not in snippet
+    words = " ".join(body.split())
+    inner = snippet.removeprefix("…").removesuffix("…").strip()
+    if inner and not snippet.endswith("…"):
+        assert inner in words
+    elif inner:  # cut at the end: the words up to the cut are the body's
+        assert inner.rsplit(" ", 1)[0] in words
+
+
 SOUP = [
     '"',
     "*",
@@ -519,6 +581,15 @@ def test_ranking_on_postgres(pg_shipped: Engine) -> None:
         assert search_articles(session, "shared mailbox") == search_articles(
             pg_shipped, "shared mailbox"
         )
+
+
+@pytest.mark.postgres
+def test_both_databases_show_the_same_snippets(shipped: Engine, pg_shipped: Engine) -> None:
+    for question, _slug in RANKING:
+        on_sqlite = {h.slug: h.snippet for h in search_articles(shipped, question, limit=20)}
+        on_postgres = {h.slug: h.snippet for h in search_articles(pg_shipped, question, limit=20)}
+        for slug in on_sqlite.keys() & on_postgres.keys():
+            assert on_sqlite[slug] == on_postgres[slug], (question, slug)
 
 
 @pytest.mark.postgres

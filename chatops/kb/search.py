@@ -27,12 +27,20 @@ Ranking:
   `websearch_to_tsquery` / `plainto_tsquery` were not used: their implicit AND returns nothing
   when the question has one word the answer lacks.
 
-Snippets are the database's own (`snippet()` / `ts_headline`) over the plain body, without
-highlight markers, whitespace collapsed, cut at a word to at most 200 characters.
+Snippets are made here, the same way on both databases (`make_snippet`): the stretch of at
+most 200 characters of the article's plain body that holds the most of the question's
+words, matched by their English (Snowball) stem as a word prefix, so "forwarding" finds
+"forwarded"; whitespace collapsed, cut at words, an ellipsis where the body goes on. The
+database's own were not kept: `ts_headline` took 0.14 ms of PostgreSQL's CPU per article
+shown, 0.4 ms of a 1.0 ms search over the example articles, on the cores that serve the
+requests (`/support` on PostgreSQL: 2.1 → 1.6 ms of CPU in all, in-process); FTS5's
+`snippet()` cost SQLite what the Python one costs (~0.05 ms an article); and the two
+databases now show the same snippet for the same article.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import weakref
@@ -40,6 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import snowballstemmer
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
@@ -48,6 +57,7 @@ from chatops.db import WRITE_OPTION, base_engine
 from models.article import Article
 
 SNIPPET_MAX = 200
+SNIPPET_LEAD = 30  # characters of a snippet before its first matching word, for context
 MAX_TOKENS = 32
 MAX_TOKEN_LENGTH = 40
 PREFIX_MIN = 3
@@ -209,8 +219,7 @@ def ensure_search_index(engine: Engine) -> None:
 
 _SQLITE_SEARCH = text(
     f"""
-    SELECT a.slug, a.title, a.url,
-           snippet({FTS_TABLE}, 1, '', '', '…', 24) AS snippet,
+    SELECT a.slug, a.title, a.url, a.body_text,
            -bm25({FTS_TABLE}, {", ".join(str(w) for w in _BM25_WEIGHTS)}) AS score
     FROM {FTS_TABLE} JOIN article AS a ON a.id = {FTS_TABLE}.rowid
     WHERE {FTS_TABLE} MATCH :query
@@ -222,11 +231,8 @@ _SQLITE_SEARCH = text(
 _PG_SEARCH = text(
     f"""
     WITH q AS (SELECT to_tsquery('english', :query) AS query)
-    SELECT a.slug, a.title, a.url,
-           ts_headline('english', a.body_text, q.query,
-                       'StartSel="", StopSel="", MinWords=20, MaxWords=32, ShortWord=3')
-               AS snippet,
-           ts_rank(a.{PG_SEARCH_COLUMN}, q.query, 1) AS score, a.body_text
+    SELECT a.slug, a.title, a.url, a.body_text,
+           ts_rank(a.{PG_SEARCH_COLUMN}, q.query, 1) AS score
     FROM article AS a, q
     WHERE a.{PG_SEARCH_COLUMN} @@ q.query
     ORDER BY score DESC, a.slug
@@ -298,30 +304,76 @@ def _run(conn: Connection, tokens: list[str], limit: int) -> list[ArticleHit]:
     else:
         statement, query = _SQLITE_SEARCH, fts5_query(tokens)
     rows = conn.execute(statement, {"query": query, "limit": limit}).all()
-    hits = []
-    for row in rows:
-        snippet = row.snippet or ""
-        if conn.dialect.name == "postgresql":
-            snippet = _mark_cuts(snippet, row.body_text)
-        hits.append(
-            ArticleHit(
-                slug=row.slug,
-                title=row.title,
-                url=row.url,
-                snippet=clean_snippet(snippet),
-                score=float(row.score),
-            )
+    return [
+        ArticleHit(
+            slug=row.slug,
+            title=row.title,
+            url=row.url,
+            snippet=make_snippet(row.body_text or "", tokens),
+            score=float(row.score),
         )
-    return hits
+        for row in rows
+    ]
 
 
-def _mark_cuts(headline: str, body_text: str) -> str:
-    """An ellipsis where `ts_headline` cut the text (FTS5's snippet() adds its own)."""
-    part, whole = " ".join(headline.split()), " ".join(body_text.split())
-    if not part or part == whole:
-        return part
-    if not whole.startswith(part):
-        part = "…" + part
-    if not whole.endswith(part.lstrip("…")):
-        part += "…"
-    return part
+# --- snippets ------------------------------------------------------------------------------
+
+_stemmer = snowballstemmer.stemmer("english")
+_SPACE = re.compile(r"\s+")
+_WORD_CHAR = re.compile(r"\w").match  # what `\b` counts as part of a word
+
+
+@functools.lru_cache(maxsize=8192)
+def _stem(token: str) -> str:
+    return str(_stemmer.stemWord(token))
+
+
+def _stem_matches(body_text: str, stems: set[str]) -> list[tuple[int, str]]:
+    """(offset, stem) of every word of the body that starts with one of the stems, in
+    order; where two stems match one word ("mail", "mailbox"), the longer."""
+    lowered = body_text.lower()
+    if len(lowered) != len(body_text):  # lower-casing moved the offsets (a dotted capital I)
+        lowered = "".join(char.lower()[0] for char in body_text)
+    found: dict[int, str] = {}
+    # str.find scans in C: a third of the time of one regular expression over the stems.
+    for stem in sorted(stems, key=len, reverse=True):
+        at = lowered.find(stem)
+        while at >= 0:
+            if (not at or not _WORD_CHAR(lowered[at - 1])) and at not in found:
+                found[at] = stem
+            at = lowered.find(stem, at + len(stem))
+    return sorted(found.items())
+
+
+def make_snippet(body_text: str, tokens: Sequence[str], limit: int = SNIPPET_MAX) -> str:
+    """The stretch of `body_text`, at most `limit` characters, that holds the most distinct
+    query words (then the most matches, then the earliest), starting a few words before its
+    first match; "…" where the body goes on before or after it; cut at words, whitespace
+    collapsed. A word matches a token when it starts with the token's English stem,
+    case-insensitively. No match (an article found by its title or tags): the body's start.
+    """
+    found = _stem_matches(body_text, {_stem(token) for token in tokens if token})
+    # Each match in turn opens a window; the matches inside it are counted with two
+    # pointers (the windows only move forward), so a long article costs one pass.
+    first, best = 0, (0, 0)
+    inside: dict[str, int] = {}  # stem: matches in the window
+    right = 0
+    for left, (offset, stem) in enumerate(found):
+        start = max(0, offset - SNIPPET_LEAD)
+        while right < len(found) and found[right][0] < start + limit:
+            inside[found[right][1]] = inside.get(found[right][1], 0) + 1
+            right += 1
+        score = (len(inside), right - left)
+        if score > best:
+            first, best = start, score
+        inside[stem] -= 1
+        if not inside[stem]:
+            del inside[stem]
+    if first > 0:  # begin at a word: after the first space of the lead
+        space = _SPACE.search(body_text, first)
+        first = space.end() if space else first
+    stretch = body_text[first : first + 2 * limit]  # room for whitespace to collapse
+    snippet = ("…" if first > 0 else "") + " ".join(stretch.split())
+    if first + len(stretch) < len(body_text) and len(snippet) <= limit:
+        snippet += " …"  # the rest of the body, past much whitespace
+    return clean_snippet(snippet, limit)
