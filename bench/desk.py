@@ -33,7 +33,7 @@ TOKEN = "BENCHSEQ"  # replaced per request by the load generator
 ADMIN = "U0ALICE"  # global admin of Contoso (online-services agreement: Sev A allowed)
 AGENTS = ("U0AGENT1", "U0AGENT2", "U0LEAD")
 QUESTION = "mail forwarding stopped"  # what the admin asks `/support`
-EXPECTED_ARTICLE = "mail-forwarding"  # the example article that answers it
+EXPECTED_ARTICLE = "Forward mail to another address"  # the example article that answers it
 
 INTAKE_FIELDS: dict[str, Any] = {
     "category": "technical",
@@ -70,8 +70,8 @@ def new_standin(record_limit: int | None = None) -> SlackStandIn:
 
 def load_database(database_url: str) -> None:
     """Create the tables and load the example roster and help articles (what `chatops load`
-    and `chatops load-articles` do): `/support <question>` searches a real knowledge base,
-    as it would on a desk in use, not an empty one."""
+    and `chatops load-articles` do), for every benchmark: `/support <question>` searches a
+    real knowledge base, as it would on a desk in use, not an empty one."""
     from chatops.db import create_schema, make_engine
     from chatops.directory.roster import load_roster
     from chatops.kb import load_articles

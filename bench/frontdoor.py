@@ -7,7 +7,7 @@ made after the ack land locally. The same signed request bodies go to both:
 * `command`: `/support mail forwarding stopped` from a customer admin (the desk answers
   with the question, service health, the matching help articles and a Contact support
   button; the database holds the example roster and the 20 example articles, and the run
-  stops if the answer does not list the mail-forwarding one).
+  stops if the answer does not list the one about mail forwarding).
 * `submit`: the intake modal's `view_submission` (Sev B technical), replayed with a new
   title each time: every one opens a case (card to triage, DM to the requester after the
   ack).

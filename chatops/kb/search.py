@@ -28,20 +28,22 @@ Ranking:
   when the question has one word the answer lacks.
 
 Snippets are made here, the same way on both databases (`make_snippet`): the stretch of at
-most 200 characters of the article's plain body that holds the most of the question's
-words, matched by their English (Snowball) stem as a word prefix, so "forwarding" finds
-"forwarded"; whitespace collapsed, cut at words, an ellipsis where the body goes on. The
-database's own were not kept: `ts_headline` took 0.14 ms of PostgreSQL's CPU per article
-shown, 0.4 ms of a 1.0 ms search over the example articles, on the cores that serve the
-requests (`/support` on PostgreSQL: 2.1 → 1.6 ms of CPU in all, in-process); FTS5's
-`snippet()` cost SQLite what the Python one costs (~0.05 ms an article); and the two
-databases now show the same snippet for the same article.
+most 200 characters of the article's plain body that shows the most of the question's
+words, a word matching when it starts with the English (Snowball) stem of one, so
+"forwarding" finds "forwarded"; whitespace collapsed, cut at words, an ellipsis where the
+body goes on. The databases' own were not kept: PostgreSQL's `ts_headline` cost 0.6 ms of
+its CPU per answer of three articles (a `/support` on PostgreSQL: 0.9 → 0.3 ms of the
+server's CPU, in-process, on the cores that also serve the requests), while on SQLite the
+Python snippets cost about what FTS5's `snippet()` did (a `/support`: 0.81–0.84 ms of CPU
+before, 0.77–0.96 ms in runs since); and the two databases now show the same snippet for
+the same article.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import threading
 import time
 import weakref
 from collections.abc import Sequence
@@ -64,8 +66,9 @@ PREFIX_MIN = 3
 # bm25() weights per FTS5 column, in the column order of `article_fts`.
 _BM25_WEIGHTS = (10.0, 1.0, 4.0)
 
-# Words that carry no topic in a support question. Dropped on both databases so they rank
-# alike (PostgreSQL's `english` configuration drops its own list as well).
+# Words that carry no topic in a support question, and the pieces that "isn't", "don't" or
+# "we'll" split into. Dropped on both databases so they rank alike (PostgreSQL's `english`
+# configuration drops its own list as well).
 _STOP_WORDS_TEXT = """
     a about after all also am an and any are as at be been being but by can could did do
     does doing done for from get gets getting got had has have having he her here hers him his
@@ -73,6 +76,7 @@ _STOP_WORDS_TEXT = """
     should so some such than that the their theirs them then there these they this those to
     too us was we were what when where which while who whom why will with would you your
     yours hi hello hey thanks thank
+    isn aren wasn weren don doesn didn won wouldn couldn shouldn haven hasn hadn t s ll re ve
 """
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
@@ -135,7 +139,7 @@ def clean_snippet(raw: str, limit: int = SNIPPET_MAX) -> str:
     cut = snippet[: limit - 1]
     if " " in cut[limit // 2 :]:
         cut = cut[: cut.rindex(" ")]
-    return cut.rstrip(" ,;:·-—") + "…"
+    return cut.rstrip(" ,;:·-—…") + "…"
 
 
 # --- the index -----------------------------------------------------------------------------
@@ -319,61 +323,96 @@ def _run(conn: Connection, tokens: list[str], limit: int) -> list[ArticleHit]:
 # --- snippets ------------------------------------------------------------------------------
 
 _stemmer = snowballstemmer.stemmer("english")
+_STEMMER_LOCK = threading.Lock()  # a Snowball stemmer keeps its working state on itself
 _SPACE = re.compile(r"\s+")
+_NON_SPACE = re.compile(r"\S")
 _WORD_CHAR = re.compile(r"\w").match  # what `\b` counts as part of a word
+_WORD_REST = re.compile(r"\w*")
 
 
 @functools.lru_cache(maxsize=8192)
 def _stem(token: str) -> str:
-    return str(_stemmer.stemWord(token))
+    """What a word must start with to match `token`: its English stem, cut to the part the
+    stem shares with the token (Snowball makes "policy" "polici": words match on "polic")."""
+    with _STEMMER_LOCK:
+        stem = str(_stemmer.stemWord(token))
+    shared = next(
+        (i for i, (a, b) in enumerate(zip(token, stem, strict=False)) if a != b),
+        min(len(token), len(stem)),
+    )
+    return stem[:shared]
 
 
-def _stem_matches(body_text: str, stems: set[str]) -> list[tuple[int, str]]:
-    """(offset, stem) of every word of the body that starts with one of the stems, in
-    order; where two stems match one word ("mail", "mailbox"), the longer."""
+def _stem_matches(body_text: str, stems: set[str]) -> list[tuple[int, int, str]]:
+    """(start, end, stem) of every word of the body that starts with one of the stems, in
+    order; `end` is where the word ends. A stem shorter than PREFIX_MIN ("t" of "isn't")
+    matches whole words only. Where two stems match one word ("mail", "mailbox"), the
+    longer."""
     lowered = body_text.lower()
     if len(lowered) != len(body_text):  # lower-casing moved the offsets (a dotted capital I)
         lowered = "".join(char.lower()[0] for char in body_text)
-    found: dict[int, str] = {}
+    found: dict[int, tuple[int, int, str]] = {}
     # str.find scans in C: a third of the time of one regular expression over the stems.
     for stem in sorted(stems, key=len, reverse=True):
         at = lowered.find(stem)
         while at >= 0:
             if (not at or not _WORD_CHAR(lowered[at - 1])) and at not in found:
-                found[at] = stem
+                end = _WORD_REST.match(lowered, at + len(stem)).end()  # type: ignore[union-attr]
+                if len(stem) >= PREFIX_MIN or end == at + len(stem):
+                    found[at] = (at, end, stem)
             at = lowered.find(stem, at + len(stem))
-    return sorted(found.items())
+    return sorted(found.values())
 
 
 def make_snippet(body_text: str, tokens: Sequence[str], limit: int = SNIPPET_MAX) -> str:
-    """The stretch of `body_text`, at most `limit` characters, that holds the most distinct
-    query words (then the most matches, then the earliest), starting a few words before its
-    first match; "…" where the body goes on before or after it; cut at words, whitespace
-    collapsed. A word matches a token when it starts with the token's English stem,
-    case-insensitively. No match (an article found by its title or tags): the body's start.
-    """
-    found = _stem_matches(body_text, {_stem(token) for token in tokens if token})
-    # Each match in turn opens a window; the matches inside it are counted with two
-    # pointers (the windows only move forward), so a long article costs one pass.
-    first, best = 0, (0, 0)
-    inside: dict[str, int] = {}  # stem: matches in the window
-    right = 0
-    for left, (offset, stem) in enumerate(found):
-        start = max(0, offset - SNIPPET_LEAD)
-        while right < len(found) and found[right][0] < start + limit:
-            inside[found[right][1]] = inside.get(found[right][1], 0) + 1
-            right += 1
-        score = (len(inside), right - left)
-        if score > best:
-            first, best = start, score
-        inside[stem] -= 1
-        if not inside[stem]:
-            del inside[stem]
-    if first > 0:  # begin at a word: after the first space of the lead
-        space = _SPACE.search(body_text, first)
-        first = space.end() if space else first
-    stretch = body_text[first : first + 2 * limit]  # room for whitespace to collapse
-    snippet = ("…" if first > 0 else "") + " ".join(stretch.split())
-    if first + len(stretch) < len(body_text) and len(snippet) <= limit:
-        snippet += " …"  # the rest of the body, past much whitespace
-    return clean_snippet(snippet, limit)
+    """The stretch of `body_text`, at most `limit` characters, that shows the most distinct
+    query words (then the most matching words, then the earliest), starting a few words
+    before its first match; "…" where the body goes on before or after it; cut at words,
+    whitespace collapsed. A word matches a token when it starts with the token's English
+    stem, case-insensitively (`_stem`). No match (an article found by its title or tags):
+    the body's start."""
+    if limit < 2:
+        return ""
+    stems = {_stem(token.lower()) for token in tokens}
+    found = _stem_matches(body_text, {stem for stem in stems if stem})
+    lead = min(SNIPPET_LEAD, limit // 4)
+    room = limit - 2  # the text between the two ellipses
+    # Each match in turn opens a window `lead` characters before it; the matches that fit
+    # in it whole are counted with two pointers (the windows only move forward), so a long
+    # article costs one pass.
+    best_start, best_score = 0, (0, 0)
+    inside: dict[str, int] = {}  # stem: matching words in the window
+    low = high = 0  # the window's matches: found[low:high]
+    count = len(found)
+    for offset, _end, _stem_found in found:
+        start = offset - lead if offset > lead else 0
+        while low < count and found[low][0] < start:
+            if low < high:
+                stem = found[low][2]
+                inside[stem] -= 1
+                if not inside[stem]:
+                    del inside[stem]
+            low += 1
+        if high < low:
+            high = low
+        while high < count and found[high][1] <= start + room:
+            stem = found[high][2]
+            inside[stem] = inside.get(stem, 0) + 1
+            high += 1
+        score = (len(inside), high - low)
+        if score > best_score:
+            best_start, best_score = start, score
+    first = best_start
+    if first > 0:  # begin at a word: after a space in the lead, else at the match itself
+        match_at = next((m[0] for m in found if m[0] >= first), first)
+        space = _SPACE.search(body_text, first, match_at)
+        first = space.end() if space else match_at
+    # Enough of the body to fill `limit` once whitespace is collapsed: doubled until it does.
+    end = first + 2 * limit
+    while True:
+        shown = " ".join(body_text[first:end].split())
+        if len(shown) > limit or end >= len(body_text):
+            break
+        end = first + 2 * (end - first)
+    cut_before = _NON_SPACE.search(body_text, 0, first) is not None
+    return clean_snippet(("…" if cut_before and shown else "") + shown, limit)
