@@ -181,14 +181,15 @@ def bare_server(
 def floor_server(
     database_url: str, logs: Path, *, workers: int, threads: int, post: bool
 ) -> Iterator[Server]:
-    """bench/floor_app.py (one row stored before the ack; `post`: one chat.postMessage
-    after it) under chatops serve's gunicorn settings, on `database_url`. Its stand-in keeps
+    """bench/floor_app.py (a submission: one row stored before the ack, and with `post` one
+    chat.postMessage after it; `/support`: the asker read and the articles searched) under
+    chatops serve's gunicorn settings, on `database_url`. Its stand-in keeps
     every call, so a run can count the posts (the benchmark resets it for every level)."""
     from bench.floor_app import create_table
 
     create_table(database_url)
     env = {"BENCH_FLOOR_POST": "1" if post else "0"}
-    name = "floor-store-post" if post else "floor-store"
+    name = "floor-post" if post else "floor"
     with _gunicorn_app(
         name,
         "bench.floor_app:wsgi_app()",
@@ -294,6 +295,15 @@ def capture_templates(server: Server) -> Templates:
     payload["actions"][0]["value"] = TOKEN
     claim = urllib.parse.urlencode({"payload": json.dumps(payload)})
     return Templates(command, submit_b, submit_a, claim)
+
+
+def check_read_floor(floor: Server) -> None:
+    """The floor app must find the article the desk finds (the run stops otherwise), so the
+    two are measured doing the same search."""
+    sender = SlackSender(floor.events_url, SECRET, floor.standin, timeout=30)
+    reply = sender.command(ADMIN, QUESTION)
+    if reply.status != 200 or EXPECTED_ARTICLE not in reply.body:
+        raise RuntimeError(f"{floor.name} answered /support {reply.status}: {reply.body[:300]}")
 
 
 def case_ids_with_title(database_url: str, prefix: str) -> dict[str, int]:

@@ -22,6 +22,9 @@ made after the ack land locally. The same signed request bodies go to both:
 For `submit`, two floor apps are measured too (bench/floor_app.py): the bare app storing one
 row before its ack with the database's own driver, and the same posting one message after
 it — the least anything that opens a case must do, measured on the same machine and database.
+For `command`, the first of them answers `/support` with the least any desk must do there:
+read who is asking and search the help articles (the desk's own full-text search), through
+the database's own driver, and ack with the titles found.
 
 The bare app is measured twice: as Bolt builds it by default (the listener's ack is looked
 for every 10 ms) and with the desk's listener pool (the request woken by the ack). The
@@ -63,6 +66,7 @@ from bench.desk import (
     capture_templates,
     case_ids_with_title,
     chatops_server,
+    check_read_floor,
     floor_server,
     load_database,
 )
@@ -85,7 +89,8 @@ class Measurement:
     desk: LoadResult
     drain: float = 0.0  # seconds until the desk's outbox was empty again
     pooled: LoadResult | None = None  # the bare app with the desk's listener pool
-    floors: dict[str, LoadResult] = field(default_factory=dict)  # submit: floor app → result
+    # submit: floor app → result; command: the first floor app's (read) result
+    floors: dict[str, LoadResult] = field(default_factory=dict)
 
     @property
     def pooled_ratio(self) -> float:
@@ -263,7 +268,9 @@ def _measure_variant(
         templates: Templates = capture_templates(desk)
         for server in (bare, pooled, desk):  # warm them up the same way
             lg.run(_spec(server, templates.command, 4, count=100))
-        for floor, posts in floors:  # they answer submissions only
+        check_read_floor(floors[0][0])
+        for floor, posts in floors:
+            lg.run(_spec(floor, templates.command, 4, count=100))
             warm = lg.run(_spec(floor, templates.submit_b, 4, count=100, token=TOKEN, first=1))
             if note := _wait_for_posts(floor, warm.ok if posts else 0):
                 variant.notes.append(f"warm-up: {note}")
@@ -312,6 +319,9 @@ def _measure_variant(
                 bare_result = lg.run(_spec(bare, template, clients, **kwargs))
                 pooled_result = lg.run(_spec(pooled, template, clients, **kwargs))
                 floor_results = {}
+                if phase == "command":
+                    floor = floors[0][0]
+                    floor_results[floor.name] = lg.run(_spec(floor, template, clients, **kwargs))
                 for floor, posts in floors if phase == "submit" else ():
                     result = lg.run(_spec(floor, template, clients, **kwargs))
                     if note := _wait_for_posts(floor, result.ok if posts else 0):
@@ -433,40 +443,44 @@ def report(
 
 
 def _report_floor(variant: Variant) -> None:
-    """The submission against the floor apps of the same run: how far the bare app is out of
-    reach for anything that stores a case before its ack (and posts it after)."""
-    rows = []
-    for m in variant.measurements:
-        if not m.floors:
-            continue
-        row: list[Any] = [
-            m.clients,
-            f"{m.bare.throughput:.0f}",
-            ms(percentile(m.bare.latencies, 99)),
-        ]
-        for result in (*m.floors.values(), m.desk):
-            row += [
-                f"{result.throughput:.0f}",
-                f"{ratio(result.throughput, m.bare.throughput):.2f}",
-                ms(percentile(result.latencies, 99)),
+    """The desk against the floor apps of the same run: how far the bare app is out of reach
+    for anything that reads the asker and the articles before answering `/support`, or
+    stores a case before its ack (and posts it after)."""
+    floors = {
+        "command": (
+            ("read",),
+            "/support against the floor: the bare app reading the asker and searching the "
+            "help articles before its ack (read)",
+        ),
+        "submit": (
+            ("store", "store+post"),
+            "intake submit against the floor: the bare app storing one row before its ack "
+            "(store), and posting one message after it too (store+post)",
+        ),
+    }
+    for phase, (names, title) in floors.items():
+        rows = []
+        for m in variant.measurements:
+            if m.phase != phase or not m.floors:
+                continue
+            row: list[Any] = [
+                m.clients,
+                f"{m.bare.throughput:.0f}",
+                ms(percentile(m.bare.latencies, 99)),
             ]
-        rows.append(row)
-    if not rows:
-        return
-    headers = ["clients", "bare/s", "bare p99"]
-    for name in ("store", "store+post", "desk"):
-        headers += [f"{name}/s", "thr ×", "p99"]
-    say(
-        table(
-            headers,
-            rows,
-            title=(
-                f"[{variant.database}] intake submit against the floor: the bare app storing "
-                "one row before its ack (store), and posting one message after it too "
-                "(store+post); bench/floor_app.py"
-            ),
-        )
-    )
+            for result in (*m.floors.values(), m.desk):
+                row += [
+                    f"{result.throughput:.0f}",
+                    f"{ratio(result.throughput, m.bare.throughput):.2f}",
+                    ms(percentile(result.latencies, 99)),
+                ]
+            rows.append(row)
+        if not rows:
+            continue
+        headers = ["clients", "bare/s", "bare p99"]
+        for name in (*names, "desk"):
+            headers += [f"{name}/s", "thr ×", "p99"]
+        say(table(headers, rows, title=f"[{variant.database}] {title}; bench/floor_app.py"))
 
 
 def run(
