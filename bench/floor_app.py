@@ -34,12 +34,18 @@ from sqlalchemy.engine import URL, make_url
 
 from bench.common import TRIAGE, bolt_app
 from chatops.db import SQLITE_BUSY_TIMEOUT_MS, normalise_url
-from chatops.kb.search import FTS_TABLE, PG_SEARCH_COLUMN, fts5_query, pg_tsquery, query_tokens
+from chatops.kb.search import (
+    BM25_WEIGHTS,
+    FTS_TABLE,
+    PG_SEARCH_COLUMN,
+    fts5_query,
+    pg_tsquery,
+    query_tokens,
+)
 from chatops.writer_lock import SqliteWriterLock
 from handlers.webapi import KeepAliveWebClient
 
 TABLE = "bench_floor_case"
-_local = threading.local()
 
 
 def _url(database_url: str) -> URL:
@@ -80,7 +86,8 @@ _PG_SEARCH = (
 )
 _SQLITE_SEARCH = (
     f"SELECT a.title, a.url FROM {FTS_TABLE} JOIN article AS a ON a.id = {FTS_TABLE}.rowid"
-    f" WHERE {FTS_TABLE} MATCH ? ORDER BY bm25({FTS_TABLE}, 10.0, 1.0, 4.0), a.slug LIMIT 3"
+    f" WHERE {FTS_TABLE} MATCH ?"
+    f" ORDER BY bm25({FTS_TABLE}, {', '.join(str(w) for w in BM25_WEIGHTS)}), a.slug LIMIT 3"
 )
 
 
@@ -91,6 +98,7 @@ class FloorDatabase:
     chatops/writer_lock.py). A question is two autocommitted reads."""
 
     def __init__(self, database_url: str) -> None:
+        self._local = threading.local()  # a connection per thread
         url = _url(database_url)
         self.postgres = url.get_backend_name() == "postgresql"
         if self.postgres:
@@ -110,9 +118,9 @@ class FloorDatabase:
         return conn
 
     def _connection(self) -> Any:
-        conn = getattr(_local, "conn", None)
+        conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _local.conn = self._connect()
+            conn = self._local.conn = self._connect()
         return conn
 
     def answer(self, slack_user_id: str, question: str) -> tuple[str | None, list[Any]]:

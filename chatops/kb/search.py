@@ -64,7 +64,7 @@ MAX_TOKENS = 32
 MAX_TOKEN_LENGTH = 40
 PREFIX_MIN = 3
 # bm25() weights per FTS5 column, in the column order of `article_fts`.
-_BM25_WEIGHTS = (10.0, 1.0, 4.0)
+BM25_WEIGHTS = (10.0, 1.0, 4.0)
 
 # Words that carry no topic in a support question, and the pieces that "isn't", "don't" or
 # "we'll" split into. Dropped on both databases so they rank alike (PostgreSQL's `english`
@@ -224,7 +224,7 @@ def ensure_search_index(engine: Engine) -> None:
 _SQLITE_SEARCH = text(
     f"""
     SELECT a.slug, a.title, a.url, a.body_text,
-           -bm25({FTS_TABLE}, {", ".join(str(w) for w in _BM25_WEIGHTS)}) AS score
+           -bm25({FTS_TABLE}, {", ".join(str(w) for w in BM25_WEIGHTS)}) AS score
     FROM {FTS_TABLE} JOIN article AS a ON a.id = {FTS_TABLE}.rowid
     WHERE {FTS_TABLE} MATCH :query
     ORDER BY score DESC, a.slug
