@@ -185,6 +185,23 @@ def create_schema(engine: Engine) -> None:
     upgrade(engine)
 
 
+# The largest row id SQLite can store or bind (a signed 64-bit INTEGER); PostgreSQL's are
+# smaller still, but it compares a larger parameter without complaint.
+MAX_ROW_ID = 2**63 - 1
+
+
+def parse_row_id(text: str) -> int | None:
+    """A row id a person typed or a payload carried: ASCII digits only, 1..`MAX_ROW_ID`;
+    None for anything else. `str.isdigit` alone is not enough: it accepts "²" and "①",
+    which `int` refuses, and `int` accepts other scripts' digits and "1_000"; and a number
+    SQLite cannot bind raises instead of finding nothing."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ROW_ID else None
+
+
 WRITE_OPTION = "chatops_write"
 READ_OPTION = "chatops_read"
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, SqliteWriterLock] = weakref.WeakKeyDictionary()

@@ -29,6 +29,7 @@ from sqlalchemy import Select, and_, case, false, func, or_
 from sqlmodel import Session, col, select
 
 from chatops.cases.states import OPEN_STATUSES
+from chatops.db import MAX_ROW_ID, parse_row_id
 from chatops.directory import is_agent
 from chatops.policy import SEVERITY_ORDER, SupportRules
 from models import Case, Person
@@ -194,14 +195,11 @@ def find_case(
 
 
 def parse_case_reference(reference: str | int) -> int | None:
+    """The case id in `CS-00042`, `cs42` or `42`; None when it cannot be one."""
     if isinstance(reference, int):
-        return reference if reference > 0 else None
+        return reference if 0 < reference <= MAX_ROW_ID else None
     text = reference.strip().upper()
-    text = text.removeprefix("CS-").removeprefix("CS")
-    if not text.isdigit():
-        return None
-    value = int(text)
-    return value if value > 0 else None
+    return parse_row_id(text.removeprefix("CS-").removeprefix("CS"))
 
 
 def search_cases(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -31,8 +31,18 @@ def load_rotations(session: Session) -> dict[str, Rotation]:
     return {record.name: rotation_from(record) for record in records}
 
 
+READ_HORIZON = datetime(9000, 1, 1, tzinfo=UTC)
+"""Stored overrides are read as ending here at the latest.
+
+:func:`add_override` keeps new ones within a year, but a row stored before that check (or by
+the roster, or by hand) may end in year 9999, where the rotation arithmetic after it and
+showing it in a time zone east of UTC overflow. Read this way, such a row still puts its
+person on call for as long as anyone will care, and `/support oncall` keeps answering."""
+
+
 def load_overrides(session: Session, rotation: str, after: datetime) -> list[Override]:
-    """Overrides of a rotation that end after `after`, oldest first (later ones win)."""
+    """Overrides of a rotation that end after `after`, oldest first (later ones win); ends
+    past :data:`READ_HORIZON` are read as ending there (rows starting after it are skipped)."""
     rows = session.exec(
         select(OnCallOverride)
         .where(OnCallOverride.rotation == rotation, OnCallOverride.ends_at > after)  # type: ignore[operator]
@@ -43,10 +53,11 @@ def load_overrides(session: Session, rotation: str, after: datetime) -> list[Ove
             rotation=row.rotation,
             person=row.person,
             starts_at=row.starts_at,
-            ends_at=row.ends_at,
+            ends_at=min(row.ends_at, READ_HORIZON),
             covers=row.covers,
         )
         for row in rows
+        if row.starts_at < READ_HORIZON
     ]
 
 
@@ -70,7 +81,55 @@ def now_and_next(session: Session, at: datetime) -> list[tuple[Rotation, Shift, 
 
 
 class OverrideRefused(ValueError):
-    """An override that cannot be added; the message says why."""
+    """An override that cannot be added; the message says why (plain text: it may contain
+    what the lead typed, so whoever shows it in Slack escapes it)."""
+
+
+OVERRIDE_GRACE = timedelta(hours=24)
+"""How long ago an override may have started (a cover that began earlier today)."""
+
+OVERRIDE_HORIZON = timedelta(days=366)
+"""How far ahead of now an override may end."""
+
+OVERRIDE_MAX_LENGTH = timedelta(days=31)
+"""How long one override may last; longer arrangements belong in the roster's rotations."""
+
+
+def check_override_times(starts_at: datetime, ends_at: datetime, now: datetime) -> None:
+    """Raise :class:`OverrideRefused` unless ``[starts_at, ends_at)`` is an interval a support
+    desk would mean by an override. Accepted intervals:
+
+    * end after they start, and have not already ended at ``now``;
+    * start no earlier than 24 hours before ``now`` (:data:`OVERRIDE_GRACE`): a lead may
+      record a cover that began earlier today, but an override does not rewrite older history;
+    * end no later than 366 days after ``now`` (:data:`OVERRIDE_HORIZON`): rotas are planned
+      months ahead, not decades;
+    * last at most 31 days (:data:`OVERRIDE_MAX_LENGTH`): a holiday or a leave, not a new
+      rotation (change the roster for that).
+
+    So every stored override lies within about a year of the day it was added, far from the
+    ends of ``datetime`` (year 1 and year 9999 overflowed storing it or the schedule
+    arithmetic after it). The window is checked by comparing aware datetimes, which never
+    overflows, before anything converts them.
+    """
+    if ends_at <= starts_at:
+        raise OverrideRefused("The end must be after the start.")
+    if ends_at <= now:
+        raise OverrideRefused("That interval is already over.")
+    if starts_at < now - OVERRIDE_GRACE:
+        hours = OVERRIDE_GRACE // timedelta(hours=1)
+        raise OverrideRefused(f"An override cannot start more than {hours} hours ago.")
+    if ends_at > now + OVERRIDE_HORIZON:
+        raise OverrideRefused(
+            f"An override cannot end more than a year ({OVERRIDE_HORIZON.days} days) from now."
+        )
+    # both are within a year of now here, so converting them is safe; UTC so that a DST
+    # change inside the interval counts as the real hour it is
+    if ends_at.astimezone(UTC) - starts_at.astimezone(UTC) > OVERRIDE_MAX_LENGTH:
+        raise OverrideRefused(
+            f"An override can last at most {OVERRIDE_MAX_LENGTH.days} days; "
+            "for longer changes, change the rotation in the roster."
+        )
 
 
 def add_override(
@@ -84,7 +143,9 @@ def add_override(
     covers: str | None = None,
 ) -> bool:
     """A lead puts someone on call for an interval (beats the rotation). Idempotent: the
-    same override submitted twice is stored once. Returns True if it was new."""
+    same override submitted twice is stored once. Returns True if it was new. Raises
+    :class:`OverrideRefused` for a non-lead, an unknown rotation, a person who is not an
+    agent, or times outside the window of :func:`check_override_times`."""
     with transaction(engine) as session:
         lead = find_person(session, created_by)
         if not is_lead(lead):
@@ -94,10 +155,7 @@ def add_override(
             raise OverrideRefused(f"There is no rotation `{rotation}` (rotations: {names}).")
         if not is_agent(find_person(session, person)):
             raise OverrideRefused("Only support agents can be put on call.")
-        if ends_at <= starts_at:
-            raise OverrideRefused("The end must be after the start.")
-        if ends_at <= now:
-            raise OverrideRefused("That interval is already over.")
+        check_override_times(starts_at, ends_at, now)
         return insert_if_absent(
             session,
             OnCallOverride,

@@ -330,7 +330,10 @@ def register(app: App, desk: Desk) -> None:
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
         ack()
-        case = _load(desk, record_id(action.get("value")))
+        # only the requester rates and comments: anyone else learns nothing of the case
+        case = lifecycle.requester_case(
+            desk.engine, record_id(action.get("value")), body["user"]["id"]
+        )
         if case is None:
             refuse(respond, "That case does not exist.")
             return

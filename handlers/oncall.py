@@ -81,7 +81,8 @@ def _override(desk: Desk, user_id: str, args: list[str]) -> str:
     try:
         add_override(desk.engine, rotation, person, starts, ends, user_id, desk.clock.now())
     except OverrideRefused as exc:
-        return str(exc) + " Nothing was changed."
+        # the reason may quote what the lead typed (an unknown rotation name)
+        return escape(str(exc)) + " Nothing was changed."
     return (
         f"{mention(person)} is on call for *{escape(rotation)}* from "
         f"{blocks.when(starts, desk.rules)} until {blocks.when(ends, desk.rules)}."

@@ -366,7 +366,7 @@ def parse_days(rest: str) -> int | None:
     text = rest.strip()
     if not text:
         return REPORT_DEFAULT_DAYS
-    if not text.isdigit() or len(text) > 4:
+    if not (text.isascii() and text.isdigit()) or len(text) > 4:  # "²".isdigit() is True
         return None
     days = int(text)
     return days if 1 <= days <= REPORT_MAX_DAYS else None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from chatops.db import parse_row_id
+
 
 def escape(text: str) -> str:
     """Escape the three characters Slack's mrkdwn gives meaning to.
@@ -50,8 +52,7 @@ def mention(slack_user_id: str) -> str:
 
 def record_id(value: object) -> int:
     """The id of a case, page or incident that a button's value or a modal's metadata
-    carries; -1 (found nowhere) when it is not a whole number, as in a forged click."""
-    try:
-        return int(str(value))
-    except ValueError:
-        return -1
+    carries; -1 (found nowhere) when it cannot be a row id (`parse_row_id`), as in a forged
+    click."""
+    row_id = parse_row_id(str(value))
+    return -1 if row_id is None else row_id

@@ -7,7 +7,7 @@ from urllib.parse import quote_plus, unquote_plus
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from handlers.app import decode_form_value, parse_slack_body
+from handlers.slack_body import decode_form_value, parse_slack_body
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -23,8 +23,9 @@ from sqlmodel import Session, select
 
 from chatops.db import DeskBusy, make_engine, transaction
 from chatops.standin import SlackStandIn
-from handlers.app import BUSY_TEXT, ParsedRequest, answer_busy, answer_late, parse_slack_body
+from handlers.app import BUSY_TEXT, ParsedRequest, answer_busy, answer_late
 from handlers.listener_pool import LISTENER_THREADS, ListenerPool, WakingAck
+from handlers.slack_body import parse_slack_body
 from models import Person
 from tests.conftest import Desk
 

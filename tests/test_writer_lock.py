@@ -51,7 +51,9 @@ def test_a_writer_in_another_process_gets_the_lock_the_moment_it_is_let_go(
     lock.release()
     process.join(10)
     assert time.monotonic() - started >= HOLD - 0.1  # it did wait for the other process
-    assert got_it - released_at.value < 0.02, got_it - released_at.value
+    # SQLite's busy handler sleeps up to 100 ms between tries; a woken process is usually
+    # running within a few ms, but a busy 2-core machine has taken over 20 ms to schedule it
+    assert got_it - released_at.value < 0.05, got_it - released_at.value
 
 
 def test_a_wait_with_a_deadline_gives_up_in_time(tmp_path: Path) -> None:

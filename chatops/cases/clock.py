@@ -24,6 +24,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from chatops.cases import states
 from chatops.cases.events import record_event
 from chatops.cases.notices import CARD_REFRESH
 from chatops.cases.severity import on_severity_set
@@ -118,6 +119,12 @@ def change_severity(
         case = session.get(Case, case_id, with_for_update=True)
         if case is None:
             raise ClockChangeRefused("That case does not exist.")
+        if case.status not in states.OPEN_STATUSES:
+            # a modal left open while someone resolved the case, or a forged one: raising a
+            # resolved case to Sev A would page the on-call engineer for nothing
+            raise ClockChangeRefused(
+                f"{case.number} is {case.status}; reopen it to change its severity."
+            )
         requester = session.get(Person, case.requester_id)
         organisation = organisation_of(session, requester) if requester else None
         allowed = rules.severities_for(

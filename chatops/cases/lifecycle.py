@@ -398,6 +398,17 @@ def answer_survey(
         return "already"
 
 
+def requester_case(engine: Engine, case_id: int, user_id: str) -> Case | None:
+    """The case if `user_id` is the person who opened it, else None — the same answer as for
+    a case that does not exist, so a forged button tells nobody else what a case is about."""
+    with Session(engine) as session:
+        return session.exec(
+            select(Case)
+            .join(Person, Person.id == Case.requester_id)  # type: ignore[arg-type]
+            .where(Case.id == case_id, Person.slack_user_id == user_id)
+        ).first()
+
+
 def answer_survey_comment(
     engine: Engine, case_id: int, user_id: str, comment: str, now: datetime
 ) -> None:
