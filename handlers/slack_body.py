@@ -14,6 +14,10 @@ client both raise). Wherever they occur in a payload, a NUL is dropped and a lon
 becomes U+FFFD (the replacement character), so a title or a reply with one is stored and
 shown like any other text instead of failing the request. A command's form is cleaned of
 NUL the same way.
+
+This is the HTTP front door's. In Socket Mode (handlers/socket_mode.py) Bolt reads the
+envelopes itself: they come from Slack over the app's own authenticated connection, so no
+one else can put a body on it.
 """
 
 from __future__ import annotations
