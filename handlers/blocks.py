@@ -399,7 +399,9 @@ def intake_modal(choices: IntakeChoices, rules: SupportRules, now: datetime) -> 
             element=EmailInputElement(action_id="email", initial_value=choices.email or None),
         ),
     ]
-    metadata = json.dumps({"question": clip(choices.question, QUESTION_MAX)})
+    # Not ASCII-escaped: "\u90ae" is six characters of Slack's 3000 for one of the question's,
+    # and a 500-character question in Chinese would not fit
+    metadata = json.dumps({"question": clip(choices.question, QUESTION_MAX)}, ensure_ascii=False)
     return View(
         type="modal",
         callback_id=INTAKE_CALLBACK,

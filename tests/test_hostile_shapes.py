@@ -287,6 +287,28 @@ def test_a_requester_message_with_a_lone_surrogate_is_relayed(
     assert not _errors(caplog)
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        ("邮件转发 " + "共享邮箱的邮件自周一起不再转发到销售组" * 26)[:500],
+        "mail 📨" + "📨" * 494,
+        'mail "forwarding" ' + '\\"' * 160,
+    ],
+    ids=["Chinese", "emoji", "quotes and backslashes"],
+)
+def test_the_longest_question_in_any_script_opens_the_form(desk: Desk, question: str) -> None:
+    # the question rides in the form's private_metadata (3000 characters at most); written
+    # as JSON escapes, 500 Chinese characters took 3000 and the form never opened
+    assert len(question) <= 500
+    reply = desk.ask("U0ALICE", question)
+    before = len(desk.standin.calls("views.open"))
+    response = desk.slack.click_in("U0ALICE", reply, "contact_support", channel_id="C_GENERAL")
+    assert response.status == 200
+    [opened] = desk.standin.wait_for("views.open", count=before + 1, timeout=5)[before:]
+    assert opened.ok, opened.error
+    assert json.loads(opened.args["view"]["private_metadata"])["question"] == question
+
+
 # --- who may see and change what -----------------------------------------------------------
 
 SECRET_TITLE = "Contoso merger: CFO mailbox compromised"
