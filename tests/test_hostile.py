@@ -191,6 +191,7 @@ def test_fuzzed_command_text(desk: Desk, text: str) -> None:
     cases_before = len(desk.cases())
     response = desk.slack.command("U0ALICE", text)
     assert response.status == 200
+    assert not response.problems, response.problems  # e.g. an answer Slack would not show
     reply = response.json()
     if reply is not None and "blocks" in reply:
         assert len(reply["blocks"]) <= 50

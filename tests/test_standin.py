@@ -498,6 +498,19 @@ def test_response_url(standin: SlackStandIn, client: WebClient) -> None:
     assert WebhookClient(url.replace("/response/", "/response/x")).send(text="?").status_code == 404
 
 
+def test_response_url_refuses_what_slack_would(standin: SlackStandIn) -> None:
+    url = standin.new_response_url("U1", "C1")
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "x"}}
+    too_many = WebhookClient(url).send(text="many", blocks=[section] * 51)
+    assert (too_many.status_code, too_many.body) == (400, "invalid_blocks")
+    too_long = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
+    assert WebhookClient(url).send(text="long", blocks=[too_long]).status_code == 400
+    assert WebhookClient(url).send(text="x" * 40_001).status_code == 400
+    assert standin.ephemerals("U1") == []
+    assert [c.failed for c in standin.calls("response_url")] == [True, True, True]
+    assert WebhookClient(url).send(text="fine", blocks=[section]).body == "ok"
+
+
 # ------------------------------------------------------------------------------ SlackSender
 
 
@@ -578,6 +591,18 @@ def test_command_fields_and_ack_body(
     # the trigger id is accepted by views.open
     view = client.views_open(trigger_id=form["trigger_id"], view=sample_modal())["view"]
     assert standin.open_view("U1")["id"] == view["id"]
+
+
+def test_a_command_answer_slack_would_refuse_is_a_problem_not_shown(
+    sender: SlackSender, receiver: Receiver, standin: SlackStandIn
+) -> None:
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
+    answer = json.dumps({"text": "too long", "blocks": [section]})
+    receiver.reply = lambda req: (200, answer, {"Content-Type": "application/json"})
+    response = sender.command("U1", "vpn down", channel_id="C_GENERAL")
+    assert response.status == 200
+    assert any("Slack would not show the answer" in p for p in response.problems)
+    assert standin.ephemerals("U1", "C_GENERAL") == []
 
 
 def test_click_builds_block_actions(

@@ -561,7 +561,8 @@ class SlackSender:
             parsed = response.json()
             payload = parsed if isinstance(parsed, dict) else {"text": response.body}
             if any(payload.get(k) for k in ("text", "blocks", "attachments")):
-                self.standin.deliver_response(response_url, payload)
+                refused = self.standin.deliver_response(response_url, payload)
+                response.problems += [f"Slack would not show the answer: {p}" for p in refused]
         return response
 
     # ---------------------------------------------------------------- message interactions

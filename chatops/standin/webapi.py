@@ -1058,8 +1058,20 @@ class SlackStandIn:
             return []
         return [f"unknown response_action {action!r}"]
 
-    def deliver_response(self, response_url: str, payload: JSONDict | str) -> None:
-        """Show a payload as if posted to ``response_url``, without recording a call.
+    def message_problems(self, payload: JSONDict) -> list[str]:
+        """What Slack would refuse in a message given as a response_url post or a command's
+        answer: its blocks against Block Kit's limits, its text against 40,000 characters."""
+        problems: list[str] = []
+        if payload.get("blocks") is not None:
+            problems += validate_blocks(payload["blocks"], surface="message")
+        text = payload.get("text")
+        if isinstance(text, str) and len(text) > _MAX_MESSAGE_TEXT:
+            problems.append(f"text longer than {_MAX_MESSAGE_TEXT} characters")
+        return problems
+
+    def deliver_response(self, response_url: str, payload: JSONDict | str) -> list[str]:
+        """Show a payload as if posted to ``response_url``, without recording a call; what
+        Slack would refuse in it (`message_problems`) is returned instead of shown.
 
         Used for slash-command acknowledgements that carry a body (Slack shows them as an
         ephemeral message, or in the channel for ``response_type: in_channel``).
@@ -1067,11 +1079,14 @@ class SlackStandIn:
         hook_id = response_url.rstrip("/").rsplit("/", 1)[-1]
         if isinstance(payload, str):
             payload = {"text": payload}
+        if self.validate and (problems := self.message_problems(payload)):
+            return problems
         with self._lock:
             hook = self._hooks.get(hook_id)
             if hook is None:
                 raise KeyError(f"unknown response_url {response_url}")
             self._apply_hook_payload(hook, payload, source="ack")
+        return []
 
     # ---------------------------------------------------------------- internal state helpers
 
@@ -1620,6 +1635,8 @@ class SlackStandIn:
                 _truthy(payload.get("delete_original"))
             ):
                 status, text = 400, "no_text"
+            elif self.validate and self.message_problems(payload):
+                status, text = 400, "invalid_blocks"
             else:
                 hook["uses"] += 1
                 self._apply_hook_payload(hook, payload, source="response_url")
