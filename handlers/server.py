@@ -102,6 +102,23 @@ def tune_collector_for_serving() -> None:
     gc.set_threshold(10_000, 20, 100)
 
 
+def _gunicorn_logger_class() -> type:
+    """gunicorn's logger, its lines (start and stop, workers booting and exiting, the access
+    log) handed to the process's own log handler (chatops/logs.py) instead of gunicorn's
+    plain-text ones: in production one JSON object per line like every other line, and the
+    same masking of secrets."""
+    from gunicorn.glogging import Logger
+
+    class DeskLogger(Logger):  # type: ignore[misc]
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for log in (self.error_log, self.access_log):
+                log.handlers[:] = []
+                log.propagate = True
+
+    return DeskLogger
+
+
 def run_gunicorn(settings: Settings, host: str, port: int, workers: int, threads: int) -> None:
     """`chatops serve`: gunicorn with threaded workers; each worker builds its own engine."""
     from gunicorn.app.base import BaseApplication
@@ -112,7 +129,8 @@ def run_gunicorn(settings: Settings, host: str, port: int, workers: int, threads
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", "gthread")
-            self.cfg.set("accesslog", "-")
+            self.cfg.set("accesslog", "-")  # one line per request, through logger_class
+            self.cfg.set("logger_class", _gunicorn_logger_class())
             self.cfg.set("timeout", 30)
 
         def load(self) -> Any:

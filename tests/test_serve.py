@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from chatops.standin import SlackSender, SlackStandIn
 from tests.conftest import ROSTER, SECRET
 from tests.postgres import _free_port
@@ -29,7 +31,8 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 3
     raise AssertionError("chatops serve did not become healthy")
 
 
-def test_serve_answers_signed_commands_and_health(tmp_path: Path) -> None:
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_serve_answers_signed_commands_and_health(tmp_path: Path, log_format: str) -> None:
     with SlackStandIn() as standin:
         env = {
             **os.environ,
@@ -37,6 +40,7 @@ def test_serve_answers_signed_commands_and_health(tmp_path: Path) -> None:
             "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": standin.api_url,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+            "CHATOPS_LOG_FORMAT": log_format,
         }
         subprocess.run(
             [sys.executable, "-m", "chatops.cli", "load", str(ROSTER)],
@@ -62,8 +66,8 @@ def test_serve_answers_signed_commands_and_health(tmp_path: Path) -> None:
                 "4",
             ],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
@@ -78,4 +82,11 @@ def test_serve_answers_signed_commands_and_health(tmp_path: Path) -> None:
             assert forged.status == 401
         finally:
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+            output, _ = process.communicate(timeout=30)
+    lines = output.decode().splitlines()
+    assert any("POST /slack/events" in line for line in lines), lines  # the access log
+    assert any("Booting worker" in line for line in lines), lines  # gunicorn's own
+    assert not any(standin.bot_token in line or SECRET in line for line in lines)
+    if log_format == "json":  # production: one JSON object per line, gunicorn's included
+        entries = [json.loads(line) for line in lines]
+        assert {"gunicorn.access", "gunicorn.error"} <= {e["logger"] for e in entries}
