@@ -27,12 +27,13 @@ from chatops import metrics
 from chatops.cases.events import record_event
 from chatops.cases.notices import GROUP_PAGES, PAGE, PAGE_ACKNOWLEDGED
 from chatops.cases.ownership import take_unclaimed
+from chatops.cases.states import OPEN_STATUSES
 from chatops.db import transaction
 from chatops.directory import find_person, is_agent
 from chatops.outbox import enqueue
 from chatops.policy import SupportRules
 from chatops.schedule import who_is_on_call
-from models import Case, OutboxMessage, Page, Person
+from models import Case, CaseEvent, OutboxMessage, Page, Person
 
 T = TypeVar("T")
 
@@ -85,7 +86,14 @@ def _targets(session: Session, spec: str, rules: SupportRules, now: datetime) ->
         return sorted(p.slack_user_id for p in people if "lead" in p.roles)
     rotation = spec.removeprefix("rotation:")
     shift = who_is_on_call(session, rotation, now)
-    return [shift.person] if shift is not None and shift.person else []
+    if shift is None or not shift.person:
+        return []
+    # SC-17: a page goes to someone who may acknowledge it. An on-call person who is not a
+    # support agent (roles changed, the rota not yet) is skipped like a gap, rather than
+    # spending the step on a page they would be refused.
+    if not is_agent(find_person(session, shift.person)):
+        return []
+    return [shift.person]
 
 
 def _take_steps_from(
@@ -178,10 +186,12 @@ def escalate_due_pages(engine: Engine, rules: SupportRules, now: datetime) -> in
 
 @dataclass(frozen=True)
 class AckOutcome:
-    outcome: str  # "acknowledged" | "already" | "not_agent" | "no_page"
+    outcome: str  # "acknowledged" | "already" | "not_open" | "not_agent" | "no_page"
     page: Page | None = None
     case: Case | None = None
-    by: str | None = None  # Slack id of who acknowledged (the winner)
+    # Slack id of who acknowledged (the winner); for "not_open", of who resolved or
+    # closed the case (None when nobody did by hand: the auto-close)
+    by: str | None = None
     claimed: bool = False  # the acknowledger became the owner
 
     @property
@@ -189,9 +199,10 @@ class AckOutcome:
         return self.outcome == "acknowledged"
 
 
-# A deadlock between an acknowledgement and a claim (they lock a page and its case in
-# opposite orders) aborts one transaction on PostgreSQL; the conditional updates make a
-# retry safe, so it is retried this many times.
+# An acknowledgement locks a page's case before the page, as a claim and a resolve do; an
+# Acknowledge all takes several cases, in the order of their pages, and may still meet
+# another in a deadlock, which aborts one transaction on PostgreSQL; the conditional
+# updates make a retry safe, so it is retried this many times.
 _DEADLOCK_RETRIES = 3
 
 
@@ -220,20 +231,31 @@ def _acknowledge_one(
     detail: dict[str, Any] | None = None,
 ) -> AckOutcome:
     """One page, inside the caller's transaction: `UPDATE … WHERE acknowledged_at IS NULL`
-    decides; the winner's audit event, ownership and thread notice are written with it."""
+    decides; the winner's audit event, ownership and thread notice are written with it.
+
+    The page's case is locked first (the order of a claim and a resolve: the case, then its
+    pages) and read: a page still unacknowledged when its case was resolved or closed (the
+    resolve stopped its escalation) is not acknowledged at all ("not_open", with who
+    resolved or closed the case): the case is neither taken nor reopened, and the page is
+    not recorded as taken on by someone who never worked the case.
+    """
     slack_id = person.slack_user_id
+    page = session.get(Page, page_id, populate_existing=True)
+    if page is None:
+        return AckOutcome("no_page")
+    case = session.get(Case, page.case_id, with_for_update=True, populate_existing=True)
+    assert case is not None
+    if page.acknowledged_at is None and case.status not in OPEN_STATUSES:
+        return AckOutcome("not_open", page, case, _ended_by(session, case))
     result = session.exec(  # type: ignore[call-overload]
         update(Page)
         .where(Page.id == page_id, Page.acknowledged_at.is_(None))  # type: ignore[union-attr]
         .values(acknowledged_at=now, acknowledged_by=slack_id, next_step_at=None)
     )
     page = session.get(Page, page_id, populate_existing=True)
-    if page is None:
-        return AckOutcome("no_page")
-    case = session.get(Case, page.case_id)
+    assert page is not None
     if result.rowcount != 1:
         return AckOutcome("already", page, case, page.acknowledged_by)
-    assert case is not None
     claimed = take_unclaimed(session, case.id, person, now, via="page")  # type: ignore[arg-type]
     record_event(
         session,
@@ -255,11 +277,30 @@ def _acknowledge_one(
     return AckOutcome("acknowledged", page, case, slack_id, claimed)
 
 
+def _ended_by(session: Session, case: Case) -> str | None:
+    """Slack id of who moved the case to its present (resolved or closed) status, from its
+    audit trail; None when nobody did by hand (the auto-close)."""
+    event = session.exec(
+        select(CaseEvent)
+        .where(
+            CaseEvent.case_id == case.id,
+            CaseEvent.kind == "status_changed",
+            CaseEvent.to_value == case.status,
+        )
+        .order_by(CaseEvent.id.desc())  # type: ignore[union-attr]
+    ).first()
+    if event is None or event.actor_id is None:
+        return None
+    actor = session.get(Person, event.actor_id)
+    return actor.slack_user_id if actor is not None else None
+
+
 def acknowledge(engine: Engine, page_id: int, slack_id: str, now: datetime) -> AckOutcome:
     """Acknowledge a page; the first acknowledgement wins and stops the escalation.
 
     Any support agent may acknowledge, on call or not (they take the page on; the page
-    records who). If the case has no owner yet, the acknowledger becomes its owner.
+    records who). If the case has no owner yet, the acknowledger becomes its owner. A page
+    of a case resolved or closed before anyone acknowledged it is left as it is.
     """
 
     def work(session: Session) -> AckOutcome:
@@ -287,12 +328,14 @@ def group_page_ids(session: Session, row_id: int) -> list[int]:
 
 @dataclass(frozen=True)
 class GroupAckOutcome:
-    """What Acknowledge all did: the pages this click won, and those someone had already
-    acknowledged (reported, never taken over)."""
+    """What Acknowledge all did: the pages this click won, those someone had already
+    acknowledged (reported, never taken over), and those whose case was resolved or closed
+    before anyone acknowledged them (reported, left as they were)."""
 
     outcome: str  # "acknowledged" (even if every page was taken already) | "not_agent" | "no_page"
     won: list[AckOutcome] = field(default_factory=list)
     already: list[AckOutcome] = field(default_factory=list)
+    ended: list[AckOutcome] = field(default_factory=list)
 
     @property
     def claimed(self) -> int:
@@ -313,14 +356,16 @@ def acknowledge_group(engine: Engine, row_id: int, slack_id: str, now: datetime)
         page_ids = group_page_ids(session, row_id)
         if not page_ids:
             return GroupAckOutcome("no_page")
-        won, already = [], []
+        won, already, ended = [], [], []
         for page_id in sorted(page_ids):
             one = _acknowledge_one(session, page_id, person, now, {"group": row_id})
             if one.won:
                 won.append(one)
             elif one.outcome == "already":
                 already.append(one)
-        return GroupAckOutcome("acknowledged", won, already)
+            elif one.outcome == "not_open":
+                ended.append(one)
+        return GroupAckOutcome("acknowledged", won, already, ended)
 
     return _retrying_deadlocks(engine, work)
 

@@ -9,6 +9,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from chatops.cases.service import claim_case
+from chatops.cases.states import RESOLVED
 from handlers import blocks
 from handlers.desk import Desk
 from handlers.text import mention, record_id
@@ -34,6 +35,12 @@ def register_claim(app: App, desk: Desk) -> None:
             text = "Only support agents can claim cases. Nothing was changed."
         elif outcome.outcome == "no_case":
             text = "That case does not exist any more."
+        elif outcome.outcome == "not_open":  # a card from before it was resolved or closed
+            assert outcome.case is not None
+            text = f"{outcome.case.number} is {outcome.case.status}, so it cannot be claimed"
+            if outcome.case.status == RESOLVED:
+                text += " (Reopen it on its card first)"
+            text += ". Nothing was changed."
         else:
             assert outcome.case is not None
             who = mention(outcome.owner.slack_user_id) if outcome.owner else "someone else"

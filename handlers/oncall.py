@@ -12,7 +12,7 @@ from slack_bolt import Ack, App, Respond
 from sqlmodel import Session
 
 from chatops.cases.clock import ClockChangeRefused, change_severity
-from chatops.paging import GroupAckOutcome, acknowledge, acknowledge_group
+from chatops.paging import AckOutcome, GroupAckOutcome, acknowledge, acknowledge_group
 from chatops.schedule import OverrideRefused, add_override, now_and_next
 from handlers import blocks
 from handlers.desk import Desk
@@ -116,7 +116,18 @@ def group_ack_reply(outcome: GroupAckOutcome) -> str:
                 by_whom.setdefault(item.by or "", []).append(item.case.number)
         taken = "; ".join(f"{_numbers(n)} by {mention(who)}" for who, n in by_whom.items())
         parts.append(f"Already acknowledged, left as they were: {taken}.")
+    if outcome.ended:
+        ended = [_ended(item) for item in outcome.ended if item.case is not None]
+        parts.append(f"No longer open, nothing to acknowledge: {_numbers(ended)}.")
     return " ".join(parts)
+
+
+def _ended(outcome: AckOutcome) -> str:
+    """`CS-00001 (resolved by @lee)`: a paged case resolved or closed before anyone
+    acknowledged its page."""
+    assert outcome.case is not None
+    by = f" by {mention(outcome.by)}" if outcome.by else ""
+    return f"{outcome.case.number} ({outcome.case.status}{by})"
 
 
 def register(app: App, desk: Desk) -> None:
@@ -138,6 +149,10 @@ def register(app: App, desk: Desk) -> None:
             text = "Only support agents can acknowledge a page. Nothing was changed."
         elif outcome.outcome == "no_page":
             text = "That page does not exist any more."
+        elif outcome.outcome == "not_open":  # resolved or closed before anyone acknowledged
+            assert outcome.case is not None
+            by = f" (by {mention(outcome.by)})" if outcome.by else ""
+            text = f"{outcome.case.number} was {outcome.case.status}{by}; nothing to acknowledge."
         else:
             assert outcome.case is not None
             text = (

@@ -9,25 +9,31 @@ from sqlmodel import Session
 
 from chatops.cases.events import record_event
 from chatops.cases.notices import CARD_REFRESH, REQUESTER_NOTICE
+from chatops.cases.states import OPEN_STATUSES
 from chatops.outbox import Notice, enqueue_many
 from models import Case, Person
 
 # Built once, on the table: the SET clause is the parameters given (every Claim click that
-# may win runs it).
+# may win runs it). Only an open case is taken: a resolved or closed one keeps its status
+# whatever an older card or page DM still offers.
 _CASES = Case.__table__  # type: ignore[attr-defined]
 _TAKE_IF_UNOWNED = _CASES.update().where(
-    _CASES.c.id == bindparam("take_case_id"), _CASES.c.assignee_id.is_(None)
+    _CASES.c.id == bindparam("take_case_id"),
+    _CASES.c.assignee_id.is_(None),
+    _CASES.c.status.in_(OPEN_STATUSES),
 )
 
 
 def take_unclaimed(
     session: Session, case_id: int, person: Person, now: datetime, via: str = "claim"
 ) -> bool:
-    """Make `person` the owner if the case has none; True for exactly one caller.
+    """Make `person` the owner if the case has none and is open; True for exactly one caller.
 
-    `UPDATE … WHERE assignee_id IS NULL` is the arbiter: under any number of concurrent
-    attempts (Claim clicks, page acknowledgements) one sees a changed row, so one audit
-    event, one card refresh and one notice to the requester are written.
+    `UPDATE … WHERE assignee_id IS NULL AND status IN (open statuses)` is the arbiter: under
+    any number of concurrent attempts (Claim clicks, page acknowledgements) one sees a
+    changed row, so one audit event, one card refresh and one notice to the requester are
+    written; an attempt on a resolved or closed case sees none and changes nothing (the
+    caller reads the case to say why).
     """
     result = session.execute(
         _TAKE_IF_UNOWNED,

@@ -23,6 +23,7 @@ from chatops.cases.intake import (
 from chatops.cases.notices import CARD, REQUESTER_NOTICE
 from chatops.cases.ownership import take_unclaimed
 from chatops.cases.severity import on_severity_set
+from chatops.cases.states import OPEN_STATUSES
 from chatops.db import reading, transaction
 from chatops.directory import find_person, find_requester, is_agent
 from chatops.outbox import enqueue
@@ -120,7 +121,7 @@ def open_case(
 class ClaimOutcome:
     """The result of a Claim click: `won` is True for exactly one clicker."""
 
-    outcome: str  # "claimed" | "already_claimed" | "not_agent" | "no_case"
+    outcome: str  # "claimed" | "already_claimed" | "not_open" | "not_agent" | "no_case"
     case: Case | None = None
     owner: Person | None = None
 
@@ -132,10 +133,12 @@ class ClaimOutcome:
 def claim_case(engine: Engine, case_id: int, agent_slack_id: str, now: datetime) -> ClaimOutcome:
     """Make the agent the case owner if nobody is; first click wins (take_unclaimed).
 
-    A click that cannot win (not an agent, no such case, a case that has an owner: a card
-    seen before it changed, a double click) is answered from a read. Only a click that may
-    win writes, so a burst of late clicks does not queue on the database's write lock (one
-    writer at a time on SQLite) behind the one that won.
+    A click that cannot win (not an agent, no such case, a case that is resolved or closed
+    or has an owner: a card seen before it changed, a double click) is answered from a
+    read. Only a click that may win writes, so a burst of late clicks does not queue on the
+    database's write lock (one writer at a time on SQLite) behind the one that won. A case
+    that is no longer open is never taken, owner or not ("not_open"): the conditional
+    UPDATE checks the status too, so a click racing the Resolve cannot bring it back.
     """
     with reading(engine) as session:
         agent = find_person(session, agent_slack_id)
@@ -144,9 +147,8 @@ def claim_case(engine: Engine, case_id: int, agent_slack_id: str, now: datetime)
         case = session.get(Case, case_id)
         if case is None:
             return ClaimOutcome("no_case")
-        if case.assignee_id is not None:
-            owner = session.get(Person, case.assignee_id)
-            return ClaimOutcome("already_claimed", case, owner)
+        if case.status not in OPEN_STATUSES or case.assignee_id is not None:
+            return _refused(session, case)
     assert agent is not None
     with transaction(engine) as session:
         # the conditional UPDATE decides; the agent read above stands (roles do not change
@@ -156,10 +158,17 @@ def claim_case(engine: Engine, case_id: int, agent_slack_id: str, now: datetime)
         if case is None:
             return ClaimOutcome("no_case")
         if not won:
-            owner = session.get(Person, case.assignee_id) if case.assignee_id else None
-            return ClaimOutcome("already_claimed", case, owner)
+            return _refused(session, case)
         acknowledge_by_claim(session, case_id, agent.slack_user_id, now)
         return ClaimOutcome("claimed", case, agent)
+
+
+def _refused(session: Session, case: Case) -> ClaimOutcome:
+    """Why a click did not take the case: it is resolved or closed, or someone owns it."""
+    owner = session.get(Person, case.assignee_id) if case.assignee_id else None
+    if case.status not in OPEN_STATUSES:
+        return ClaimOutcome("not_open", case, owner)
+    return ClaimOutcome("already_claimed", case, owner)
 
 
 def get_case(session: Session, case_id: int) -> Case | None:

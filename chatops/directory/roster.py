@@ -217,6 +217,13 @@ def read_roster(path: str | Path, policy: Policy) -> RosterFile:
             problems.append(
                 problem_at(("people", i), "an admin must belong to an organisation", lines)
             )
+    # SC-17: who is on call is paged for Sev A and must be able to acknowledge the page
+    staff = {
+        person.slack_id: person.name
+        for person in roster.people
+        if any(role in STAFF_ROLES for role in person.roles)
+    }
+    names = {person.slack_id: person.name for person in roster.people}
     rotation_names: set[str] = set()
     for i, rotation in enumerate(roster.rotations):
         if rotation.name in rotation_names:
@@ -227,6 +234,16 @@ def read_roster(path: str | Path, policy: Policy) -> RosterFile:
                 problems.append(
                     problem_at(
                         ("rotations", i, "members", j), f"{member!r} is not in people", lines
+                    )
+                )
+            elif member not in staff:
+                problems.append(
+                    problem_at(
+                        ("rotations", i, "members", j),
+                        f"{member!r} ({names[member]}) is in rotation {rotation.name!r} but is "
+                        "not a support agent or lead: only they can be on call (and "
+                        "acknowledge a Sev A page)",
+                        lines,
                     )
                 )
     for i, override in enumerate(roster.overrides):
@@ -242,6 +259,16 @@ def read_roster(path: str | Path, policy: Policy) -> RosterFile:
                 problems.append(
                     problem_at(("overrides", i, field), f"{who!r} is not in people", lines)
                 )
+        if override.person in slack_ids and override.person not in staff:
+            problems.append(
+                problem_at(
+                    ("overrides", i, "person"),
+                    f"{override.person!r} ({names[override.person]}) is put on call for "
+                    f"{override.rotation!r} but is not a support agent or lead: only they "
+                    "can be on call (and acknowledge a Sev A page)",
+                    lines,
+                )
+            )
         if override.ends <= override.starts:
             problems.append(problem_at(("overrides", i), "`until` must be after `from`", lines))
     if problems:

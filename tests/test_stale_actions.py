@@ -1,0 +1,296 @@
+"""Buttons pressed on messages older than the case's state: a Claim on a card from before
+the case was resolved or closed, an Acknowledge on a page DM after the case was resolved;
+and on-call people who may not acknowledge a page (a roster naming them is refused, one
+already stored is skipped like a gap)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from chatops.cases.ownership import take_unclaimed
+from chatops.db import create_schema, make_engine, transaction
+from chatops.directory import find_person
+from chatops.directory.roster import load_roster
+from chatops.policy import load_policy
+from chatops.yamlfile import FileError
+from models import Case, Page, Person
+from tests.conftest import ROSTER, TRIAGE, Desk
+
+WED_0840 = datetime(2026, 11, 25, 0, 40, tzinfo=UTC)  # Eli (U0AGENT2) is primary till 09:00
+ALICE, DANA, ELI, LEE = "U0ALICE", "U0AGENT1", "U0AGENT2", "U0LEAD"
+ELI_AS_AGENT = "  - slack_id: U0AGENT2\n    name: Eli Gomez\n    email: eli@support.example\n"
+RULES = load_policy()
+
+
+def _resolve(desk: Desk, user: str, card: dict[str, Any], text: str = "Fixed.") -> None:
+    before = len(desk.standin.calls("views.open"))
+    r = desk.slack.click_in(user, card, "case_resolve", channel_id=TRIAGE, is_ephemeral=False)
+    assert r.status == 200
+    desk.standin.wait_for("views.open", count=before + 1)
+    r = desk.slack.submit_view(user, {"text": text})
+    assert r.status == 200 and "errors" not in (r.body or ""), r.body
+    desk.settle()
+
+
+def _requester_dms(desk: Desk) -> int:
+    channel = desk.standin.dm_channel(ALICE)
+    return len([c for c in desk.standin.calls("chat.postMessage") if c.args["channel"] == channel])
+
+
+def _sla_notices(desk: Desk) -> list[str]:
+    return [m.kind for m in desk.outbox() if m.kind.startswith("sla.")]
+
+
+def _stale_claim(desk: Desk, user: str, card: dict[str, Any]) -> str:
+    """Press Claim on `card` as `user`; the ephemeral answer they get."""
+    before = len(desk.standin.calls("chat.postEphemeral"))
+    r = desk.slack.click_in(user, card, "claim_case", channel_id=TRIAGE, is_ephemeral=False)
+    assert r.status == 200
+    told = desk.standin.wait_for("chat.postEphemeral", count=before + 1)[-1]
+    assert told.args["user"] == user and told.args["channel"] == TRIAGE
+    desk.settle()
+    return str(told.args["text"])
+
+
+# --- Claim on a card from before the case was resolved or closed ---------------------------
+
+
+def test_claim_on_a_stale_card_of_a_resolved_case_is_refused(desk: Desk) -> None:
+    case = desk.open_case(ALICE)
+    stale = copy.deepcopy(desk.card(case))  # the card as Eli's Slack still shows it
+    _resolve(desk, DANA, stale)  # resolved without anyone claiming it
+    [before] = desk.cases()
+    assert before.status == "resolved" and before.assignee_id is None
+    events, dms, updates = desk.events(), _requester_dms(desk), desk.standin.calls("chat.update")
+    told = _stale_claim(desk, ELI, stale)
+    assert "CS-00001 is resolved, so it cannot be claimed" in told
+    assert "Nothing was changed" in told
+    [after] = desk.cases()
+    assert (after.status, after.assignee_id, after.resolved_at, after.claimed_at) == (
+        "resolved",
+        None,
+        before.resolved_at,
+        None,
+    )
+    assert [e.id for e in desk.events()] == [e.id for e in events]
+    assert _requester_dms(desk) == dms  # nobody "has your case"
+    assert len(desk.standin.calls("chat.update")) == len(updates)
+    # no first-response warnings for it, and it still closes on time
+    desk.run_worker(desk.clock.now() + timedelta(days=6), step=timedelta(hours=1))
+    assert _sla_notices(desk) == []
+    assert desk.cases()[0].status == "closed"
+
+
+def test_claim_on_a_stale_card_of_a_closed_case_is_refused(desk: Desk) -> None:
+    case = desk.open_case(ALICE)
+    stale = copy.deepcopy(desk.card(case))
+    _resolve(desk, DANA, stale)
+    desk.run_worker(desk.clock.now() + timedelta(days=6), step=timedelta(hours=1))
+    [before] = desk.cases()
+    assert before.status == "closed" and before.assignee_id is None
+    events, dms = desk.events(), _requester_dms(desk)
+    told = _stale_claim(desk, ELI, stale)
+    assert "CS-00001 is closed, so it cannot be claimed" in told
+    assert "Nothing was changed" in told
+    [after] = desk.cases()
+    assert (after.status, after.assignee_id, after.closed_at) == ("closed", None, before.closed_at)
+    assert [e.id for e in desk.events()] == [e.id for e in events]
+    assert _requester_dms(desk) == dms
+    desk.run_worker(desk.clock.now() + timedelta(days=2), step=timedelta(hours=1))
+    assert _sla_notices(desk) == []
+    assert desk.cases()[0].status == "closed"
+
+
+# --- Acknowledge on a page of a case resolved since ----------------------------------------
+
+
+def _sev_a(desk: Desk, title: str = "Mail is down for everyone") -> Case:
+    return desk.open_case(
+        ALICE, severity="A", title=title, business_impact="mail down", available_contact="Alice"
+    )
+
+
+def _page_dms(desk: Desk, user: str) -> list[dict[str, Any]]:
+    channel = desk.standin.dm_channel(user)
+    return [
+        m for m in desk.standin.messages(channel) if "You are paged" in json.dumps(m.get("blocks"))
+    ]
+
+
+def _pages(desk: Desk) -> list[Page]:
+    with Session(desk.engine) as session:
+        return list(session.exec(select(Page).order_by(Page.id)).all())  # type: ignore[arg-type]
+
+
+def _ephemeral_answer(desk: Desk, count: int = 1) -> str:
+    calls = desk.standin.wait_for(
+        "response_url", lambda c: c.args.get("response_type") == "ephemeral", count=count
+    )
+    return str(calls[-1].args["text"])
+
+
+def test_acknowledge_after_resolve_neither_takes_nor_reopens_the_case(desk: Desk) -> None:
+    desk.clock.set(WED_0840)
+    case = _sev_a(desk)
+    dm = desk.wait_until(lambda: _page_dms(desk, ELI), "Eli paged")[0]
+    _resolve(desk, LEE, desk.card(case), "Was a false alarm; mail flows.")
+    [before] = desk.cases()
+    assert before.status == "resolved" and before.assignee_id is None
+    events, dms = desk.events(), _requester_dms(desk)
+    r = desk.slack.click_in(
+        ELI, dm, "acknowledge_page", channel_id=desk.standin.dm_channel(ELI), is_ephemeral=False
+    )
+    assert r.status == 200
+    told = _ephemeral_answer(desk)
+    desk.settle()
+    assert told == f"CS-00001 was resolved (by <@{LEE}>); nothing to acknowledge."
+    [after] = desk.cases()
+    assert (after.status, after.assignee_id, after.resolved_at) == (
+        "resolved",
+        None,
+        before.resolved_at,
+    )
+    assert [e.id for e in desk.events()] == [e.id for e in events]  # no claim, no acknowledgement
+    [page] = _pages(desk)
+    assert page.acknowledged_at is None and page.exhausted  # the resolve stopped it
+    assert not [m for m in desk.outbox() if m.kind == "page.acknowledged"]
+    assert _requester_dms(desk) == dms
+
+
+def test_acknowledge_all_leaves_a_case_resolved_since_as_it_is(desk: Desk) -> None:
+    desk.clock.set(WED_0840)
+    delivery = desk.service.desk.delivery
+    delivery.deliver_pending = lambda *args, **kwargs: 0  # type: ignore[method-assign]
+    try:  # three pages waiting for Eli at once: one DM lists them, with Acknowledge all
+        cases = [_sev_a(desk, f"Outage {n}") for n in range(3)]
+        desk.settle()
+    finally:
+        del delivery.deliver_pending
+    delivery.deliver_pending()
+    [dm] = _page_dms(desk, ELI)
+    assert "Sev A cases" in json.dumps(dm["blocks"])
+    gone = cases[1]
+    _resolve(desk, LEE, desk.card(gone), "Duplicate of the first outage.")
+    r = desk.slack.click_in(
+        ELI, dm, "acknowledge_pages", channel_id=desk.standin.dm_channel(ELI), is_ephemeral=False
+    )
+    assert r.status == 200
+    told = _ephemeral_answer(desk)
+    desk.settle()
+    assert "You acknowledged the pages for 2 cases: CS-00001, CS-00003." in told
+    assert f"No longer open, nothing to acknowledge: CS-00002 (resolved by <@{LEE}>)." in told
+    by_id = {c.id: c for c in desk.cases()}
+    assert (by_id[gone.id].status, by_id[gone.id].assignee_id) == ("resolved", None)
+    pages = {p.case_id: p for p in _pages(desk)}
+    assert pages[gone.id].acknowledged_at is None
+    assert {pages[c.id].acknowledged_by for c in cases if c.id != gone.id} == {ELI}
+    assert sorted(e.case_id for e in desk.events("page_acknowledged")) == [
+        cases[0].id,
+        cases[2].id,
+    ]
+    assert gone.id not in {e.case_id for e in desk.events("claimed")}
+
+
+# --- who may be on call ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Any]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'roster.db'}")
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+def _roles(engine: Any, slack_id: str) -> list[str]:
+    with Session(engine) as session:
+        person = session.exec(select(Person).where(Person.slack_user_id == slack_id)).one()
+        return list(person.roles)
+
+
+def test_roster_refuses_a_rotation_member_who_is_not_an_agent(engine: Any, tmp_path: Path) -> None:
+    load_roster(engine, ROSTER, RULES.policy)
+    text = ROSTER.read_text()
+    assert ELI_AS_AGENT + "    roles: [agent]\n" in text
+    edited = tmp_path / "eli-moved.yml"  # Eli moved to account management; the rota not edited
+    edited.write_text(
+        text.replace(ELI_AS_AGENT + "    roles: [agent]\n", ELI_AS_AGENT + "    roles: []\n")
+    )
+    with pytest.raises(FileError) as raised:
+        load_roster(engine, edited, RULES.policy)
+    message = str(raised.value)
+    assert (
+        "rotations[0].members[1]: 'U0AGENT2' (Eli Gomez) is in rotation 'primary' but is not "
+        "a support agent or lead" in message
+    )
+    assert "rotations[1].members[0]: 'U0AGENT2' (Eli Gomez) is in rotation 'secondary'" in message
+    assert "line " in message
+    assert _roles(engine, ELI) == ["agent"]  # nothing was loaded
+
+
+def test_roster_refuses_an_override_for_someone_who_is_not_an_agent(
+    engine: Any, tmp_path: Path
+) -> None:
+    text = ROSTER.read_text()
+    override = "    person: U0LEAD\n    covers: U0AGENT1\n"
+    assert override in text
+    edited = tmp_path / "carl-covers.yml"  # Carl is a customer's user, not support staff
+    edited.write_text(text.replace(override, "    person: U0CARL\n    covers: U0AGENT1\n"))
+    with pytest.raises(FileError) as raised:
+        load_roster(engine, edited, RULES.policy)
+    assert (
+        "overrides[0].person: 'U0CARL' (Carl Ma) is put on call for 'primary' but is not a "
+        "support agent or lead" in str(raised.value)
+    )
+
+
+def test_paging_skips_a_stored_on_call_person_who_is_not_an_agent(
+    desk: Desk, tmp_path: Path
+) -> None:
+    # A roster without `rotations:` keeps the stored ones (the roster never deletes), so it
+    # can take Eli's agent role away while the stored primary rotation still names him.
+    text = ROSTER.read_text().split("\n# On-call")[0]
+    text = text.replace(ELI_AS_AGENT + "    roles: [agent]\n", ELI_AS_AGENT + "    roles: []\n")
+    edited = tmp_path / "people-only.yml"
+    edited.write_text(text)
+    assert load_roster(desk.engine, edited, desk.service.rules.policy).people_updated == 1
+    desk.clock.set(WED_0840)  # Eli is the stored primary until 09:00; Lee the secondary
+    _sev_a(desk)
+    desk.settle()
+    notices = [m.payload for m in desk.outbox() if m.kind == "page.notify"]
+    assert [(n["step"], n["spec"], n["targets"], n["to"]) for n in notices] == [
+        (0, "rotation:primary", [], "thread"),  # skipped like a gap, said in the thread
+        (1, "rotation:secondary", [LEE], "thread"),
+        (1, "rotation:secondary", [LEE], "user"),
+    ]
+    assert _page_dms(desk, ELI) == []
+    desk.wait_until(lambda: _page_dms(desk, LEE), "Lee paged at once")
+    thread = [
+        c.args["text"]
+        for c in desk.standin.calls("chat.postMessage")
+        if c.args["channel"] == TRIAGE
+    ]
+    assert any("nobody to page for `rotation:primary`" in t for t in thread)
+
+
+def test_the_conditional_update_takes_no_case_that_is_not_open(desk: Desk) -> None:
+    # What decides a Claim, a reply or an acknowledgement that read the case while it was
+    # open, and writes after the Resolve committed: the UPDATE itself checks the status.
+    case = desk.open_case(ALICE)
+    _resolve(desk, DANA, desk.card(case))
+    events = desk.events()
+    with transaction(desk.engine) as session:
+        eli = find_person(session, ELI)
+        assert eli is not None and case.id is not None
+        assert take_unclaimed(session, case.id, eli, desk.clock.now()) is False
+    [after] = desk.cases()
+    assert (after.status, after.assignee_id) == ("resolved", None)
+    assert [e.id for e in desk.events()] == [e.id for e in events]
