@@ -250,7 +250,11 @@ def register(app: App, desk: Desk) -> None:
         ack()
         try:
             done = lifecycle.reopen(
-                desk.engine, record_id(action.get("value")), body["user"]["id"], desk.clock.now()
+                desk.engine,
+                record_id(action.get("value")),
+                body["user"]["id"],
+                desk.clock.now(),
+                desk.rules,
             )
         except lifecycle.CaseActionRefused as exc:
             refuse(respond, str(exc))
@@ -406,7 +410,7 @@ def case_detail(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
             select(CaseMessage).where(CaseMessage.case_id == case_id).order_by(CaseMessage.id)  # type: ignore[arg-type]
         ).all()
     lines = []
-    for event in events[-25:]:
+    for event in events[-TIMELINE_EVENTS:]:
         who = people.get(event.actor_id) if event.actor_id else None
         change = (
             f"{event.from_value} → {event.to_value}" if event.from_value else (event.to_value or "")
@@ -414,7 +418,7 @@ def case_detail(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
         reason = event.detail.get("reason") if isinstance(event.detail, dict) else None
         lines.append(
             f"• {blocks.when(event.at, desk.rules)} — {escape(event.kind.replace('_', ' '))}"
-            + (f" {escape(change)}" if change else "")
+            + (f" {escaped_clip(change, 300)}" if change else "")
             + (f" by {escape(who.name)}" if who else "")
             + (f" — {escaped_clip(str(reason), 200)}" if reason else "")
         )
@@ -427,8 +431,32 @@ def case_detail(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
         f"Owner: {mention(people[case.assignee_id].slack_user_id) if case.assignee_id else '—'}"
         f" · {len(shown)} message(s)"
     )
-    timeline = "\n".join(lines) or "—"
-    return blocks.plain(head) + blocks.plain(f"*Timeline*\n{clip(timeline, 2900)}")
+    return blocks.plain(head) + blocks.plain(f"*Timeline*\n{_timeline(lines, len(events))}")
+
+
+TIMELINE_EVENTS = 25  # the most a case's view lists; earlier ones are counted
+TIMELINE_CHARS = 2900  # within one section, with the heading
+
+
+def _timeline(lines: list[str], total: int) -> str:
+    """The newest of the timeline's lines (of `total` events) that fit, whole, oldest first;
+    "… N earlier events" above them when any are left out. A line is at most a few hundred
+    characters (a change to 300, a reason to 200), so the newest always fits."""
+    shown: list[str] = []
+    room = TIMELINE_CHARS - len(_earlier(total)) - 1
+    for line in reversed(lines):
+        if len(line) + 1 > room:
+            break
+        shown.append(line)
+        room -= len(line) + 1
+    shown.reverse()
+    if total > len(shown):
+        shown.insert(0, _earlier(total - len(shown)))
+    return "\n".join(shown) or "—"
+
+
+def _earlier(count: int) -> str:
+    return f"_… {count:,} earlier event{'s' if count != 1 else ''}_"
 
 
 SUBCOMMANDS: dict[str, Any] = {

@@ -23,6 +23,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from chatops.cases.lifecycle import CUSTOMER_MESSAGE_MAX
 from chatops.cases.notices import (
     CARD,
     CARD_REFRESH,
@@ -48,13 +49,18 @@ from chatops.verification import CODE_NOTICE, code_notice_text, verification_lin
 from chatops.workload import OpenWork, open_work
 from handlers import blocks
 from handlers.health import render_health_update
-from handlers.text import clip, escape, escaped_clip, mention
+from handlers.text import clip, escape, escaped_clip, escaped_pieces, mention
 from models import Case, CaseMessage, Organisation, OutboxMessage, Page, Person
 
 ACKNOWLEDGE_PAGE = "acknowledge_page"
 ACKNOWLEDGE_PAGES = blocks.ACKNOWLEDGE_PAGES
 DOWNGRADE_CASE = "downgrade_case"
 LIST_LIMIT = 5  # most urgent items listed by name in a handoff; the rest are counted
+SECTION_MAX = 3000  # characters in a section block's text (Slack)
+MESSAGE_BLOCKS = 50  # blocks in one message (Slack)
+# The sections one message gives a person's text (with its heading); the rest of its
+# blocks: notes of anything left out, the survey's buttons after a resolution note.
+TEXT_SECTIONS_MAX = MESSAGE_BLOCKS - 5
 
 
 class PermanentFailure(Exception):
@@ -76,11 +82,30 @@ class Outgoing:
 
 
 def _as_dicts(items: list[Block]) -> list[dict[str, Any]]:
+    if len(items) > MESSAGE_BLOCKS:
+        raise PermanentFailure(f"a message of {len(items)} blocks (Slack takes {MESSAGE_BLOCKS})")
     return [item.to_dict() for item in items]
 
 
 def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_MAX)))
+
+
+def _whole_text(head: str, text: str, prefix: str = "") -> list[str]:
+    """`head`, then what a person wrote, escaped and whole, as the texts of consecutive
+    section blocks: at most TEXT_SECTIONS_MAX of them, then one saying how much is left out.
+    A reply, note or resolution (3,000 characters) always fits, and so does a customer's
+    message of 40,000 (Slack's own limit) unless it is mostly `&`, `<` and `>`."""
+    texts = escaped_pieces(text, SECTION_MAX, prefix, head=head)
+    left_out = texts[TEXT_SECTIONS_MAX:]
+    texts = texts[:TEXT_SECTIONS_MAX]
+    if left_out:
+        missing = sum(len(piece) for piece in left_out)
+        texts.append(
+            f"_… the rest (about {missing:,} characters) is not shown: a Slack message holds "
+            f"at most {MESSAGE_BLOCKS} blocks. The whole text is kept with the case._"
+        )
+    return texts
 
 
 _REQUESTER = aliased(Person)
@@ -249,8 +274,8 @@ def _requester_update(
             raise PermanentFailure(f"message {payload['message_id']} does not exist")
         author = find_person(session, message.author)
         name = escape(author.name) if author else "Support"
-        text = f"*{name}* (support) on {case.number}:\n{escaped_clip(message.text, 2800)}"
-        return f"Reply on {case.number}", _as_dicts([_section(text)])
+        texts = _whole_text(f"*{name}* (support) on {case.number}:", message.text)
+        return f"Reply on {case.number}", _as_dicts([_section(text) for text in texts])
     if event == "awaiting":
         text = (
             f"Support is waiting for your answer on *{case.number}*. Reply in this thread "
@@ -261,9 +286,11 @@ def _requester_update(
         return f"{case.number} reopened", _as_dicts(
             [_section(f"*{case.number}* is open again; support is on it.")]
         )
-    note = escaped_clip(case.resolution_note or "", 2000)
+    resolved = _whole_text(
+        f":white_check_mark: *{case.number}* is resolved.", case.resolution_note or ""
+    )
     items: list[Block] = [
-        _section(f":white_check_mark: *{case.number}* is resolved.\n{note}"),
+        *(_section(text) for text in resolved),
         _section("How did we do? Rate this case (one answer per case):"),
         ActionsBlock(
             block_id="survey",
@@ -377,8 +404,14 @@ def _case_notice(
             "note": f":memo: Internal note from {_who(session, message.author)}:",
             "customer": f":speech_balloon: {_who(session, message.author)} (requester) wrote:",
         }.get(message.kind, "")
-        quoted = "\n".join(f">{line}" for line in escaped_clip(message.text, 2800).split("\n"))
-        return f"{heading}\n{quoted}", []
+        first, *rest = _whole_text(heading, message.text, prefix=">")
+        left_out = int(payload.get("left_out") or 0)
+        if left_out:  # a message longer than the desk keeps (lifecycle.CUSTOMER_MESSAGE_MAX)
+            rest.append(
+                f"_… and {left_out:,} more characters that were not kept: the desk keeps "
+                f"the first {CUSTOMER_MESSAGE_MAX:,} characters of a message._"
+            )
+        return first, [_section(text) for text in rest]
     if kind == PAGE_ACKNOWLEDGED:
         text = f":white_check_mark: {_who(session, payload['by'])} acknowledged the page."
         if payload.get("claimed"):

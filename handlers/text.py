@@ -40,6 +40,51 @@ def escaped_clip(text: str, limit: int) -> str:
     return "".join(pieces).rstrip() + "…"
 
 
+def escaped_pieces(text: str, limit: int, prefix: str = "", head: str = "") -> list[str]:
+    """Escape `text` and cut it into pieces of at most `limit` characters (one section block
+    each), losing nothing: at line breaks where possible; a line longer than a piece at a
+    space, else anywhere but inside an entity (`&amp;`). The line break or space at a cut is
+    dropped: the next piece starts a new block. Every line, and the rest of a line cut in
+    two, starts with `prefix` (`">"` quotes the text). `head`, mrkdwn already, is the first
+    line of the first piece."""
+    if limit - len(prefix) < 5 or len(head) > limit:  # 5: the longest entity, `&amp;`
+        raise ValueError(f"pieces of {limit} characters cannot hold {head!r} or a line")
+    pieces: list[str] = []
+    current = [head] if head else []
+    used = len(head)  # the length of "\n".join(current)
+
+    def room() -> int:
+        return limit - len(prefix) - (used + 1 if current else 0)
+
+    for line in text.split("\n"):
+        units = [escape(char) for char in line]
+        while True:
+            size = sum(len(unit) for unit in units)
+            if size <= room():
+                current.append(prefix + "".join(units))
+                used = len("\n".join(current))
+                break
+            end, taken = 0, 0
+            while end < len(units) and taken + len(units[end]) <= room():
+                taken += len(units[end])
+                end += 1
+            space = max((i for i in range(1, end) if units[i] == " "), default=None)
+            whole_line_fits_alone = size <= limit - len(prefix)
+            if current and (whole_line_fits_alone or (space is None and end < len(units))):
+                pieces.append("\n".join(current))  # start the line (or word) on a new piece
+                current, used = [], 0
+                continue
+            if space is None:  # a word longer than a piece
+                cut, units = units[:end], units[end:]
+            else:
+                cut, units = units[:space], units[space + 1 :]
+            current.append(prefix + "".join(cut))
+            pieces.append("\n".join(current))
+            current, used = [], 0
+    pieces.append("\n".join(current))
+    return pieces
+
+
 def slack_date(instant: datetime, fallback: str) -> str:
     """A time Slack shows in each reader's own time zone, with a fallback for old clients."""
     ts = int(instant.timestamp())

@@ -27,6 +27,7 @@ from chatops.cases.clock import pause_case_clock, resume_case_clock
 from chatops.cases.events import record_event
 from chatops.cases.notices import CARD_REFRESH, CASE_MESSAGE, REQUESTER_NOTICE
 from chatops.cases.ownership import take_unclaimed
+from chatops.cases.severity import next_update_reminder
 from chatops.db import insert_if_absent, transaction
 from chatops.directory import find_person, is_agent
 from chatops.outbox import enqueue
@@ -34,7 +35,10 @@ from chatops.paging import stop_pages
 from chatops.policy import SupportRules
 from models import Case, CaseMessage, Person, SurveyAnswer
 
-MESSAGE_MAX = 3000  # one Slack section
+MESSAGE_MAX = 3000  # what the Reply, Note and Resolve modals take; delivered whole
+# A requester's message in their case's DM thread is kept and relayed whole up to Slack's
+# own limit for a message; the relay says how much of a longer one was not kept.
+CUSTOMER_MESSAGE_MAX = 40_000
 
 
 class CaseActionRefused(Exception):
@@ -123,8 +127,10 @@ def _message(
     text: str,
     now: datetime,
     event_id: str | None = None,
+    left_out: int = 0,
 ) -> CaseMessage | None:
-    """Store a message once (a Slack event id is unique) and post it in the triage thread."""
+    """Store a message once (a Slack event id is unique) and post it in the triage thread;
+    `left_out` characters of it were not kept (the relay says so)."""
     if event_id is not None:
         if not insert_if_absent(
             session,
@@ -153,7 +159,8 @@ def _message(
         kind=CASE_MESSAGE,
         case_id=case.id,
         now=now,
-        payload={"to": "thread", "message_id": message.id},
+        payload={"to": "thread", "message_id": message.id}
+        | ({"left_out": left_out} if left_out else {}),
     )
     return message
 
@@ -254,7 +261,14 @@ def customer_message(
         if requester is None or requester.slack_user_id != user_id:
             return None  # only the requester's own words are relayed
         message = _message(
-            session, case, user_id, "customer", text[:MESSAGE_MAX], now, event_id=event_id
+            session,
+            case,
+            user_id,
+            "customer",
+            text[:CUSTOMER_MESSAGE_MAX],
+            now,
+            event_id=event_id,
+            left_out=max(0, len(text) - CUSTOMER_MESSAGE_MAX),
         )
         if message is None:
             return None  # a retry of an event already relayed
@@ -291,8 +305,12 @@ def resolve(engine: Engine, case_id: int, agent_id: str, resolution: str, now: d
         return Done(case)
 
 
-def reopen(engine: Engine, case_id: int, who: str, now: datetime) -> Done:
-    """The requester or an agent reopens a resolved case."""
+def reopen(
+    engine: Engine, case_id: int, who: str, now: datetime, rules: SupportRules | None = None
+) -> Done:
+    """The requester or an agent reopens a resolved case. A Sev A case is open work again:
+    its owner is asked for updates as before (SC-17), the first after the policy's interval
+    (at once without `rules`, then at that interval)."""
     with transaction(engine) as session:
         case = _case(session, case_id)
         person = find_person(session, who)
@@ -304,6 +322,8 @@ def reopen(engine: Engine, case_id: int, who: str, now: datetime) -> Done:
         if case.status != states.RESOLVED:
             raise CaseActionRefused(f"{case.number} is not resolved.")
         case.resolved_at = None
+        if case.severity == "A":
+            case.next_update_reminder_at = next_update_reminder(rules, now) if rules else now
         _set_status(session, case, person, states.IN_PROGRESS, now, "reopened")
         enqueue(
             session,

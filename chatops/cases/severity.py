@@ -12,13 +12,18 @@ from chatops.policy import SupportRules
 from models import Case
 
 
+def next_update_reminder(rules: SupportRules, now: datetime) -> datetime:
+    """When a Sev A case's owner is next asked to post an update (SC-17)."""
+    every = rules.duration_minutes(rules.policy.notifications.sev_a_update_every)
+    return now + timedelta(minutes=every)
+
+
 def on_severity_set(
     session: Session, case: Case, old_severity: str | None, rules: SupportRules, now: datetime
 ) -> None:
     """Called in the transaction that opened the case or changed its severity."""
     if case.severity == "A" and old_severity != "A":
-        every = rules.duration_minutes(rules.policy.notifications.sev_a_update_every)
-        case.next_update_reminder_at = now + timedelta(minutes=every)
+        case.next_update_reminder_at = next_update_reminder(rules, now)
         case.downgrade_offered_at = None
         if case.customer_last_seen_at is None:
             case.customer_last_seen_at = now
