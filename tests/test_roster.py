@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from chatops.directory.roster import load_roster
 from chatops.policy import load_policy
 from chatops.yamlfile import FileError
 from models import BotChannel, Organisation, Person
-from tests.conftest import ROSTER
+from tests.conftest import ROSTER, TRIAGE, Desk
 
 RULES = load_policy()
 
@@ -132,3 +133,64 @@ def test_cli_load_reports_and_exits_nonzero(tmp_path: Path) -> None:
     )
     assert failed.returncode == 2
     assert "nothing was loaded" in failed.stderr and "line 8" in failed.stderr
+
+
+# --- someone left out of a later roster ----------------------------------------------------
+
+
+def _roster_without(slack_id: str, tmp_path: Path) -> Path:
+    import yaml
+
+    data = yaml.safe_load(ROSTER.read_text())
+    data["people"] = [p for p in data["people"] if p["slack_id"] != slack_id]
+    path = tmp_path / f"roster-without-{slack_id}.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_someone_left_out_of_the_roster_keeps_their_row_and_loses_what_it_granted(
+    desk: Desk, tmp_path: Path
+) -> None:
+    from tests.test_verification import code_rows, enter_number
+
+    summary = load_roster(
+        desk.engine, _roster_without("U0BILL", tmp_path), desk.service.rules.policy
+    )
+    assert summary.people_retired == 1 and summary.changed
+    with Session(desk.engine) as session:
+        bill = session.exec(select(Person).where(Person.slack_user_id == "U0BILL")).one()
+        assert (bill.roles, bill.phone, bill.name) == ([], None, "Bill Zhou")  # row kept
+    # no longer offered a case (SC-1: admins only)
+    assert "contact_support" not in json.dumps(desk.ask("U0BILL", "invoice is wrong"))
+    # no longer a registered number (SC-22) nor someone a verification code goes to
+    case = desk.open_case("U0ALICE")
+    view = enter_number(desk, case, "+86 10 5555 0102")  # Bill's phone in the old roster
+    assert "Caller verified" not in json.dumps(view)
+    assert "U0BILL" not in {row.payload["user"] for row in code_rows(desk)}
+    # loading the same file again changes nothing more
+    again = load_roster(desk.engine, _roster_without("U0BILL", tmp_path), desk.service.rules.policy)
+    assert again.people_retired == 0
+
+
+def test_an_agent_left_out_of_the_roster_can_no_longer_work_cases(
+    desk: Desk, tmp_path: Path
+) -> None:
+    import yaml
+
+    data = yaml.safe_load(ROSTER.read_text())
+    data["people"] = [p for p in data["people"] if p["slack_id"] != "U0AGENT1"]
+    for rotation in data.get("rotations", []):
+        rotation["members"] = [m for m in rotation["members"] if m != "U0AGENT1"]
+    data["overrides"] = [
+        o for o in data.get("overrides", []) if "U0AGENT1" not in (o["person"], o.get("covers"))
+    ]
+    path = tmp_path / "roster-without-agent1.yml"
+    path.write_text(yaml.safe_dump(data))
+    assert load_roster(desk.engine, path, desk.service.rules.policy).people_retired == 1
+    case = desk.open_case("U0ALICE")
+    card = desk.card(case)
+    desk.slack.click_in("U0AGENT1", card, "claim_case", channel_id=TRIAGE, is_ephemeral=False)
+    refusal = desk.standin.wait_for("chat.postEphemeral", timeout=5)[0]
+    assert "Only support agents" in json.dumps(refusal.args)
+    [stored] = desk.cases()
+    assert stored.assignee_id is None

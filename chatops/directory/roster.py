@@ -140,6 +140,7 @@ class LoadSummary:
     organisations_updated: int = 0
     people_added: int = 0
     people_updated: int = 0
+    people_retired: int = 0  # stored, not in the file: roles and phone taken away
     channels_set: int = 0
     rotations_set: int = 0
     overrides_added: int = 0
@@ -152,6 +153,7 @@ class LoadSummary:
                 self.organisations_updated,
                 self.people_added,
                 self.people_updated,
+                self.people_retired,
                 self.channels_set,
                 self.rotations_set,
                 self.overrides_added,
@@ -290,6 +292,7 @@ def _upsert(session: Session, roster: RosterFile) -> LoadSummary:
             "organisations_updated",
             "people_added",
             "people_updated",
+            "people_retired",
             "channels_set",
             "rotations_set",
             "overrides_added",
@@ -339,6 +342,14 @@ def _upsert(session: Session, roster: RosterFile) -> LoadSummary:
             counts["people_added"] += 1
         elif _apply(person, wanted_person):
             counts["people_updated"] += 1
+    # The file is the whole directory: someone no longer in it keeps their row (their cases
+    # and the audit trail refer to it) but nothing it granted — no roles (they can no longer
+    # open, see or work cases, or be on call) and no phone (it no longer verifies a caller,
+    # and no verification code goes to them).
+    listed = {entry.slack_id for entry in roster.people}
+    for person in session.exec(select(Person)):
+        if person.slack_user_id not in listed and _apply(person, {"roles": [], "phone": None}):
+            counts["people_retired"] += 1
     for entry in roster.rotations:
         wanted_rotation = {
             "members": list(entry.members),
