@@ -4,7 +4,9 @@ organisation?
 An agent enters the number the caller is calling from.
 
 * **Registered number.** The organisation's registered numbers are the phone numbers of its
-  people in the directory (`Person.phone`). A match verifies the caller at once.
+  admins in the directory (`Person.phone`; SC-1: assisted support is for administrators). A
+  match verifies the caller at once (`same_number`: a number on file in national form
+  matches national forms only).
 * **One-time code.** Otherwise a 6-digit code (`secrets.randbelow`) goes to the
   organisation's registered admins — a Slack DM through the outbox (kind
   `verification.code`, written in the same transaction as the verification) and, when
@@ -120,16 +122,23 @@ def normalise_number(text: str | None) -> str | None:
     return ("+" if international else "") + raw
 
 
-def same_number(a: str, b: str) -> bool:
-    """Do two normalised numbers (see `normalise_number`) name the same line?"""
-    a_int, b_int = a.startswith("+"), b.startswith("+")
-    da, db = a.lstrip("+"), b.lstrip("+")
+def same_number(caller: str, registered: str) -> bool:
+    """Does the caller's number (normalised, see `normalise_number`) name the registered
+    line? A caller's number in national form (how a domestic call shows) matches a
+    registered international one ending in the same digits after a country code; a
+    registered number in national form matches only national forms — it says nothing of its
+    country, so "010 5555 0101" on file must not let "+44 10 5555 0101" in (any country
+    code would do)."""
+    a_int, b_int = caller.startswith("+"), registered.startswith("+")
+    da, db = caller.lstrip("+"), registered.lstrip("+")
     if a_int and b_int:
         return da == db
     if not a_int and not b_int:
         na, nb = da.removeprefix("0"), db.removeprefix("0")
         return len(na) >= MIN_SIGNIFICANT and na == nb
-    national, full = (da, db) if not a_int else (db, da)
+    if a_int:  # an international caller against a national registration: unknown country
+        return False
+    national, full = da, db
     significant = national.removeprefix("0")
     return (
         len(significant) >= MIN_SIGNIFICANT
@@ -262,7 +271,9 @@ def start_verification(
             )
             .values(status=SUPERSEDED)
         )
-        match = registered_match(session, organisation.id or 0, normalised)
+        match = registered_match(
+            session, organisation.id or 0, normalised, set(rules.policy.admin_roles)
+        )
         if match is not None:
             row = CallerVerification(
                 case_id=case_id,
@@ -350,14 +361,20 @@ def start_verification(
         )
 
 
-def registered_match(session: Session, organisation_id: int, number: str) -> Person | None:
-    """The person of this organisation whose directory phone is `number`, if any."""
+def registered_match(
+    session: Session, organisation_id: int, number: str, admin_roles: set[str]
+) -> Person | None:
+    """The admin of this organisation whose directory phone is `number`, if any. Only an
+    admin's number counts as registered: assisted support, calling included, is for
+    administrators (SC-1), so anyone else calling goes through the admins' code (SC-22)."""
     people = session.exec(
         select(Person)
         .where(Person.organisation_id == organisation_id, col(Person.phone).is_not(None))
         .order_by(col(Person.id))
     ).all()
     for person in people:
+        if not admin_roles.intersection(person.roles):
+            continue
         registered = normalise_number(person.phone)
         if registered is not None and same_number(number, registered):
             return person

@@ -101,8 +101,8 @@ def question_reply(desk: Desk, user_id: str, question: str) -> list[dict[str, An
         if refusal == "not_admin":
             admins = admins_of(session, organisation.id or 0, set(desk.rules.policy.admin_roles))
             return blocks.article_matches(hits) + blocks.not_admin(admins, desk.rules)
-        if refusal == "partner_only":
-            return blocks.partner_only(organisation)
+        if refusal == "partner_only":  # SC-3 for cases, SC-25 for self-help all the same
+            return blocks.article_matches(hits) + blocks.partner_only(organisation)
         if refusal == "no_category":
             return blocks.plain(blocks.submission_refused(refusal))
         return blocks.question_answer(question, desk.rules, hits)

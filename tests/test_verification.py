@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -571,12 +572,17 @@ def test_email_failure_is_logged_without_the_code(
         ("5555 0101", "+86 10 5555 0101", False),  # no area code: too little matches
         ("010 5555 0101", "10-5555-0101", True),  # two national forms
         ("+86 10 5555 0102", "+86 10 5555 0101", False),
+        # a national number on file says nothing of its country: no foreign caller matches
+        ("+44 10 5555 0101", "010 5555 0101", False),
+        ("+86 10 5555 0101", "010 5555 0101", False),
     ],
 )
 def test_number_matching(caller: str, registered: str, same: bool) -> None:
     a, b = normalise_number(caller), normalise_number(registered)
     assert a is not None and b is not None
-    assert same_number(a, b) is same and same_number(b, a) is same
+    assert same_number(a, b) is same
+    if a.startswith("+") == b.startswith("+"):  # the same form both ways round
+        assert same_number(b, a) is same
 
 
 @pytest.mark.parametrize("text", ["", "12345", "call me", "+86 10 5555 0101 ext 3", "1" * 16])
@@ -605,3 +611,24 @@ def test_dm_text_for_the_admins(desk: Desk) -> None:
         assert code_notice_text(session, case.id, payload, later, "Asia/Shanghai") is None
         now = desk.clock.now()
         assert code_notice_text(session, case.id, row.payload, now, "Asia/Shanghai") is None
+
+
+def test_a_non_admins_phone_is_not_a_registered_number(desk: Desk, tmp_path: Path) -> None:
+    # SC-1: assisted support (calling included) is for administrators, so a call from a
+    # non-admin's phone goes through the admins' one-time code (SC-22)
+    import yaml
+
+    from chatops.directory.roster import load_roster
+
+    data = yaml.safe_load(ROSTER.read_text())
+    for person in data["people"]:
+        if person["slack_id"] == "U0CARL":  # Contoso, no admin role
+            person["phone"] = "+86 10 5555 0177"
+    roster = tmp_path / "carl-with-a-phone.yml"
+    roster.write_text(yaml.safe_dump(data))
+    load_roster(desk.engine, roster, desk.service.rules.policy)
+    case = desk.open_case("U0ALICE")
+    view = enter_number(desk, case, "+86 10 5555 0177")
+    assert "Caller verified" not in json.dumps(view)
+    assert {"U0ALICE", "U0BILL"} <= {row.payload["user"] for row in code_rows(desk)}
+    assert "U0CARL" not in {row.payload["user"] for row in code_rows(desk)}
