@@ -74,6 +74,9 @@ def test_partner_only_organisation_goes_to_its_partner(desk: Desk) -> None:
     assert "Litware Partners" in body
     assert "support@litware.example" in body
     assert "contact_support" not in body
+    # SC-25: self-help is open to everyone, a partner-only organisation's admin included
+    body = _text(desk.ask("U0NORA", "mail forwarding stopped"))
+    assert "Forward mail to another address" in body and "Litware Partners" in body
 
 
 def test_unknown_subcommand_gets_a_clear_answer(desk: Desk) -> None:
