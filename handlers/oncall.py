@@ -4,7 +4,7 @@ pages and SC-16 downgrade offers."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -192,7 +192,14 @@ def register(app: App, desk: Desk) -> None:
         reason = f"SC-16: no response from the customer for {minutes} minutes; Sev A lowered to B"
         try:
             change = change_severity(
-                desk.engine, case_id, "B", user_id, reason, desk.rules, desk.clock.now()
+                desk.engine,
+                case_id,
+                "B",
+                user_id,
+                reason,
+                desk.rules,
+                desk.clock.now(),
+                quiet_for=timedelta(minutes=minutes),  # the reason must still hold (SC-16)
             )
         except ClockChangeRefused as exc:
             respond(

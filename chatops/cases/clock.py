@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -109,8 +109,13 @@ def change_severity(
     reason: str,
     rules: SupportRules,
     now: datetime,
+    quiet_for: timedelta | None = None,
 ) -> DueChange:
-    """Set a new severity (agent only, with a reason) and recompute the due (SC-15, SC-16)."""
+    """Set a new severity (agent only, with a reason) and recompute the due (SC-15, SC-16).
+
+    `quiet_for`: the change is for the customer's silence (SC-16's downgrade offer), so it
+    is refused if the customer has written within that time — checked on the locked case,
+    so a message arriving after the offer keeps the case at its severity."""
     reason = reason.strip()
     if not reason:
         raise ClockChangeRefused("Give a reason for the severity change.")
@@ -137,6 +142,14 @@ def change_severity(
             )
         if new_severity == case.severity:
             raise ClockChangeRefused(f"{case.number} is already Sev {new_severity}.")
+        seen = case.customer_last_seen_at
+        if quiet_for is not None and seen is not None and now - seen < quiet_for:
+            minutes = int((now - seen).total_seconds() // 60)
+            raise ClockChangeRefused(
+                f"The customer wrote on {case.number} {minutes} minutes ago, so it stays "
+                f"Sev {case.severity}: it is lowered for {int(quiet_for.total_seconds() // 60)} "
+                "minutes without a word from them (SC-16)."
+            )
         old_severity, old_due = case.severity, case.first_response_due
         elapsed = _bank(case, rules, now)
         case.severity = new_severity

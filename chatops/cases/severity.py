@@ -25,8 +25,9 @@ def on_severity_set(
     if case.severity == "A" and old_severity != "A":
         case.next_update_reminder_at = next_update_reminder(rules, now)
         case.downgrade_offered_at = None
-        if case.customer_last_seen_at is None:
-            case.customer_last_seen_at = now
+        # SC-16 counts the customer's silence on a Sev A case: from when it became Sev A at
+        # the latest (a case raised after hours of quiet was offered a downgrade at once)
+        case.customer_last_seen_at = now
         session.flush()
         start_page(session, case, rules, now)
     elif old_severity == "A" and case.severity != "A":
