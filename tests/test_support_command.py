@@ -121,6 +121,9 @@ def test_hours_on_a_saturday_night(desk: Desk) -> None:
     desk.clock.set(datetime(2026, 11, 28, 16, 30, tzinfo=UTC))  # Sun 00:30 Beijing
     body = _text(desk.ask("U0ALICE", "hours"))
     assert "open now" in body  # Sev A and phone technical: 24x7 (SC-19, SC-21)
+    # pre-sales by phone shares the number but keeps the weekday calendar (SC-20, SC-21)
+    presales = body[body.index("Pre-sales by phone") :].split("\\n\\n")[0]  # JSON text
+    assert "closed" in presales and "Mon 30 Nov, 09:00" in presales, presales
     # technical B/C open at 09:00 the same day; billing waits for Monday (SC-20)
     assert "opens" in body and "Sun 29 Nov, 09:00 Beijing time" in body
     assert "Mon 30 Nov, 09:00 Beijing time" in body
