@@ -9,16 +9,80 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import quote
 
 import click
 
-from chatops.config import SettingsError, load_settings
+from chatops.config import Settings, SettingsError, load_settings
 from chatops.yamlfile import FileError
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.exc import OperationalError
 
-def _fail(message: str) -> None:
+# Exit statuses every command shares (`outbox status` adds 1: parked messages exist).
+EXIT_INVALID = 2  # a setting, a file or an argument is wrong
+EXIT_DATABASE = 3  # the database could not be reached (or failed)
+
+
+def _fail(message: str, status: int = EXIT_INVALID) -> NoReturn:
     click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(status)
+
+
+def _fail_file(what: str, exc: FileError) -> NoReturn:
+    """A file that cannot be used: one line for one problem, else one line per problem."""
+    if len(exc.problems) == 1:
+        _fail(f"{what} ({exc.path}): {exc.problems[0]}")
+    _fail(f"{what} ({exc.path}):\n  " + "\n  ".join(exc.problems))
+
+
+def _database_problem(exc: OperationalError) -> str:
+    """One line for a database that cannot be used, naming it without its password."""
+    from sqlalchemy.engine import make_url
+
+    from chatops.db import normalise_url
+
+    reason = " ".join(str(exc.orig or exc).split()) or type(exc).__name__
+    try:
+        url = make_url(normalise_url(load_settings(require_slack=False).database_url))
+    except Exception:  # the command got this far with it; be safe all the same
+        where = "the database"
+    else:
+        where = f"the database {url.render_as_string(hide_password=True)}"
+        if url.password:
+            for secret in {str(url.password), quote(str(url.password), safe="")}:
+                reason = reason.replace(secret, "***")
+    if exc.statement is None:  # refused before any statement: connecting failed
+        return f"{where} could not be reached: {reason}"
+    return f"{where} failed: {reason}"
+
+
+class _Commands(click.Group):
+    """`chatops`: what any command may meet ends it with one line, not a traceback — settings
+    that are missing or wrong (status 2), a database down or unreachable (status 3)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            _fail(str(exc))
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError
+
+            if not isinstance(exc, OperationalError):
+                raise
+            _fail(_database_problem(exc), EXIT_DATABASE)
+
+
+def _database(settings: Settings) -> Engine:
+    """The engine for DATABASE_URL, its schema brought up to date."""
+    from chatops.db import create_schema, make_engine
+
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    return engine
 
 
 def _policy(path: Path | None = None):  # type: ignore[no-untyped-def]
@@ -27,10 +91,10 @@ def _policy(path: Path | None = None):  # type: ignore[no-untyped-def]
     try:
         return load_policy(path)
     except FileError as exc:
-        _fail("the policy file is invalid:\n  " + "\n  ".join([exc.path, *exc.problems]))
+        _fail_file("the policy file is invalid", exc)
 
 
-@click.group()
+@click.group(cls=_Commands)
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default from env).")
 def main(log_level: str | None) -> None:
     """chatops: a support desk that lives in Slack."""
@@ -47,27 +111,23 @@ def main(log_level: str | None) -> None:
 @click.argument("roster", type=click.Path(dir_okay=False, path_type=Path))
 def load(roster: Path) -> None:
     """Load a roster file (organisations, people, channels) into the database."""
-    from chatops.db import create_schema, make_engine
     from chatops.directory.roster import load_roster
 
-    try:
-        settings = load_settings(require_slack=False)
-    except SettingsError as exc:
-        _fail(str(exc))
+    settings = load_settings(require_slack=False)
     rules = _policy(settings.policy_file)
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
+    engine = _database(settings)
     try:
         summary = load_roster(engine, roster, rules.policy)
     except FileError as exc:
-        _fail("nothing was loaded:\n  " + "\n  ".join(exc.problems) + f"\n  (in {exc.path})")
+        _fail_file("nothing was loaded", exc)
     if not summary.changed:
         click.echo(f"{roster}: already up to date, nothing changed.")
         return
     click.echo(
         f"{roster}: organisations +{summary.organisations_added} "
         f"~{summary.organisations_updated}, people +{summary.people_added} "
-        f"~{summary.people_updated}, channels set {summary.channels_set}, rotations set "
+        f"~{summary.people_updated} retired {summary.people_retired}, "
+        f"channels set {summary.channels_set}, rotations set "
         f"{summary.rotations_set}, overrides +{summary.overrides_added}."
     )
 
@@ -89,17 +149,11 @@ def serve(host: str, port: int, workers: int, threads: int, socket_mode: bool) -
     if socket_mode:
         from handlers.socket_mode import run_socket_mode, socket_mode_settings
 
-        try:
-            settings = socket_mode_settings()
-            _policy(settings.policy_file)
-            run_socket_mode(settings, host, port, threads)
-        except SettingsError as exc:
-            _fail(str(exc))
+        settings = socket_mode_settings()
+        _policy(settings.policy_file)
+        run_socket_mode(settings, host, port, threads)
         return
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
+    settings = load_settings()
     _policy(settings.policy_file)  # an invalid policy stops start-up here, not per worker
     from handlers.server import run_gunicorn
 
@@ -112,10 +166,7 @@ def migrate() -> None:
     from chatops.db import make_engine
     from chatops.migrate import current_revision, upgrade
 
-    try:
-        settings = load_settings(require_slack=False)
-    except SettingsError as exc:
-        _fail(str(exc))
+    settings = load_settings(require_slack=False)
     engine = make_engine(settings.database_url)
     upgrade(engine)
     click.echo(f"database at revision {current_revision(engine)}")
@@ -136,13 +187,9 @@ def report(days: int, until_text: str | None) -> None:
 
     from sqlmodel import Session
 
-    from chatops.db import create_schema, make_engine
     from chatops.reports import format_report_text, sla_report
 
-    try:
-        settings = load_settings(require_slack=False)
-    except SettingsError as exc:
-        _fail(str(exc))
+    settings = load_settings(require_slack=False)
     rules = _policy(settings.policy_file)
     zone = ZoneInfo(rules.policy.support_timezone)
     until = datetime.now(UTC)
@@ -154,9 +201,7 @@ def report(days: int, until_text: str | None) -> None:
         if until.tzinfo is None:
             until = until.replace(tzinfo=zone)
     until = until.astimezone(zone)
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
-    with Session(engine) as session:
+    with Session(_database(settings)) as session:
         result = sla_report(session, until - timedelta(days=days), until, rules)
     click.echo(format_report_text(result), nl=False)
 
@@ -165,29 +210,20 @@ def report(days: int, until_text: str | None) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def load_articles_command(directory: Path) -> None:
     """Load the knowledge base: every *.md file in DIRECTORY (idempotent)."""
-    from chatops.db import create_schema, make_engine
     from chatops.kb.loader import load_articles
 
+    settings = load_settings(require_slack=False)
     try:
-        settings = load_settings(require_slack=False)
-    except SettingsError as exc:
-        _fail(str(exc))
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
-    try:
-        summary = load_articles(engine, directory)
+        summary = load_articles(_database(settings), directory)
     except FileError as exc:
-        _fail("nothing was loaded:\n  " + "\n  ".join(exc.problems) + f"\n  (in {exc.path})")
+        _fail_file("nothing was loaded", exc)
     click.echo(f"{directory}: {summary}")
 
 
 @main.command()
 def worker() -> None:
     """Run the sweeps (SLA warnings, pages, handoffs) and deliver the outbox until stopped."""
-    try:
-        settings = load_settings(require_signing=False)
-    except SettingsError as exc:
-        _fail(str(exc))
+    settings = load_settings(require_signing=False)
     _policy(settings.policy_file)
     from handlers.worker import run_worker
 
@@ -200,10 +236,7 @@ def tick(at: str | None) -> None:
     """Run every job once as of an instant, then deliver (catch up after downtime)."""
     from datetime import UTC, datetime
 
-    try:
-        settings = load_settings(require_signing=False)
-    except SettingsError as exc:
-        _fail(str(exc))
+    settings = load_settings(require_signing=False)
     instant = None
     if at:
         try:
@@ -232,19 +265,18 @@ def outbox() -> None:
 
 @outbox.command("status")
 def outbox_status_command() -> None:
-    """Pending, sent and parked notifications, and the oldest pending one's age."""
+    """Pending, sent and parked notifications, and the oldest pending one's age.
+
+    Exit status: 0 when nothing is parked, 1 when parked messages exist (listed; `chatops
+    outbox retry` queues them again), 2 when a setting is wrong, 3 when the database could
+    not be reached.
+    """
     from datetime import UTC, datetime
 
-    from chatops.db import create_schema, make_engine
     from handlers.delivery import outbox_status
 
-    try:
-        settings = load_settings(require_slack=False)
-    except SettingsError as exc:
-        _fail(str(exc))
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
-    status = outbox_status(engine, datetime.now(UTC))
+    settings = load_settings(require_slack=False)
+    status = outbox_status(_database(settings), datetime.now(UTC))
     counts = status["counts"]
     click.echo(
         "pending {}, sent {}, parked {}".format(
@@ -256,6 +288,39 @@ def outbox_status_command() -> None:
     for key, kind, attempts, error in status["parked"]:
         click.echo(f"PARKED {key} ({kind}) after {attempts} attempt(s): {error}")
     if status["parked"]:
+        sys.exit(1)
+
+
+@outbox.command("retry")
+@click.option("--all", "every", is_flag=True, help="every parked message")
+@click.argument("keys", nargs=-1, metavar="[KEY]...")
+def outbox_retry_command(every: bool, keys: tuple[str, ...]) -> None:
+    """Queue parked messages again: those named by KEY (as `chatops outbox status` lists
+    them), or --all. Each is pending again with a fresh attempt count and due now; the
+    worker sends it (rendered from the case as it is then).
+
+    Exit status: 0 when every message asked for was queued, 1 when a KEY named no parked
+    message (the others are queued), 2 when the arguments or a setting are wrong, 3 when
+    the database could not be reached.
+    """
+    from chatops.clock import clock_for
+    from chatops.db import transaction
+    from chatops.outbox import requeue_parked
+
+    if every == bool(keys):
+        _fail(
+            "name the parked messages to queue again (KEY as `chatops outbox status` lists "
+            "them) or give --all, not both"
+        )
+    settings = load_settings(require_slack=False)
+    engine = _database(settings)
+    with transaction(engine) as session:
+        queued = requeue_parked(session, clock_for(settings.clock_file).now(), keys or None)
+    click.echo(f"{len(queued)} parked message(s) queued again.")
+    missing = [key for key in keys if key not in queued]
+    for key in missing:
+        click.echo(f"{key}: not parked (no such message, or it is pending or sent)", err=True)
+    if missing:
         sys.exit(1)
 
 
@@ -277,10 +342,7 @@ def policy_show() -> None:
     """Print the effective policy as a table."""
     from chatops.policy.show import render_policy
 
-    try:
-        settings = load_settings(require_slack=False)
-    except SettingsError as exc:
-        _fail(str(exc))
+    settings = load_settings(require_slack=False)
     click.echo(render_policy(_policy(settings.policy_file)))
 
 

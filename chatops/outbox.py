@@ -8,12 +8,14 @@ or from two workers at the same moment — leaves one row and no error.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from chatops.db import insert_if_absent
 from models import OutboxMessage
@@ -77,3 +79,25 @@ def enqueue_many(session: Session, notices: list[Notice], now: datetime) -> int:
         .returning(OutboxMessage.id)  # type: ignore[arg-type]
     )
     return len(session.execute(statement, rows).all())
+
+
+def requeue_parked(session: Session, now: datetime, keys: Iterable[str] | None) -> set[str]:
+    """Put parked notifications back in the queue (those with `keys`, or all when None):
+    pending, due at `now`, a fresh attempt count and no lease. Returns the keys queued."""
+    statement = (
+        update(OutboxMessage)
+        .where(col(OutboxMessage.status) == "parked")
+        .values(
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            lease_owner=None,
+            lease_until=None,
+            sent_at=None,
+        )
+        .returning(OutboxMessage.key)  # type: ignore[arg-type]
+        .execution_options(synchronize_session=False)
+    )
+    if keys is not None:
+        statement = statement.where(col(OutboxMessage.key).in_(list(keys)))
+    return set(session.execute(statement).scalars().all())

@@ -58,6 +58,26 @@ from models import Case, ChannelPace, OutboxMessage
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+# Slack's answers (ok=false) that say nothing about the message: the workspace refused the
+# bot's token (rotated, revoked, the app reinstalled or its workspace access withdrawn), or
+# Slack had a passing fault. An operator (or Slack) fixes them without touching the message,
+# so it backs off and is tried again like a 5xx, up to MAX_ATTEMPTS; every other reason
+# (channel_not_found, not_in_channel, invalid_blocks, msg_too_long, …) parks it at once.
+TOKEN_REFUSED = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "team_access_not_granted",
+        "org_login_required",
+        "ekm_access_denied",
+    }
+)
+SLACK_FAULTS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
 PAGE_GROUP_MAX = 1000  # page DM rows one message takes; a larger backlog goes in the next one
 _PAGE_SCAN = 5000  # pending page rows looked at to find one person's
 _MAX_GROUPS_IN_A_ROW = 50  # messages one deliverer sends for a person before letting go
@@ -202,6 +222,7 @@ class OutboxDelivery:
         self.owner_prefix = f"deliver-{uuid.uuid4().hex[:12]}"
         self._dm_channels: dict[str, str] = {}
         self._dm_lock = threading.Lock()
+        self._pass = threading.local()  # this thread's pass: has a refused token been logged
 
     @property
     def owner(self) -> str:
@@ -233,6 +254,7 @@ class OutboxDelivery:
 
     def _one_pass(self, case_id: int | None, limit: int, as_of: datetime | None) -> int:
         now = max(as_of, self.clock.now()) if as_of else self.clock.now()
+        self._pass.token_refused_logged = False
         with reading(self.engine) as session:
             if case_id is None:
                 rows = session.scalars(_PENDING, {"limit": limit}).all()
@@ -689,11 +711,14 @@ class OutboxDelivery:
         if isinstance(exc, SlackApiError):
             error = f"HTTP {exc.response.status_code} {exc.response.get('error')}: {error}"[:500]
             status = exc.response.status_code
+            reason = exc.response.get("error")
             if status == 429:
                 headers = exc.response.headers or {}
                 value = headers.get("Retry-After") or headers.get("retry-after")
                 retry_after = timedelta(seconds=int(value or 1))
-            elif status < 500 and exc.response.get("error") not in ("ratelimited", None):
+            elif reason in TOKEN_REFUSED:
+                self._token_refused(reason)
+            elif status < 500 and reason is not None and reason not in SLACK_FAULTS:
                 # ok=false with a reason (channel_not_found, ...) does not heal by retrying
                 for row in rows:
                     self._park(row, error, attempts=row.attempts + 1)
@@ -726,6 +751,20 @@ class OutboxDelivery:
         if len(rows) > 1:
             log.warning("page group of %d (lead %s) failed: %s", len(rows), rows[0].key, error)
         return False
+
+    def _token_refused(self, reason: str) -> None:
+        """Say loudly, once per pass, that Slack refuses the bot token: nothing goes out
+        until an operator fixes it, and messages park after MAX_ATTEMPTS tries."""
+        if getattr(self._pass, "token_refused_logged", False):
+            return
+        self._pass.token_refused_logged = True
+        log.error(
+            "Slack refused the bot token (%s): messages are kept and retried with back-off, "
+            "and parked after %d failed attempts (`chatops outbox retry` queues them again); "
+            "check SLACK_BOT_TOKEN and the app's installation",
+            reason,
+            MAX_ATTEMPTS,
+        )
 
     def _finish(
         self,
