@@ -197,7 +197,7 @@ def _prefill(server: Server, database_url: str, count: int) -> None:
         for n in range(count):
             form = IntakeForm(
                 **{**fields, "title": f"{SUBMIT_PREFIX}prefill-{n}"},
-                phone=None,
+                phone="+86 10 5555 0101",  # SC-7, SC-18: every case has both contacts
                 email="alice@contoso.example",
             )
             open_case(engine, ADMIN, form, rules, desk.clock.now())

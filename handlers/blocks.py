@@ -387,7 +387,6 @@ def intake_modal(choices: IntakeChoices, rules: SupportRules, now: datetime) -> 
         InputBlock(
             block_id="phone",
             label="Phone (confirm or correct)",
-            optional=True,
             element=PlainTextInputElement(
                 action_id="phone", max_length=40, initial_value=choices.phone or None
             ),
@@ -395,7 +394,6 @@ def intake_modal(choices: IntakeChoices, rules: SupportRules, now: datetime) -> 
         InputBlock(
             block_id="email",
             label="Email (confirm or correct)",
-            optional=True,
             element=EmailInputElement(action_id="email", initial_value=choices.email or None),
         ),
     ]

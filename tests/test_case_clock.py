@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from chatops.cases.clock import ClockChangeRefused, change_severity, pause_clock, resume_clock
-from chatops.cases.lifecycle import await_customer, customer_message
+from chatops.cases.lifecycle import await_customer, customer_message, reply
 from chatops.cases.service import claim_case
 from tests.conftest import Desk
 
@@ -132,6 +132,8 @@ def test_awaiting_and_the_customer_reply_each_commit_once(desk: Desk) -> None:
     rules = desk.service.rules
     case = desk.open_case("U0ALICE")
     assert claim_case(desk.engine, case.id, "U0AGENT1", WED_10_BJ).won
+    # SC-17: the first response comes before waiting on the requester
+    reply(desk.engine, case.id, "U0AGENT1", "Could you send the headers?", WED_10_BJ)
     desk.settle()  # the card and the requester's DM thread are out: nothing else commits
     commits: list[int] = []
     listener = lambda *_args: commits.append(1)  # noqa: E731

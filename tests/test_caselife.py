@@ -95,6 +95,10 @@ def test_note_stays_internal(desk: Desk) -> None:
 
 def test_awaiting_customer_pauses_and_a_reply_resumes_once(desk: Desk) -> None:
     case = _claimed_case(desk)
+    # SC-17: the first response comes before waiting on the requester
+    _press(desk, "U0AGENT1", case, "case_reply")
+    _modal(desk, "U0AGENT1", "Could you send the message headers?")
+    desk.settle()
     _press(desk, "U0AGENT1", case, "case_await")
     desk.standin.wait_for(
         "chat.postMessage", lambda c: "waiting for your answer" in json.dumps(c.args)
@@ -102,7 +106,7 @@ def test_awaiting_customer_pauses_and_a_reply_resumes_once(desk: Desk) -> None:
     # The notice commits with the status and the clock's pause: once it is out, all are.
     [stored] = desk.cases()
     assert stored.status == "awaiting_customer" and stored.first_response_due is None
-    assert stored.sla_paused
+    assert stored.sla_paused and stored.first_responded_at == WED_10
     desk.clock.advance(timedelta(hours=2))
     channel = desk.standin.dm_channel("U0ALICE")
     first = desk.slack.message(
@@ -120,8 +124,13 @@ def test_awaiting_customer_pauses_and_a_reply_resumes_once(desk: Desk) -> None:
     desk.settle()  # events are acked before their listener runs: let the retry be handled
     [stored] = desk.cases()
     assert stored.status == "in_progress" and not stored.sla_paused
-    # 2 h paused inside support hours: the due moved from Thu 10:00 to Thu 12:00 Beijing
-    assert stored.first_response_due == datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
+    # answered before the pause: nothing is due again after it (how a pause moves an open
+    # due is in tests/test_case_clock.py)
+    assert stored.first_response_due is None and stored.first_responded_at == WED_10
+    assert [e.kind for e in desk.events() if e.kind.startswith("clock_")] == [
+        "clock_paused",
+        "clock_resumed",
+    ]
     relayed = [
         c
         for c in desk.standin.calls("chat.postMessage")

@@ -185,7 +185,9 @@ def _open_without_delivery(desk: Desk) -> int:
     case = open_case(
         desk.engine,
         "U0ALICE",
-        IntakeForm(**{**INTAKE_DEFAULTS, "phone": None, "email": None}),
+        IntakeForm(
+            **{**INTAKE_DEFAULTS, "phone": "+86 10 5555 0101", "email": "alice@contoso.example"}
+        ),
         desk.service.rules,
         desk.clock.now(),
     )

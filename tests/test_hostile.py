@@ -59,9 +59,13 @@ def test_card_buttons_by_role(desk: Desk, user: str, action: str) -> None:
     response = desk.slack.click_in(user, card, action, channel_id=TRIAGE, is_ephemeral=False)
     assert response.status == 200
     if user in STAFF:
-        if action in ("claim_case", "case_await"):
+        if action == "claim_case":
             desk.standin.wait_for("chat.update", timeout=5)  # the card follows
             assert len(desk.events()) > before_events
+        elif action == "case_await":  # allowed, but only after a first response (SC-17)
+            refusal = desk.standin.wait_for("response_url", timeout=5)[0]
+            assert "Reply to the requester first" in json.dumps(refusal.args)
+            assert len(desk.events()) == before_events
         elif action != "verify_caller":
             desk.standin.wait_for("views.open", count=2)  # intake + the action's modal
         return

@@ -441,7 +441,9 @@ def test_ten_threads_check_code_on_postgres(pg_engine: Any) -> None:
     rules = load_policy()
     create_schema(pg_engine)
     load_roster(pg_engine, ROSTER, rules.policy)
-    form = IntakeForm(**{**INTAKE_DEFAULTS, "phone": None, "email": None})
+    form = IntakeForm(
+        **{**INTAKE_DEFAULTS, "phone": "+86 10 5555 0101", "email": "alice@contoso.example"}
+    )
     case = open_case(pg_engine, "U0ALICE", form, rules, OPEN_HOURS)
     started = start_verification(pg_engine, case.id or 0, AGENT, UNREGISTERED, OPEN_HOURS, rules)
     assert started.outcome == "code_sent" and started.code

@@ -113,7 +113,12 @@ class World:
             return list(session.exec(select(Case).order_by(Case.id)).all())  # type: ignore[arg-type]
 
     def open(self, who: str, at: datetime, **values: Any) -> Case:
-        fields: dict[str, Any] = {**INTAKE_DEFAULTS, "phone": None, "email": None, **values}
+        fields: dict[str, Any] = {
+            **INTAKE_DEFAULTS,
+            "phone": "+86 10 5555 0101",
+            "email": "alice@contoso.example",
+            **values,
+        }
         if fields["severity"] == "A":
             fields.setdefault("business_impact", "Nobody in the company can send mail")
             fields.setdefault("available_contact", "Alice, +86 10 5555 0101, all day")

@@ -114,14 +114,17 @@ def check_intake(
     _check_text(errors, "description", form.description, DESCRIPTION_MAX, "Describe the problem.")
     if form.contact_method not in CONTACT_METHODS:
         errors["contact_method"] = "Choose how support should contact you."
-    if form.email and not _EMAIL.match(form.email):
+    # SC-7, SC-18: every case needs accurate contact details, both the phone and the email
+    # (the form fills them in from the directory: the admin confirms or corrects them),
+    # whichever contact method is preferred.
+    if not form.email:
+        errors["email"] = "Confirm an email address support can write to you at (SC-7, SC-18)."
+    elif not _EMAIL.match(form.email):
         errors["email"] = "That is not an email address."
-    elif not form.email and form.contact_method == "email":
-        errors["email"] = "Give the email address support should write to."
-    if form.phone and not _PHONE.match(form.phone):
+    if not form.phone:
+        errors["phone"] = "Confirm a phone number support can reach you on (SC-7, SC-18)."
+    elif not _PHONE.match(form.phone):
         errors["phone"] = "That is not a phone number (digits, spaces, +, -, brackets)."
-    elif not form.phone and form.contact_method == "phone":
-        errors["phone"] = "Give the phone number support should call."
     if form.severity == "A" and "severity" not in errors:
         # SC-18: Sev A needs an impact statement and a person who stays available.
         required = set(policy.sev_a.requires)

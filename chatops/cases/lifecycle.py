@@ -217,12 +217,22 @@ def note(engine: Engine, case_id: int, agent_id: str, text: str, now: datetime) 
 def await_customer(
     engine: Engine, case_id: int, agent_id: str, rules: SupportRules, now: datetime
 ) -> Done:
-    """Waiting on the requester: pause the clock where the policy says so."""
+    """Waiting on the requester: pause the clock where the policy says so. Only after the
+    requester has had a first response (SC-17)."""
     with transaction(engine) as session:
         agent = _agent(session, agent_id)
         case = _case(session, case_id)
         if case.status not in (states.CLAIMED, states.IN_PROGRESS, states.NEW):
             raise CaseActionRefused(f"{case.number} is {case.status.replace('_', ' ')}.")
+        if case.first_responded_at is None:
+            # SC-17: waiting on the requester before anyone answered them would stop the
+            # initial-response clock (and tell them support waits for an answer to a
+            # question nobody asked): the reply comes first, and it is the first response.
+            raise CaseActionRefused(
+                f"Nobody has replied on {case.number} yet. Reply to the requester first: the "
+                "reply is the first response (SC-17); then mark the case as waiting for them. "
+                "Nothing was changed."
+            )
         _set_status(session, case, agent, states.AWAITING_CUSTOMER, now)
         enqueue(
             session,
