@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
@@ -35,6 +35,29 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="sqlite:///chatops.db", validation_alias=AliasChoices("DATABASE_URL")
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """A URL of one of the two databases the desk runs on, checked where settings are
+        read, so no command meets it later as a traceback. The message never repeats the
+        URL: it may hold a password."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        from chatops.db import normalise_url
+
+        try:
+            url = make_url(normalise_url(value))
+            url.port  # noqa: B018  (a port that is not a number raises here)
+        except (ArgumentError, ValueError):
+            raise ValueError("not a database URL") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(
+                "use sqlite:///path or postgresql://user:password@host:port/database"
+            ) from None
+        return value
+
     policy_file: Path | None = Field(
         default=None, validation_alias=AliasChoices("CHATOPS_POLICY_FILE")
     )

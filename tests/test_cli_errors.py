@@ -122,6 +122,25 @@ def test_a_sqlite_database_in_a_missing_folder_is_one_line(tmp_path: Path) -> No
     assert "could not be reached" in line and "no-such-folder" in line, line
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        (f"nonsense-{PASSWORD}", "not a database URL"),
+        (f"mysql://desk:{PASSWORD}@127.0.0.1/desk", "use sqlite:///path or postgresql://"),
+        (f"postgresql://desk:{PASSWORD}@127.0.0.1:port/desk", "not a database URL"),
+    ],
+    ids=["not a URL", "another database", "a port that is not a number"],
+)
+def test_a_database_url_the_desk_cannot_use_is_one_line_without_the_password(
+    url: str, says: str
+) -> None:
+    result = _cli("outbox", "status", DATABASE_URL=url)
+    assert result.returncode == 2, result.stderr
+    line = _error_line(result)
+    assert line.startswith("error: DATABASE_URL") and says in line, line
+    assert PASSWORD not in result.stdout + result.stderr
+
+
 # --- Slack refusing the bot token ------------------------------------------------------------
 
 

@@ -73,6 +73,15 @@ BAD_FILES = {
         "channels: {triage: C0T}\npeople:\n  - slack_id: alice\n    name: A\n",
         "line 3: people[0].slack_id: 'alice' is not a Slack user id",
     ),
+    "slack id longer than its column": (  # loaded on SQLite, failed on PostgreSQL
+        "channels: {triage: C0T}\npeople:\n  - slack_id: U" + "A" * 40 + "\n    name: A\n",
+        "line 3: people[0].slack_id: 'U" + "A" * 40 + "' is not a Slack user id",
+    ),
+    "email longer than its column": (
+        "channels: {triage: C0T}\npeople:\n  - slack_id: U0A\n    name: A\n"
+        "    email: " + "a" * 250 + "@example.com\n",
+        "line 5: people[0].email",
+    ),
     "no triage channel": ("channels: {handoff: C0H}\n", "a `triage` channel is required"),
     "partner without details": (
         "channels: {triage: C0T}\norganisations:\n  - key: nw\n    name: NW\n"

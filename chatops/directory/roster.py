@@ -26,9 +26,11 @@ from chatops.yamlfile import FileError, explain, problem_at, read_with_lines
 from models import BotChannel, OnCallOverride, Organisation, Person, RotationRecord
 
 STAFF_ROLES = {"agent": "Support agent", "lead": "Support lead"}
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# At most 32 characters, the columns' length (models/directory.py): a longer id would load
+# on SQLite and fail the whole load on PostgreSQL.
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,31}$")
+_SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,31}$")
+_EMAIL = re.compile(r"^(?=.{3,254}$)[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()\-]{5,30}$")
 
 
