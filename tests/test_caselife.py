@@ -207,6 +207,13 @@ def test_resolved_cases_close_after_the_policy_days(desk: Desk) -> None:
         assert "closed" in str(exc)
     else:
         raise AssertionError("a closed case reopened")
+    # a reply to it says so, without sending the agent to reopen it
+    try:
+        lifecycle.reply(desk.engine, case.id, "U0AGENT1", "one more thing", desk.clock.now())
+    except lifecycle.CaseActionRefused as exc:
+        assert "is closed, so you cannot reply" in str(exc) and "reopen it" not in str(exc)
+    else:
+        raise AssertionError("a reply to a closed case was taken")
 
 
 def test_non_agent_cannot_work_a_case(desk: Desk) -> None:

@@ -128,7 +128,7 @@ def change_severity(
             # a modal left open while someone resolved the case, or a forged one: raising a
             # resolved case to Sev A would page the on-call engineer for nothing
             raise ClockChangeRefused(
-                f"{case.number} is {case.status}; reopen it to change its severity."
+                states.not_open_reason(case.number, case.status, "change its severity")
             )
         requester = session.get(Person, case.requester_id)
         organisation = organisation_of(session, requester) if requester else None

@@ -172,7 +172,7 @@ def reply(engine: Engine, case_id: int, agent_id: str, text: str, now: datetime)
         agent = _agent(session, agent_id)
         case = _case(session, case_id)
         if case.status not in states.OPEN_STATUSES:
-            raise CaseActionRefused(f"{case.number} is {case.status}; reopen it to reply.")
+            raise CaseActionRefused(states.not_open_reason(case.number, case.status, "reply"))
         if case.assignee_id is None:
             take_unclaimed(session, case_id, agent, now, via="reply")
             session.refresh(case)
