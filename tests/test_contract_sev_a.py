@@ -72,3 +72,26 @@ def test_downgrade_button_after_the_customer_responded(desk: Desk) -> None:
     )
     refusal = desk.standin.wait_for("response_url", timeout=5)[-1]
     assert "stays Sev A" in json.dumps(refusal.args)
+
+
+def test_a_reopened_sev_a_case_counts_the_silence_from_the_reopening(desk: Desk) -> None:
+    from chatops.cases import lifecycle
+
+    desk.clock.set(WED_0840)
+    case = desk.open_case(
+        "U0ALICE", severity="A", business_impact="mail down", available_contact="Alice"
+    )
+    assert case.id is not None
+    lifecycle.reply(desk.engine, case.id, "U0AGENT1", "Looking at it now.", desk.clock.now())
+    lifecycle.resolve(desk.engine, case.id, "U0AGENT1", "Transport restarted.", desk.clock.now())
+    reopened = WED_0840 + timedelta(hours=3)  # the customer's last word was three hours ago
+    desk.clock.set(reopened)
+    lifecycle.reopen(desk.engine, case.id, "U0ALICE", reopened, desk.service.rules)
+
+    def offers() -> list[object]:
+        return [m for m in desk.outbox() if m.kind == "sev_a.downgrade_offer"]
+
+    desk.run_worker(reopened + timedelta(minutes=115), step=timedelta(minutes=5))
+    assert offers() == []
+    desk.run_worker(reopened + timedelta(minutes=125), step=timedelta(minutes=5))
+    assert offers()

@@ -334,6 +334,10 @@ def reopen(
         case.resolved_at = None
         if case.severity == "A":
             case.next_update_reminder_at = next_update_reminder(rules, now) if rules else now
+            # SC-16's silence on the reopened case counts from the reopening, which is the
+            # customer's word or the agent's, not from the customer's last message before
+            case.customer_last_seen_at = now
+            case.downgrade_offered_at = None
         _set_status(session, case, person, states.IN_PROGRESS, now, "reopened")
         enqueue(
             session,
