@@ -45,7 +45,8 @@ from chatops.timefmt import format_instant
 from handlers.text import clip, escape, escaped_clip, mention, slack_date
 from models import Case, Organisation, Person
 
-SECTION_MAX = 3000
+SECTION_MAX = 3000  # characters in a section block's text (Slack)
+MESSAGE_BLOCKS_MAX = 50  # blocks in one message, or in an ephemeral command reply (Slack)
 QUESTION_MAX = 500
 INTAKE_CALLBACK = "intake"
 

@@ -42,7 +42,7 @@ from sqlmodel import Session
 from chatops import health as core
 from chatops.directory import find_person, is_lead
 from chatops.policy import SupportRules
-from handlers.blocks import when
+from handlers.blocks import SECTION_MAX, when
 from handlers.text import clip, escape, escaped_clip, record_id
 from models.health import HealthIncident, HealthUpdate
 
@@ -63,7 +63,6 @@ NOTICE_PREFIX = (
     "health_notice_"  # block ids of intake_notice's blocks: health_notice_<id>[_actions]
 )
 
-SECTION_MAX = 3000
 LIST_LIMIT = 10  # incidents listed per group in `/support health`; the rest are counted
 NOTICE_LIMIT = 3  # incidents shown in an intake notice
 FOLLOW_NOTE = "You will get updates by DM until it is resolved; you can still open a case."

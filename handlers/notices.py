@@ -56,8 +56,8 @@ ACKNOWLEDGE_PAGE = "acknowledge_page"
 ACKNOWLEDGE_PAGES = blocks.ACKNOWLEDGE_PAGES
 DOWNGRADE_CASE = "downgrade_case"
 LIST_LIMIT = 5  # most urgent items listed by name in a handoff; the rest are counted
-SECTION_MAX = 3000  # characters in a section block's text (Slack)
-MESSAGE_BLOCKS = 50  # blocks in one message (Slack)
+SECTION_MAX = blocks.SECTION_MAX
+MESSAGE_BLOCKS = blocks.MESSAGE_BLOCKS_MAX
 # The sections one message gives a person's text (with its heading); the rest of its
 # blocks: notes of anything left out, the survey's buttons after a resolution note.
 TEXT_SECTIONS_MAX = MESSAGE_BLOCKS - 5

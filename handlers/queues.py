@@ -48,7 +48,7 @@ from models import Case, Organisation, Person
 
 log = logging.getLogger(__name__)
 
-MESSAGE_BLOCKS_MAX = 50  # a message (and an ephemeral command reply)
+MESSAGE_BLOCKS_MAX = blocks.MESSAGE_BLOCKS_MAX
 HOME_BLOCKS_MAX = 100  # a Home tab view
 SECTION_MAX = blocks.SECTION_MAX  # 3000
 TITLE_SHOWN = 80  # characters of a case title in a list line

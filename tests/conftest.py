@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from chatops.clock import ManualClock
 from chatops.config import Settings
-from chatops.db import make_engine
+from chatops.db import create_schema, make_engine
 from chatops.directory.roster import load_roster
 from chatops.kb import load_articles
 from chatops.standin import SlackSender, SlackStandIn, WebApiCall
@@ -264,6 +264,15 @@ def postgres_server() -> Iterator[str]:
 @pytest.fixture
 def pg_desk(postgres_server: str) -> Iterator[Desk]:
     yield from _make_desk(fresh_database(postgres_server))
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Any]:
+    """A SQLite database with the schema and nothing in it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'bare.db'}")
+    create_schema(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.conftest import TRIAGE, Desk
 
 WED_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # Wed 10:00 Beijing
@@ -99,22 +101,21 @@ def _refused(desk: Desk, field: str, **values: Any) -> str:
     return str(body["errors"].get(field))
 
 
-def test_a_case_without_a_phone_is_refused(desk: Desk) -> None:
+@pytest.mark.parametrize(
+    ("field", "contact_method", "says", "confirmed"),
+    [
+        ("phone", "chat", "Confirm a phone number", "+86 10 5555 0101"),
+        ("email", "phone", "Confirm an email address", "alice@contoso.example"),
+    ],
+)
+def test_a_case_without_a_phone_or_an_email_is_refused(
+    desk: Desk, field: str, contact_method: str, says: str, confirmed: str
+) -> None:
     desk.open_intake("U0ALICE")
-    error = _refused(desk, "phone", contact_method="chat", phone="")
-    assert "Confirm a phone number" in error and "SC-18" in error, error
-    # confirming the phone opens the case (the modal stayed open with the error)
-    response = desk.submit("U0ALICE", contact_method="chat", phone="+86 10 5555 0101")
-    assert response.status == 200 and "errors" not in (response.body or ""), response.body
-    [case] = desk.cases()
-    assert (case.contact_phone, case.contact_email) == ("+86 10 5555 0101", "alice@contoso.example")
-
-
-def test_a_case_without_an_email_is_refused(desk: Desk) -> None:
-    desk.open_intake("U0ALICE")
-    error = _refused(desk, "email", contact_method="phone", email="")
-    assert "Confirm an email address" in error and "SC-18" in error, error
-    response = desk.submit("U0ALICE", contact_method="phone", email="alice@contoso.example")
+    error = _refused(desk, field, contact_method=contact_method, **{field: ""})
+    assert says in error and "SC-18" in error, error
+    # confirming it opens the case (the modal stayed open with the error)
+    response = desk.submit("U0ALICE", contact_method=contact_method, **{field: confirmed})
     assert response.status == 200 and "errors" not in (response.body or ""), response.body
     [case] = desk.cases()
     assert (case.contact_phone, case.contact_email) == ("+86 10 5555 0101", "alice@contoso.example")

@@ -9,10 +9,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from chatops.cases.clock import change_severity
-from tests.conftest import TRIAGE, Desk
+from tests.conftest import Desk
+from tests.test_worker import WED_0840, downgrade_offer
 
 WED_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # Wed 10:00 Beijing
-WED_0840 = datetime(2026, 11, 25, 0, 40, tzinfo=UTC)  # Wed 08:40 Beijing
 
 
 def test_a_case_raised_to_sev_a_counts_the_silence_from_the_raise(desk: Desk) -> None:
@@ -40,15 +40,7 @@ def test_downgrade_button_after_the_customer_responded(desk: Desk) -> None:
     case = desk.open_case(
         "U0ALICE", severity="A", business_impact="mail down", available_contact="Alice"
     )
-    desk.slack.click_in("U0AGENT1", desk.card(case), "claim_case", channel_id=TRIAGE)
-    desk.standin.wait_for("chat.update")
-    desk.run_worker(WED_0840 + timedelta(hours=2), step=timedelta(minutes=5))
-    channel = desk.standin.dm_channel("U0AGENT1")
-    offer = desk.standin.wait_for(
-        "chat.postMessage",
-        lambda c: c.args["channel"] == channel and "downgrade_case" in json.dumps(c.args),
-    )[0]
-    message = desk.standin.message(channel, offer.response["ts"])
+    channel, message = downgrade_offer(desk, case)
     # 10:45 Beijing: the customer answers in the case's DM thread
     desk.clock.set(WED_0840 + timedelta(hours=2, minutes=5))
     [stored] = desk.cases()

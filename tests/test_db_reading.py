@@ -4,9 +4,7 @@ SQLite two trips out of the GIL per request, and they cannot write by mistake.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,18 +12,10 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, event, func
 from sqlmodel import Session, select
 
-from chatops.db import base_engine, create_schema, make_engine, reading, transaction
+from chatops.db import base_engine, create_schema, reading, transaction
 from models import SweepMark
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
-
-
-@pytest.fixture
-def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 def _marks(engine: Engine) -> int:

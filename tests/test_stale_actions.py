@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from sqlmodel import Session, select
 
 from chatops.cases.ownership import take_unclaimed
-from chatops.db import create_schema, make_engine, transaction
+from chatops.db import transaction
 from chatops.directory import find_person
 from chatops.directory.roster import load_roster
 from chatops.policy import load_policy
@@ -202,22 +201,16 @@ def test_acknowledge_all_leaves_a_case_resolved_since_as_it_is(desk: Desk) -> No
 # --- who may be on call ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Any]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'roster.db'}")
-    create_schema(engine)
-    yield engine
-    engine.dispose()
-
-
 def _roles(engine: Any, slack_id: str) -> list[str]:
     with Session(engine) as session:
         person = session.exec(select(Person).where(Person.slack_user_id == slack_id)).one()
         return list(person.roles)
 
 
-def test_roster_refuses_a_rotation_member_who_is_not_an_agent(engine: Any, tmp_path: Path) -> None:
-    load_roster(engine, ROSTER, RULES.policy)
+def test_roster_refuses_a_rotation_member_who_is_not_an_agent(
+    sqlite_engine: Any, tmp_path: Path
+) -> None:
+    load_roster(sqlite_engine, ROSTER, RULES.policy)
     text = ROSTER.read_text()
     assert ELI_AS_AGENT + "    roles: [agent]\n" in text
     edited = tmp_path / "eli-moved.yml"  # Eli moved to account management; the rota not edited
@@ -225,7 +218,7 @@ def test_roster_refuses_a_rotation_member_who_is_not_an_agent(engine: Any, tmp_p
         text.replace(ELI_AS_AGENT + "    roles: [agent]\n", ELI_AS_AGENT + "    roles: []\n")
     )
     with pytest.raises(FileError) as raised:
-        load_roster(engine, edited, RULES.policy)
+        load_roster(sqlite_engine, edited, RULES.policy)
     message = str(raised.value)
     assert (
         "rotations[0].members[1]: 'U0AGENT2' (Eli Gomez) is in rotation 'primary' but is not "
@@ -233,11 +226,11 @@ def test_roster_refuses_a_rotation_member_who_is_not_an_agent(engine: Any, tmp_p
     )
     assert "rotations[1].members[0]: 'U0AGENT2' (Eli Gomez) is in rotation 'secondary'" in message
     assert "line " in message
-    assert _roles(engine, ELI) == ["agent"]  # nothing was loaded
+    assert _roles(sqlite_engine, ELI) == ["agent"]  # nothing was loaded
 
 
 def test_roster_refuses_an_override_for_someone_who_is_not_an_agent(
-    engine: Any, tmp_path: Path
+    sqlite_engine: Any, tmp_path: Path
 ) -> None:
     text = ROSTER.read_text()
     override = "    person: U0LEAD\n    covers: U0AGENT1\n"
@@ -245,7 +238,7 @@ def test_roster_refuses_an_override_for_someone_who_is_not_an_agent(
     edited = tmp_path / "carl-covers.yml"  # Carl is a customer's user, not support staff
     edited.write_text(text.replace(override, "    person: U0CARL\n    covers: U0AGENT1\n"))
     with pytest.raises(FileError) as raised:
-        load_roster(engine, edited, RULES.policy)
+        load_roster(sqlite_engine, edited, RULES.policy)
     assert (
         "overrides[0].person: 'U0CARL' (Carl Ma) is put on call for 'primary' but is not a "
         "support agent or lead" in str(raised.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -270,11 +271,9 @@ def test_handoff_summarises_long_lists(desk: Desk) -> None:
     assert len(posts[0].args["blocks"]) <= 50
 
 
-def test_downgrade_offer_is_recorded_with_who_and_why(desk: Desk) -> None:
-    # SC-16: after 2 h without a customer response the owner may lower Sev A
-    desk.clock.set(WED_0840)
-    case_id = _sev_a(desk)
-    case = next(c for c in desk.cases() if c.id == case_id)
+def downgrade_offer(desk: Desk, case: Case) -> tuple[str, dict[str, Any]]:
+    """Agent 1 claims the Sev A `case` opened at WED_0840; two quiet hours of the worker
+    later, the SC-16 offer in their DM: (the DM channel, the offer as Slack shows it)."""
     desk.slack.click_in("U0AGENT1", desk.card(case), "claim_case", channel_id=TRIAGE)
     desk.standin.wait_for("chat.update")
     desk.run_worker(WED_0840 + timedelta(hours=2), step=timedelta(minutes=5))
@@ -283,7 +282,15 @@ def test_downgrade_offer_is_recorded_with_who_and_why(desk: Desk) -> None:
         "chat.postMessage",
         lambda c: c.args["channel"] == channel and "downgrade_case" in json.dumps(c.args),
     )[0]
-    message = desk.standin.message(channel, offer.response["ts"])
+    return channel, desk.standin.message(channel, offer.response["ts"])
+
+
+def test_downgrade_offer_is_recorded_with_who_and_why(desk: Desk) -> None:
+    # SC-16: after 2 h without a customer response the owner may lower Sev A
+    desk.clock.set(WED_0840)
+    case_id = _sev_a(desk)
+    case = next(c for c in desk.cases() if c.id == case_id)
+    channel, message = downgrade_offer(desk, case)
     desk.slack.click_in(
         "U0ALICE", message, "downgrade_case", channel_id=channel, is_ephemeral=False
     )
