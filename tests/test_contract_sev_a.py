@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from chatops.cases.clock import change_severity
-from tests.conftest import Desk
+from tests.conftest import TRIAGE, Desk
+from tests.test_long_text import work
 from tests.test_worker import WED_0840, downgrade_offer
 
 WED_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # Wed 10:00 Beijing
@@ -19,16 +19,9 @@ def test_a_case_raised_to_sev_a_counts_the_silence_from_the_raise(desk: Desk) ->
     desk.clock.set(WED_10)
     case = desk.open_case("U0ALICE")  # Sev B, Contoso has the agreement
     raised_at = WED_10 + timedelta(hours=3)  # 13:00 Beijing, three quiet hours after opening
-    change_severity(
-        desk.engine,
-        case.id,
-        "A",
-        "U0AGENT1",
-        "whole company down now",
-        desk.service.rules,
-        raised_at,
-    )
     desk.clock.set(raised_at)
+    work(desk, "U0AGENT1", case, "case_severity", "whole company down now", severity="A")
+    assert desk.cases()[0].severity == "A"
     desk.run_worker(raised_at + timedelta(minutes=119), step=timedelta(minutes=7))
     assert [m for m in desk.outbox() if m.kind == "sev_a.downgrade_offer"] == []
     desk.run_worker(raised_at + timedelta(minutes=125), step=timedelta(minutes=3))
@@ -67,18 +60,20 @@ def test_downgrade_button_after_the_customer_responded(desk: Desk) -> None:
 
 
 def test_a_reopened_sev_a_case_counts_the_silence_from_the_reopening(desk: Desk) -> None:
-    from chatops.cases import lifecycle
-
     desk.clock.set(WED_0840)
     case = desk.open_case(
         "U0ALICE", severity="A", business_impact="mail down", available_contact="Alice"
     )
-    assert case.id is not None
-    lifecycle.reply(desk.engine, case.id, "U0AGENT1", "Looking at it now.", desk.clock.now())
-    lifecycle.resolve(desk.engine, case.id, "U0AGENT1", "Transport restarted.", desk.clock.now())
+    work(desk, "U0AGENT1", case, "case_reply", "Looking at it now.")
+    work(desk, "U0AGENT1", case, "case_resolve", "Transport restarted.")
     reopened = WED_0840 + timedelta(hours=3)  # the customer's last word was three hours ago
     desk.clock.set(reopened)
-    lifecycle.reopen(desk.engine, case.id, "U0ALICE", reopened, desk.service.rules)
+    response = desk.slack.click_in(
+        "U0AGENT1", desk.card(case), "case_reopen", channel_id=TRIAGE, is_ephemeral=False
+    )
+    assert response.status == 200
+    desk.settle()
+    assert desk.cases()[0].status == "in_progress"
 
     def offers() -> list[object]:
         return [m for m in desk.outbox() if m.kind == "sev_a.downgrade_offer"]

@@ -20,14 +20,17 @@ from tests.conftest import TRIAGE, Desk
 WED_0840 = datetime(2026, 11, 25, 0, 40, tzinfo=UTC)
 
 
-def _work(desk: Desk, user: str, case: Case, action: str, text: str) -> dict[str, Any]:
-    """Press `action` on the card, type `text` in the modal it opens and submit; the modal."""
+def work(
+    desk: Desk, user: str, case: Case, action: str, text: str, **values: Any
+) -> dict[str, Any]:
+    """Press `action` on the card, type `text` (and `values`) in the modal it opens and
+    submit; the modal."""
     card = desk.card(case)
     before = len(desk.standin.calls("views.open"))
     r = desk.slack.click_in(user, card, action, channel_id=TRIAGE, is_ephemeral=False)
     assert r.status == 200
     [opened] = desk.standin.wait_for("views.open", count=before + 1)[-1:]
-    r = desk.slack.submit_view(user, {"text": text})
+    r = desk.slack.submit_view(user, {"text": text, **values})
     assert r.status == 200 and "errors" not in (r.body or ""), r.body
     desk.settle()
     return dict(opened.args["view"])
@@ -65,7 +68,7 @@ def test_a_reply_the_modal_accepts_reaches_requester_and_thread_whole(desk: Desk
     # one long paragraph (cut at spaces) full of characters escaping makes longer
     reply = ("rule <x> & <y> " * 300)[: MESSAGE_MAX - 4] + " END"
     assert len(reply) == MESSAGE_MAX and len(escape(reply)) > 2 * 3000
-    view = _work(desk, "U0AGENT1", case, "case_reply", reply)
+    view = work(desk, "U0AGENT1", case, "case_reply", reply)
     [text_input] = [b["element"] for b in view["blocks"] if b["type"] == "input"]
     assert text_input["max_length"] == MESSAGE_MAX
 
@@ -89,7 +92,7 @@ def test_a_long_resolution_note_reaches_the_requester_whole(desk: Desk) -> None:
     lines = [f"Change {i:02d}: rule <{i}> corrected & verified with a test." for i in range(1, 60)]
     note = "\n".join(lines)[:MESSAGE_MAX]
     assert 2500 < len(note) <= MESSAGE_MAX
-    _work(desk, "U0AGENT1", case, "case_resolve", note)
+    work(desk, "U0AGENT1", case, "case_resolve", note)
     [dm] = _posts(desk, desk.standin.dm_channel("U0ALICE"), "is resolved")
     texts = _sections(dm)
     resolved = [t for t in texts if not t.startswith("How did we do")]
@@ -157,9 +160,9 @@ def test_the_case_view_shows_the_latest_events_and_counts_the_earlier(desk: Desk
     case = desk.open_case("U0ALICE")
     for i in range(30):  # a busy morning of internal notes, each a timeline event
         desk.clock.advance(timedelta(minutes=5))
-        _work(desk, "U0AGENT1", case, "case_note", f"checked hop {i}")
+        work(desk, "U0AGENT1", case, "case_note", f"checked hop {i}")
     desk.clock.advance(timedelta(minutes=5))
-    _work(desk, "U0AGENT1", case, "case_resolve", "Fixed the rule.")
+    work(desk, "U0AGENT1", case, "case_resolve", "Fixed the rule.")
     reply = desk.ask("U0AGENT2", f"case {case.number}")
     assert len(reply["blocks"]) <= 50
     timeline = reply["blocks"][-1]["text"]["text"]
@@ -184,7 +187,7 @@ def test_a_reopened_sev_a_case_is_reminded_again(desk: Desk) -> None:
     )
     assert r.status == 200
     desk.settle()
-    _work(desk, "U0AGENT1", case, "case_resolve", "Restarted the transport service.")
+    work(desk, "U0AGENT1", case, "case_resolve", "Restarted the transport service.")
     assert desk.cases()[0].next_update_reminder_at is None
     r = desk.slack.click_in(
         "U0AGENT1", desk.card(case), "case_reopen", channel_id=TRIAGE, is_ephemeral=False
