@@ -55,8 +55,12 @@ def build_desk(
     return Desk(engine, rules, clock, delivery, DeliveryPump(delivery, threads) if pump else None)
 
 
-def _shared_client(client: WebClient) -> Callable[..., None]:
-    """Middleware giving listeners the desk's Web API client. Bolt builds a plain WebClient
+def _request_setup(pool: ListenerPool, client: WebClient) -> Callable[..., None]:
+    """The desk's one middleware: the listener pool's ack (`ListenerPool.middleware`), and
+    the desk's Web API client for the listeners. (One middleware, not two: Bolt works out
+    every argument a middleware could ask for on each call, a tenth of a bare request.)
+
+    Bolt builds a plain WebClient
     for every request (so that a listener changing its token cannot affect another's), which
     opens a new connection to Slack per call; the desk's listeners never change the token,
     and the desk's client keeps its connections open, so a modal opens without a TCP and TLS
@@ -64,11 +68,11 @@ def _shared_client(client: WebClient) -> Callable[..., None]:
     add and the desk does not use: the request's `team_id` (an org-wide Enterprise Grid
     install) and a workflow function's token (`app.function` listeners)."""
 
-    def use_shared_client(context: BoltContext, next: Callable[[], None]) -> None:
+    def set_up(context: BoltContext, body: dict[str, Any], next: Callable[[], None]) -> None:
         context["client"] = client
-        next()
+        pool.middleware(context, body, next)
 
-    return use_shared_client
+    return set_up
 
 
 def build_app(settings: Settings, desk: Desk) -> App:
@@ -80,11 +84,13 @@ def build_app(settings: Settings, desk: Desk) -> App:
         client=desk.delivery.client,
         signing_secret=settings.slack_signing_secret,
         token_verification_enabled=False,
+        # `SlackWsgi` has checked the signature before parsing the body (a forged request
+        # gets 401 before anything reads it); Socket Mode requests are not signed.
+        request_verification_enabled=False,
         process_before_response=False,
         listener_executor=pool,  # answers as soon as the listener acks
     )
-    app.middleware(pool.middleware)
-    app.middleware(_shared_client(desk.delivery.client))
+    app.middleware(_request_setup(pool, desk.delivery.client))
     app.error(answer_busy)
     commands.register(app, desk)
     actions.register_claim(app, desk)
