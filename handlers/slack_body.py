@@ -15,9 +15,10 @@ becomes U+FFFD (the replacement character), so a title or a reply with one is st
 shown like any other text instead of failing the request. A command's form is cleaned of
 NUL the same way.
 
-This is the HTTP front door's. In Socket Mode (handlers/socket_mode.py) Bolt reads the
-envelopes itself: they come from Slack over the app's own authenticated connection, so no
-one else can put a body on it.
+Socket Mode envelopes (handlers/socket_mode.py) come from Slack over the app's own
+authenticated connection, so no one else can put a body on it; their payloads get the same
+checks and cleaning all the same (`check_envelope_payload`), so that one Slack sends in a
+new shape is answered and counted instead of failing in a listener, as over HTTP.
 """
 
 from __future__ import annotations
@@ -74,6 +75,27 @@ def parse_slack_body(body: str, content_type: str) -> tuple[str, dict[str, Any]]
         return ("ssl_check", form) if "ssl_check" in form else None
     except ValueError:
         return None
+
+
+def check_envelope_payload(envelope_type: str, payload: Any) -> dict[str, Any] | None:
+    """A Socket Mode envelope's payload (`slash_commands`, `interactive`, `events_api`),
+    checked and cleaned as `parse_slack_body` checks and cleans an HTTP body; None when it
+    has a shape Slack never sends."""
+    if not isinstance(payload, dict):
+        return None
+    # json.dumps spells NUL and every surrogate as an escape, as a raw JSON body would.
+    if _UNSAFE_ESCAPE.search(json.dumps(payload)):
+        payload = _cleaned(payload)
+    if envelope_type == "slash_commands":
+        # a command's form fields, as JSON: text only
+        if not all(isinstance(value, str) for value in payload.values()):
+            return None
+        return payload if payload.get("user_id") and payload.get("command") else None
+    if envelope_type == "interactive":
+        return payload if _interaction_shape_ok(payload) else None
+    if envelope_type == "events_api":
+        return payload if _envelope_ok(payload) else None
+    return None
 
 
 def _load_json(text: str) -> Any:

@@ -13,6 +13,10 @@ Decisions:
 
 * **No signing secret needed.** Envelopes arrive on a connection the app opened with its own
   token, so they are not signed; `SLACK_SIGNING_SECRET` is accepted and ignored.
+* **Envelopes are checked like HTTP bodies.** Their payloads get the front door's shape
+  checks and cleaning (`handlers/slack_body.check_envelope_payload`); one Slack never sends
+  is acknowledged bare (unacknowledged, Slack would send it again), counted with outcome
+  `malformed`, and reaches no listener.
 * **The HTTP port stays, for operators only.** `--host`/`--port` serve `GET /healthz` and
   `GET /metrics` — nothing else, in particular no `/slack/events` (an unsigned door must not
   open). `/healthz` answers 503 while the socket is not connected, as well as when the
@@ -43,11 +47,13 @@ from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 from chatops import metrics
 from chatops.config import Settings, SettingsError, load_settings
 from handlers.app import SlackWsgi
 from handlers.server import Service, ThreadedServer, build_service, tune_collector_for_serving
+from handlers.slack_body import check_envelope_payload
 
 log = logging.getLogger("chatops.socket_mode")
 
@@ -72,9 +78,10 @@ def _kind(req: SocketModeRequest) -> str:
     """The same kind labels the HTTP front door counts (command, block_actions, …)."""
     if req.type == "slash_commands":
         return "command"
-    if req.type in ("interactive", "events_api"):
-        return str(req.payload.get("type") or req.type)
-    return req.type
+    if req.type in ("interactive", "events_api") and isinstance(req.payload, dict):
+        kind = req.payload.get("type")
+        return kind if isinstance(kind, str) and kind else req.type
+    return str(req.type)
 
 
 class DeskSocketModeHandler(SocketModeHandler):
@@ -85,6 +92,20 @@ class DeskSocketModeHandler(SocketModeHandler):
         super().__init__(*args, **kwargs)
         self._in_flight = 0
         self._idle = threading.Condition()
+        self.client.message_listeners.append(self._unreadable_envelope)
+
+    def _unreadable_envelope(
+        self, client: BaseSocketModeClient, message: dict[str, Any], _raw: str | None
+    ) -> None:
+        """slack_sdk makes no request of an envelope whose payload is neither an object nor
+        a string; acknowledge it here, or Slack sends it again and again."""
+        if "envelope_id" not in message or isinstance(message.get("payload"), (dict, str)):
+            return
+        if "payload" not in message:
+            return
+        log.warning("malformed %s envelope", message.get("type"))
+        metrics.REQUESTS.labels(str(message.get("type")), "malformed").inc()
+        client.send_socket_mode_response(SocketModeResponse(envelope_id=message["envelope_id"]))
 
     def handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         """Dispatch one envelope to the app and acknowledge it (Bolt's own two steps)."""
@@ -93,6 +114,14 @@ class DeskSocketModeHandler(SocketModeHandler):
         with self._idle:
             self._in_flight += 1
         try:
+            payload = check_envelope_payload(req.type, req.payload)
+            if payload is None:
+                # Acknowledged, or Slack would send it again; no listener sees it.
+                outcome = "malformed"
+                log.warning("malformed %s envelope", req.type)
+                client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+                return
+            req.payload = payload
             response = run_bolt_app(self.app, req)
             outcome = "ok" if response.status < 400 else f"http_{response.status}"
             send_response(client, req, response, started)

@@ -163,6 +163,48 @@ def test_refused_submission_comes_back_in_the_ack(socket_desk: SocketDesk) -> No
     assert desk.cases() == []
 
 
+@pytest.mark.parametrize(
+    "kind, payload",
+    [
+        ("interactive", {"type": "block_actions", "user": "U0ALICE", "actions": "claim_case"}),
+        ("interactive", {"type": "block_actions", "user": {"id": "U0ALICE"}, "actions": [7]}),
+        ("interactive", {"type": "view_submission", "user": {"id": "U0ALICE"}, "view": []}),
+        ("slash_commands", {"command": "/support", "text": "help"}),  # no user_id
+        ("slash_commands", {"command": "/support", "user_id": ["U0ALICE"], "text": "help"}),
+        ("events_api", {"type": "event_callback", "event": "app_home_opened"}),
+        ("events_api", {"type": "event_callback", "authorizations": {"team_id": "T0"}}),
+        ("interactive", ["not", "an", "object"]),
+    ],
+)
+def test_malformed_envelope_is_acked_and_changes_nothing(
+    socket_desk: SocketDesk, kind: str, payload: object
+) -> None:
+    """What Slack never sends gets a bare acknowledgement (Slack would otherwise send it
+    again and again), is counted as malformed, and reaches no listener."""
+    desk = socket_desk.desk
+    answerable = kind == "slash_commands"
+    ack = socket_desk.socket.send(kind, payload, accepts_response_payload=answerable)  # type: ignore[arg-type]
+    assert ack.acked and not ack.payload
+    _status, metrics = _get(_monitor_url(socket_desk.running) + "/metrics")
+    assert 'outcome="malformed"' in metrics
+    assert desk.cases() == [] and desk.events() == []
+    # the connection is still good for the next request
+    assert "/support help" in _text(desk.ask("U0ALICE", "help"))
+
+
+def test_unsafe_characters_in_envelopes_are_cleaned(socket_desk: SocketDesk) -> None:
+    """NUL and half a surrogate pair, as JSON can spell them, are cleaned as over HTTP: the
+    case is opened with what the person typed (a lone surrogate shown as U+FFFD)."""
+    desk = socket_desk.desk
+    reply = desk.ask("U0ALICE", "mail\x00 forwarding stopped")
+    assert "Help articles" in _text(reply)
+    desk.open_intake("U0ALICE")
+    response = desk.submit("U0ALICE", title="Mail \ud800 stopped\x00")
+    assert response.status == 200 and "errors" not in response.body, response.body
+    [case] = desk.cases()
+    assert case.title == "Mail \ufffd stopped"
+
+
 def test_health_metrics_and_no_request_url(socket_desk: SocketDesk) -> None:
     url = _monitor_url(socket_desk.running)
     socket_desk.desk.ask("U0ALICE", "help")
