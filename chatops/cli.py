@@ -155,6 +155,10 @@ def serve(host: str, port: int, workers: int, threads: int, socket_mode: bool) -
         return
     settings = load_settings()
     _policy(settings.policy_file)  # an invalid policy stops start-up here, not per worker
+    # So does a database that cannot be reached (one line, status 3, instead of a traceback
+    # from every worker); the schema is brought up to date once, before the workers start.
+    # No connection is left open to be shared by the forked workers.
+    _database(settings).dispose()
     from handlers.server import run_gunicorn
 
     run_gunicorn(settings, host, port, workers, threads)

@@ -10,6 +10,8 @@ import re
 import sys
 from datetime import UTC, datetime
 
+SECRET_MIN_LENGTH = 8  # configured secret values shorter than this are not masked
+
 _SECRETS = [
     re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),  # Slack tokens
     re.compile(r"xapp-[A-Za-z0-9-]+"),  # app-level tokens (Socket Mode)
@@ -34,7 +36,9 @@ class SecretFilter(logging.Filter):
 
     def __init__(self, secrets: list[str] | None = None) -> None:
         super().__init__()
-        self.secrets = [s for s in (secrets or []) if s]
+        # A value that short is no secret (Slack's are 32 characters and more), and masking
+        # it would garble every line it occurs in.
+        self.secrets = [s for s in (secrets or []) if len(s) >= SECRET_MIN_LENGTH]
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = mask(record.getMessage(), self.secrets)
@@ -77,6 +81,9 @@ def configure(level: str = "INFO", fmt: str = "text", secrets: list[str] | None 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic lists every plugin it sets up at INFO, before each schema check: seven lines
+    # of its own workings in front of what a command has to say.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # The Slack libraries log whole request bodies at DEBUG (DMs, typed codes): never below INFO.
     for name in ("slack_sdk", "slack_bolt"):
         logging.getLogger(name).setLevel(max(logging.getLevelName(level.upper()), logging.INFO))

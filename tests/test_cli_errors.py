@@ -114,6 +114,45 @@ def test_a_database_that_refuses_connections_is_one_line_without_the_password(
     assert PASSWORD not in result.stdout + result.stderr
 
 
+SLACK_ENV = {
+    "SLACK_BOT_TOKEN": "xoxb-1-cli-errors",
+    "SLACK_SIGNING_SECRET": "8f742231b10e8888abcd99yyyzzz85a5",
+    "SLACK_APP_TOKEN": "xapp-1-A0APP-1-cli-errors",
+    "SLACK_API_URL": "http://127.0.0.1:9/api/",  # never reached: the database comes first
+}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["serve", "--port", "0"], ["serve", "--socket-mode", "--port", "0"], ["worker"], ["tick"]],
+    ids=" ".join,
+)
+def test_the_processes_stop_at_start_up_with_one_line_when_the_database_is_down(
+    command: list[str],
+) -> None:
+    """At the default log level: no traceback from each gunicorn worker, no lines of
+    Alembic's own before the error, and the process does not start serving."""
+    url = f"postgresql://desk:{PASSWORD}@127.0.0.1:{_closed_port()}/desk"
+    result = _cli(*command, DATABASE_URL=url, **SLACK_ENV)
+    assert result.returncode == 3, result.stderr
+    line = _error_line(result)
+    assert result.stderr.strip() == line, result.stderr  # nothing else on stderr
+    assert "could not be reached" in line and "desk:***@127.0.0.1" in line, line
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_configured_secrets_are_masked_in_log_lines_but_a_few_letters_are_not_a_secret() -> None:
+    from chatops.logs import SecretFilter
+
+    secret = SLACK_ENV["SLACK_SIGNING_SECRET"]
+    masking = SecretFilter([secret, "s", ""])
+    record = logging.LogRecord(
+        "chatops", logging.INFO, __file__, 1, "session %s with xoxb-1-abc", (secret,), None
+    )
+    masking.filter(record)
+    assert record.getMessage() == "session *** with ***"
+
+
 def test_a_sqlite_database_in_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'no-such-folder' / 'desk.db'}"
     result = _cli("outbox", "status", DATABASE_URL=url)
