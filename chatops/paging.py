@@ -29,7 +29,7 @@ from chatops.cases.notices import GROUP_PAGES, PAGE, PAGE_ACKNOWLEDGED
 from chatops.cases.ownership import take_unclaimed
 from chatops.cases.states import OPEN_STATUSES
 from chatops.db import transaction
-from chatops.directory import find_person, is_agent
+from chatops.directory import find_person, is_agent, is_lead
 from chatops.outbox import enqueue
 from chatops.policy import SupportRules
 from chatops.schedule import who_is_on_call
@@ -83,7 +83,7 @@ def _targets(session: Session, spec: str, rules: SupportRules, now: datetime) ->
         return ["<channel>"]
     if spec == "leads":
         people = session.exec(select(Person)).all()
-        return sorted(p.slack_user_id for p in people if "lead" in p.roles)
+        return sorted(p.slack_user_id for p in people if is_lead(p))
     rotation = spec.removeprefix("rotation:")
     shift = who_is_on_call(session, rotation, now)
     if shift is None or not shift.person:

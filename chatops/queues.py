@@ -46,7 +46,7 @@ OPEN = "open"
 def is_staff(person: Person | None) -> bool:
     """Support staff see every organisation's cases: an agent or lead who belongs to no
     customer organisation."""
-    return is_agent(person) and person is not None and person.organisation_id is None
+    return is_agent(person)
 
 
 def is_customer_admin(person: Person | None, rules: SupportRules) -> bool:

@@ -31,6 +31,7 @@ from chatops.cases.notices import (
 )
 from chatops.cases.states import OPEN_STATUSES
 from chatops.db import insert_if_absent, transaction
+from chatops.directory import is_lead
 from chatops.oncall import changes_between, on_call_at
 from chatops.outbox import Notice, enqueue, enqueue_many
 from chatops.paging import escalate_due_pages
@@ -373,7 +374,7 @@ def sweep_gaps(engine: Engine, rules: SupportRules, now: datetime) -> int:
                 payload={**payload, "to": "channel", "channel": "triage"},
             )
             leads = session.exec(select(Person)).all()
-            for lead in (p for p in leads if "lead" in p.roles):
+            for lead in (p for p in leads if is_lead(p)):
                 enqueue(
                     session,
                     key=f"{key}:lead:{lead.slack_user_id}",

@@ -39,7 +39,7 @@ from chatops.cases.notices import (
     SLA_WARNING,
     UPDATE_REMINDER,
 )
-from chatops.directory import channel_for, find_person
+from chatops.directory import channel_for, find_person, is_lead
 from chatops.health import HEALTH_UPDATE
 from chatops.paging import total_steps
 from chatops.policy import SupportRules
@@ -359,7 +359,7 @@ def _case_notice(
                 None,
             )
             primary = who_is_on_call(session, first_rotation, now) if first_rotation else None
-            leads = [p for p in session.exec(select(Person)).all() if "lead" in p.roles]
+            leads = [p for p in session.exec(select(Person)).all() if is_lead(p)]
             people = [lead.slack_user_id for lead in leads]
             if primary is not None and primary.person:
                 people.insert(0, primary.person)

@@ -92,6 +92,12 @@ BAD_FILES = {
         "channels: {triage: C0T}\npeople:\n  - slack_id: U0A\n    name: A\n    tz: Mars/Olympus\n",
         "line 5: people[0].tz: unknown time zone 'Mars/Olympus'",
     ),
+    "customer with a staff role": (
+        "channels: {triage: C0T}\norganisations:\n  - {key: acme, name: Acme}\n"
+        "people:\n  - slack_id: U0A\n    name: A\n    organisation: acme\n"
+        "    roles: [global_admin, lead]\n",
+        "line 5: people[0]: support agents and leads belong to no customer organisation",
+    ),
     "not yaml": ("channels: [triage\n", "line 2"),
     "unknown field": (
         "channels: {triage: C0T}\norganisations:\n  - {key: a, name: A, colour: red}\n",

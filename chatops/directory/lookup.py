@@ -54,12 +54,20 @@ def admins_of(session: Session, organisation_id: int, admin_roles: set[str]) -> 
 
 
 def is_agent(person: Person | None) -> bool:
-    """Support staff who may work cases: agents and leads."""
-    return person is not None and ("agent" in person.roles or "lead" in person.roles)
+    """Support staff who may work cases: agents and leads, who belong to no customer
+    organisation. The roster refuses a staff role for someone in an organisation; a row
+    stored with both (edited by hand, or from before that check) fails closed: a customer
+    must never work another organisation's cases."""
+    return (
+        person is not None
+        and person.organisation_id is None
+        and ("agent" in person.roles or "lead" in person.roles)
+    )
 
 
 def is_lead(person: Person | None) -> bool:
-    return person is not None and "lead" in person.roles
+    """A support lead (staff, as `is_agent`)."""
+    return is_agent(person) and person is not None and "lead" in person.roles
 
 
 def channel_for(session: Session, purpose: str) -> str | None:

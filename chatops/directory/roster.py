@@ -221,6 +221,15 @@ def read_roster(path: str | Path, policy: Policy) -> RosterFile:
             problems.append(
                 problem_at(("people", i), "an admin must belong to an organisation", lines)
             )
+        if person.organisation is not None and any(role in STAFF_ROLES for role in person.roles):
+            problems.append(
+                problem_at(
+                    ("people", i),
+                    "support agents and leads belong to no customer organisation (a "
+                    "customer with a staff role would work other organisations' cases)",
+                    lines,
+                )
+            )
     # SC-17: who is on call is paged for Sev A and must be able to acknowledge the page
     staff = {
         person.slack_id: person.name

@@ -1,0 +1,86 @@
+"""Who may act on a case: support staff are agents and leads outside every customer
+organisation (a customer with a staff role is refused, not let into other organisations'
+cases), and a requester who has left their organisation's admins can no longer act on
+their old cases (SC-1)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import Session
+
+from chatops.db import transaction
+from chatops.directory import find_person
+from models import Case
+from tests.conftest import TRIAGE, Desk
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _press(desk: Desk, user: str, case: Case, action: str) -> None:
+    card = desk.card(case)
+    response = desk.slack.click_in(user, card, action, channel_id=TRIAGE, is_ephemeral=False)
+    assert response.status == 200
+
+
+def _submit_modal(desk: Desk, user: str, **values: Any) -> dict[str, Any]:
+    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
+    response = desk.slack.submit_view(user, values)
+    assert response.status == 200
+    return response.json() or {}
+
+
+def _card_offers(desk: Desk, case: Case, action: str) -> None:
+    desk.wait_until(lambda: action in _text(desk.card(case)), f"card offers {action}")
+
+
+def _fresh(desk: Desk, case: Case) -> Case:
+    with Session(desk.engine) as session:
+        row = session.get(Case, case.id)
+        assert row is not None
+        return row
+
+
+def _give_frank_a_staff_role(desk: Desk) -> None:
+    """The roster accepts a customer's person with a staff role (queues.py's "misconfigured
+    roster" case); queues treat such a person as *not* staff (fail closed)."""
+    with transaction(desk.engine) as session:
+        frank = find_person(session, "U0FRANK")
+        assert frank is not None
+        frank.roles = ["global_admin", "lead"]
+        session.add(frank)
+
+
+# --- 1. organisation isolation: a customer with a stray staff role works other orgs' cases --
+
+
+def test_customer_with_a_staff_role_cannot_claim_another_organisations_case(desk: Desk) -> None:
+    contoso = desk.open_case("U0ALICE", title="Contoso mail down")
+    _give_frank_a_staff_role(desk)
+    # the fail-closed rule holds for reading: Frank does not see Contoso's case ...
+    assert "No case" in _text(desk.ask("U0FRANK", f"case {contoso.number}"))
+    # ... but a Claim click (buttons are visible to anyone in the channel, or forged) takes it
+    _press(desk, "U0FRANK", contoso, "claim_case")
+    desk.settle()
+    stored = _fresh(desk, contoso)
+    assert stored.assignee_id is None, "a Fabrikam admin became the owner of Contoso's case"
+    assert stored.status == "new"
+
+
+def test_customer_with_a_staff_role_cannot_resolve_another_organisations_case(
+    desk: Desk,
+) -> None:
+    contoso = desk.open_case("U0ALICE", title="Contoso mail down")
+    _give_frank_a_staff_role(desk)
+    _press(desk, "U0FRANK", contoso, "case_resolve")
+    desk.settle()
+    opened = [
+        c for c in desk.standin.calls("views.open") if c.args["view"]["callback_id"] != "intake"
+    ]
+    if opened:  # the Resolve modal was opened for him: submit it
+        _submit_modal(desk, "U0FRANK", text="closing this, not my problem")
+        desk.settle()
+    assert _fresh(desk, contoso).status == "new", "a Fabrikam admin resolved Contoso's case"
