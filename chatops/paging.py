@@ -256,7 +256,7 @@ def _acknowledge_one(
     assert page is not None
     if result.rowcount != 1:
         return AckOutcome("already", page, case, page.acknowledged_by)
-    claimed = take_unclaimed(session, case.id, person, now, via="page")  # type: ignore[arg-type]
+    claimed = take_unclaimed(session, case.id, person, now, via="page", status=case.status)  # type: ignore[arg-type]
     record_event(
         session,
         case.id,

@@ -4,7 +4,8 @@ resolution times, breaches and the survey, overall, per severity and per categor
 Definitions (computed over the cases *opened* in `[since, until)`, as of `as_of`, which
 defaults to `until`; a response or resolution recorded after `as_of` does not count yet):
 
-- **on time**: the first response was given at or before the first-response due;
+- **on time**: the first response (a reply, or a resolution note, which also goes to the
+  requester) was given at or before the first-response due;
 - **late**: it was given after the due;
 - **open in breach**: no first response recorded and the due has passed (this includes a
   case closed without any recorded response: the customer was never answered in time);

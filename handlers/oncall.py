@@ -200,6 +200,7 @@ def register(app: App, desk: Desk) -> None:
                 desk.rules,
                 desk.clock.now(),
                 quiet_for=timedelta(minutes=minutes),  # the reason must still hold (SC-16)
+                from_severity="A",  # an older offer cannot move a case set to C up to B
             )
         except ClockChangeRefused as exc:
             respond(
@@ -209,9 +210,14 @@ def register(app: App, desk: Desk) -> None:
             )
             return
         desk.deliver(case_id)
-        due = blocks.when(change.new_due, desk.rules) if change.new_due else "paused"
+        if change.answered:  # its old due passed or was met: nothing is due
+            due = "It has had its first response, so no response target applies."
+        elif change.new_due:
+            due = f"First response now due {blocks.when(change.new_due, desk.rules)}."
+        else:
+            due = "Its response clock is paused."
         respond(
             replace_original=False,
             response_type="ephemeral",
-            text=f"Lowered to Sev B ({reason}). First response now due {due}.",
+            text=f"Lowered to Sev B ({reason}). {due}",
         )

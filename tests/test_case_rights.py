@@ -54,7 +54,7 @@ def _give_frank_a_staff_role(desk: Desk) -> None:
         session.add(frank)
 
 
-# --- 1. organisation isolation: a customer with a stray staff role works other orgs' cases --
+# --- organisation isolation: a staff role does not make a customer staff ---------------
 
 
 def test_customer_with_a_staff_role_cannot_claim_another_organisations_case(desk: Desk) -> None:
@@ -84,3 +84,31 @@ def test_customer_with_a_staff_role_cannot_resolve_another_organisations_case(
         _submit_modal(desk, "U0FRANK", text="closing this, not my problem")
         desk.settle()
     assert _fresh(desk, contoso).status == "new", "a Fabrikam admin resolved Contoso's case"
+
+
+# --- a requester who is no longer an admin acts on no case (SC-1) ---------------------
+
+
+def test_a_retired_requester_cannot_reopen_a_case(desk: Desk) -> None:
+    case = desk.open_case("U0ALICE", title="Forwarding stopped")
+    _press(desk, "U0AGENT1", case, "case_resolve")
+    _submit_modal(desk, "U0AGENT1", text="Forwarding rule fixed.")
+    dm = desk.standin.dm_channel("U0ALICE")
+    resolved = desk.standin.wait_for(
+        "chat.postMessage",
+        lambda c: c.args["channel"] == dm and "case_reopen" in _text(c.args),
+    )[0]
+    # Alice leaves Contoso: the next roster load keeps her row without roles (README: she
+    # "can no longer open, see or work cases")
+    with transaction(desk.engine) as session:
+        alice = find_person(session, "U0ALICE")
+        assert alice is not None
+        alice.roles = []
+        alice.phone = None
+        session.add(alice)
+    assert "No case" in _text(desk.ask("U0ALICE", f"case {case.number}"))  # cannot see it
+    message = desk.standin.message(dm, resolved.response["ts"])
+    desk.slack.click_in("U0ALICE", message, "case_reopen", channel_id=dm, is_ephemeral=False)
+    desk.standin.wait_for("response_url")
+    desk.settle()
+    assert _fresh(desk, case).status == "resolved", "a former admin reopened the case"

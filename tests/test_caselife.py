@@ -202,7 +202,7 @@ def test_resolved_cases_close_after_the_policy_days(desk: Desk) -> None:
     from chatops.cases import lifecycle
 
     try:
-        lifecycle.reopen(desk.engine, case.id, "U0ALICE", desk.clock.now())
+        lifecycle.reopen(desk.engine, case.id, "U0ALICE", desk.clock.now(), desk.service.rules)
     except lifecycle.CaseActionRefused as exc:
         assert "closed" in str(exc)
     else:

@@ -44,6 +44,7 @@ class ClockChangeRefused(Exception):
 class DueChange:
     old_due: datetime | None
     new_due: datetime | None
+    answered: bool = False  # the first response was given: nothing is due
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -110,12 +111,15 @@ def change_severity(
     rules: SupportRules,
     now: datetime,
     quiet_for: timedelta | None = None,
+    from_severity: str | None = None,
 ) -> DueChange:
     """Set a new severity (agent only, with a reason) and recompute the due (SC-15, SC-16).
 
     `quiet_for`: the change is for the customer's silence (SC-16's downgrade offer), so it
     is refused if the customer has written within that time — checked on the locked case,
-    so a message arriving after the offer keeps the case at its severity."""
+    so a message arriving after the offer keeps the case at its severity. `from_severity`:
+    the change was offered for a case at that severity (the offer lowers Sev A), so it is
+    refused once the case is at another one (someone changed it since)."""
     reason = reason.strip()
     if not reason:
         raise ClockChangeRefused("Give a reason for the severity change.")
@@ -142,6 +146,11 @@ def change_severity(
             )
         if new_severity == case.severity:
             raise ClockChangeRefused(f"{case.number} is already Sev {new_severity}.")
+        if from_severity is not None and case.severity != from_severity:
+            raise ClockChangeRefused(
+                f"{case.number} is Sev {case.severity} now, not Sev {from_severity}: the "
+                "offer no longer applies."
+            )
         seen = case.customer_last_seen_at
         if quiet_for is not None and seen is not None and now - seen < quiet_for:
             minutes = int((now - seen).total_seconds() // 60)
@@ -186,7 +195,7 @@ def change_severity(
             case_id=case_id,
             now=now,
         )
-        return DueChange(old_due, case.first_response_due)
+        return DueChange(old_due, case.first_response_due, case.first_responded_at is not None)
 
 
 def _pauses(rules: SupportRules, case: Case) -> bool:

@@ -31,7 +31,7 @@ from chatops.cases.severity import next_update_reminder
 from chatops.db import insert_if_absent, transaction
 from chatops.directory import find_person, is_agent
 from chatops.outbox import enqueue
-from chatops.paging import stop_pages
+from chatops.paging import acknowledge_by_claim, stop_pages
 from chatops.policy import SupportRules
 from models import Case, CaseMessage, Person, SurveyAnswer
 
@@ -95,6 +95,26 @@ def _event(
         to_value=new,
         detail=dict(detail),
     )
+
+
+def _first_response(session: Session, case: Case, agent: Person, now: datetime, via: str) -> bool:
+    """Record the case's first response (SC-17: it stops the first-response clock), on time
+    or not; False when it had one already."""
+    if case.first_responded_at is not None:
+        return False
+    case.first_responded_at = now
+    due = case.first_response_due
+    _event(
+        session,
+        case,
+        agent,
+        "first_response",
+        now,
+        due=due.isoformat() if due else None,
+        on_time=bool(due is None or now <= due),
+        via=via,
+    )
+    return True
 
 
 def _set_status(
@@ -174,22 +194,14 @@ def reply(engine: Engine, case_id: int, agent_id: str, text: str, now: datetime)
         if case.status not in states.OPEN_STATUSES:
             raise CaseActionRefused(states.not_open_reason(case.number, case.status, "reply"))
         if case.assignee_id is None:
-            take_unclaimed(session, case_id, agent, now, via="reply")
+            # Replying takes an unclaimed case, and taking a Sev A case acknowledges its
+            # page as a Claim does (SC-17): the escalation stops at whoever answered.
+            if take_unclaimed(session, case_id, agent, now, via="reply", status=case.status):
+                acknowledge_by_claim(session, case_id, agent.slack_user_id, now)
             session.refresh(case)
         message = _message(session, case, agent_id, "reply", text, now)
         assert message is not None
-        if case.first_responded_at is None:
-            case.first_responded_at = now
-            due = case.first_response_due
-            _event(
-                session,
-                case,
-                agent,
-                "first_response",
-                now,
-                due=due.isoformat() if due else None,
-                on_time=bool(due is None or now <= due),
-            )
+        _first_response(session, case, agent, now, via="reply")
         if case.status in (states.NEW, states.CLAIMED):
             _set_status(session, case, agent, states.IN_PROGRESS, now)
         enqueue(
@@ -302,6 +314,9 @@ def resolve(engine: Engine, case_id: int, agent_id: str, resolution: str, now: d
         case.resolved_at = now
         case.resolution_note = resolution
         case.next_update_reminder_at = None
+        # The resolution note goes to the requester (SC-23): that answers them, so the
+        # first-response target is met or missed now, as by a reply.
+        _first_response(session, case, agent, now, via="resolve")
         _set_status(session, case, agent, states.RESOLVED, now, resolution[:200])
         stop_pages(session, case_id, now)
         enqueue(
@@ -315,25 +330,34 @@ def resolve(engine: Engine, case_id: int, agent_id: str, resolution: str, now: d
         return Done(case)
 
 
-def reopen(
-    engine: Engine, case_id: int, who: str, now: datetime, rules: SupportRules | None = None
-) -> Done:
-    """The requester or an agent reopens a resolved case. A Sev A case is open work again:
-    its owner is asked for updates as before (SC-17), the first after the policy's interval
-    (at once without `rules`, then at that interval)."""
+def reopen(engine: Engine, case_id: int, who: str, now: datetime, rules: SupportRules) -> Done:
+    """The requester or an agent reopens a resolved case. The requester only while still
+    one of their organisation's admins (SC-1: someone who has left, or lost the role, works
+    no case). A Sev A case is open work again: its owner is asked for updates as before
+    (SC-17), the first after the policy's interval."""
     with transaction(engine) as session:
         case = _case(session, case_id)
         person = find_person(session, who)
         requester = session.get(Person, case.requester_id)
-        if not (is_agent(person) or (requester and requester.slack_user_id == who)):
+        is_requester = requester is not None and requester.slack_user_id == who
+        if not (is_agent(person) or is_requester):
             raise CaseActionRefused("Only the requester or a support agent can reopen a case.")
+        if not is_agent(person) and not (
+            requester is not None
+            and requester.organisation_id is not None
+            and rules.is_admin(list(requester.roles))
+        ):
+            raise CaseActionRefused(
+                "Only your organisation's admins can reopen its cases (SC-1); ask one of "
+                "them, or open a new case through them."
+            )
         if case.status == states.CLOSED:
             raise CaseActionRefused(f"{case.number} is closed; open a new case instead.")
         if case.status != states.RESOLVED:
             raise CaseActionRefused(f"{case.number} is not resolved.")
         case.resolved_at = None
         if case.severity == "A":
-            case.next_update_reminder_at = next_update_reminder(rules, now) if rules else now
+            case.next_update_reminder_at = next_update_reminder(rules, now)
             # SC-16's silence on the reopened case counts from the reopening, which is the
             # customer's word or the agent's, not from the customer's last message before
             case.customer_last_seen_at = now

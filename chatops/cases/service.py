@@ -149,11 +149,12 @@ def claim_case(engine: Engine, case_id: int, agent_slack_id: str, now: datetime)
             return ClaimOutcome("no_case")
         if case.status not in OPEN_STATUSES or case.assignee_id is not None:
             return _refused(session, case)
+        status = case.status
     assert agent is not None
     with transaction(engine) as session:
         # the conditional UPDATE decides; the agent read above stands (roles do not change
         # within a click)
-        won = take_unclaimed(session, case_id, agent, now)
+        won = take_unclaimed(session, case_id, agent, now, status=status)
         case = session.get(Case, case_id, populate_existing=True)
         if case is None:
             return ClaimOutcome("no_case")
