@@ -42,7 +42,7 @@ from chatops.policy import SupportRules
 from chatops.policy.hours import SupportLine
 from chatops.sla import format_time_left
 from chatops.timefmt import format_instant
-from handlers.text import clip, escape, escaped_clip, mention, slack_date
+from handlers.text import clip, escape, escaped_clip, escaped_pieces, mention, slack_date
 from models import Case, Organisation, Person
 
 SECTION_MAX = 3000  # characters in a section block's text (Slack)
@@ -527,7 +527,12 @@ def case_card(
                 MarkdownTextObject(text=f"*Status*\n{STATUS_LABELS.get(case.status, case.status)}"),
             ]
         ),
-        _mrkdwn(f"*{escaped_clip(case.title, 300)}*\n{escaped_clip(case.description, 600)}"),
+    ]
+    # SC-7: the description is the case; agents read all of it (up to 3,000 characters,
+    # over several sections when escaping makes it longer than one).
+    head = f"*{escaped_clip(case.title, 300)}*"
+    blocks += [
+        _mrkdwn(piece) for piece in escaped_pieces(case.description or "", SECTION_MAX, head=head)
     ]
     contact = [f"Prefers {CONTACT_METHODS.get(case.contact_method, case.contact_method)}"]
     if case.contact_phone:

@@ -221,3 +221,21 @@ def test_pieces_never_cut_an_entity_and_lose_nothing() -> None:
             joined = "".join(pieces)
             assert joined.count("&") == joined.count(";")
             assert "".join(_unquoted(pieces).split()) == "".join(escape(text).split())
+
+
+def test_the_whole_description_is_on_the_card(desk: Desk) -> None:
+    """SC-7: the form takes up to 3,000 characters of description, and the case card shows
+    all of it (escaped, over several sections when escaping makes it longer than one)."""
+    body = " ".join(f"step{n} <done> & checked." for n in range(110))
+    description = body + " LAST-DETAIL-the-error-code-is-0x80070005"
+    assert len(description) <= 3000
+    case = desk.open_case("U0ALICE", description=description)
+    card = desk.card(case)
+    shown = " ".join(
+        block["text"]["text"]
+        for block in card["blocks"]
+        if block["type"] == "section" and "text" in block
+    )
+    assert "LAST-DETAIL-the-error-code-is-0x80070005" in shown
+    assert escape("step109 <done> & checked.") in shown
+    assert all(len(b["text"]["text"]) <= 3000 for b in card["blocks"] if "text" in b)
