@@ -615,9 +615,31 @@ def requester_opened(ctx: CaseContext, rules: SupportRules, now: datetime) -> li
     )
 
 
+def requester_severity_changed(
+    ctx: CaseContext, rules: SupportRules, now: datetime, old: str, new: str
+) -> list[dict[str, Any]]:
+    """The admin told of a severity change (SC-15, SC-16): what the first response is due by
+    now, or that it was given."""
+    case = ctx.case
+    labels = rules.policy.severities
+    label = labels[new].label if new in labels else f"Sev {new}"  # type: ignore[index]
+    head = f"Support changed the severity of *{case.number}* from Sev {old} to *{label}*."
+    if case.first_responded_at is not None:
+        tail = "Support has answered you already; updates come in this thread."
+    elif case.severity != new:  # changed again since: the next message says what holds
+        tail = ""
+    else:
+        tail = (
+            f"First response by {_due_text(case, rules, now, ctx.requester.tz)}, "
+            f"target {rules.target_label(case.category, case.severity)}."
+        )
+    return _as_dicts([_mrkdwn(f"{head}\n{tail}".strip())])
+
+
 def requester_claimed(ctx: CaseContext) -> list[dict[str, Any]]:
     assert ctx.owner is not None
-    method = CONTACT_METHODS.get(ctx.case.contact_method, ctx.case.contact_method).lower()
+    method = CONTACT_METHODS.get(ctx.case.contact_method, ctx.case.contact_method)
+    method = method[:1].lower() + method[1:]  # "chat (Slack)", not "chat (slack)"
     return _as_dicts(
         [
             _mrkdwn(

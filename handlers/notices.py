@@ -28,6 +28,7 @@ from chatops.cases.notices import (
     CARD,
     CARD_REFRESH,
     CASE_MESSAGE,
+    CASE_REOPENED,
     DOWNGRADE_OFFER,
     GROUP_PAGES,
     HANDOFF,
@@ -251,6 +252,9 @@ def _requester(
         if ctx.owner is None:
             return Outgoing(text="", skip=True)
         body, text = blocks.requester_claimed(ctx), f"Your case {ctx.case.number} has an owner."
+    elif event == "severity":
+        body = blocks.requester_severity_changed(ctx, rules, now, payload["from"], payload["to"])
+        text = f"{ctx.case.number} is Sev {payload['to']} now."
     else:
         raise PermanentFailure(f"unknown requester notice {event!r}")
     return Outgoing(
@@ -412,6 +416,13 @@ def _case_notice(
                 f"the first {CUSTOMER_MESSAGE_MAX:,} characters of a message._"
             )
         return first, [_section(text) for text in rest]
+    if kind == CASE_REOPENED:
+        by = _who(session, payload.get("by")) + (" (requester)" if payload.get("requester") else "")
+        return (
+            f":leftwards_arrow_with_hook: *{case.number}* was reopened by {by}: it is open "
+            f"again. {escaped_clip(case.title, 150)}",
+            [],
+        )
     if kind == PAGE_ACKNOWLEDGED:
         text = f":white_check_mark: {_who(session, payload['by'])} acknowledged the page."
         if payload.get("claimed"):

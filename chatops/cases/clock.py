@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 
 from chatops.cases import states
 from chatops.cases.events import record_event
-from chatops.cases.notices import CARD_REFRESH
+from chatops.cases.notices import CARD_REFRESH, REQUESTER_NOTICE
 from chatops.cases.severity import on_severity_set
 from chatops.db import transaction
 from chatops.directory import find_person, is_agent, organisation_of
@@ -194,6 +194,16 @@ def change_severity(
             kind=CARD_REFRESH,
             case_id=case_id,
             now=now,
+        )
+        # The requester was promised a severity and a first-response time (their DM when
+        # the case opened): they are told what holds now (SC-23: admins kept informed).
+        enqueue(
+            session,
+            key=f"{case_id}:requester:severity:{now.isoformat()}",
+            kind=REQUESTER_NOTICE,
+            case_id=case_id,
+            now=now,
+            payload={"event": "severity", "from": old_severity, "to": new_severity},
         )
         return DueChange(old_due, case.first_response_due, case.first_responded_at is not None)
 

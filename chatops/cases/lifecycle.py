@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from chatops.cases import states
 from chatops.cases.clock import pause_case_clock, resume_case_clock
 from chatops.cases.events import record_event
-from chatops.cases.notices import CARD_REFRESH, CASE_MESSAGE, REQUESTER_NOTICE
+from chatops.cases.notices import CARD_REFRESH, CASE_MESSAGE, CASE_REOPENED, REQUESTER_NOTICE
 from chatops.cases.ownership import take_unclaimed
 from chatops.cases.severity import next_update_reminder
 from chatops.db import insert_if_absent, transaction
@@ -371,6 +371,21 @@ def reopen(engine: Engine, case_id: int, who: str, now: datetime, rules: Support
             now=now,
             payload={"event": "reopened"},
         )
+        # An edited card alerts nobody: the thread says so, and the owner hears of it
+        # unless they reopened it themselves.
+        owner = session.get(Person, case.assignee_id) if case.assignee_id else None
+        audience = [{"to": "thread"}]
+        if owner is not None and owner.slack_user_id != who:
+            audience.append({"to": "user", "user": owner.slack_user_id})
+        for where in audience:
+            enqueue(
+                session,
+                key=f"{case_id}:reopened:{where.get('user', 'thread')}:{now.isoformat()}",
+                kind=CASE_REOPENED,
+                case_id=case_id,
+                now=now,
+                payload={**where, "by": who, "requester": is_requester},
+            )
         return Done(case)
 
 

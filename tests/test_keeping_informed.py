@@ -1,0 +1,75 @@
+"""Who hears of a change nobody asked them about: the requester when support changes the
+severity they were promised (SC-15, SC-16; SC-23 keeps the admins informed), and support
+when the requester reopens a resolved case (the card edited in place alerts nobody)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from tests.conftest import TRIAGE, Desk, posts
+
+
+def test_the_requester_is_told_when_support_lowers_the_severity(desk: Desk) -> None:
+    case = desk.open_case(
+        "U0ALICE", severity="A", business_impact="Nobody can send mail", available_contact="Alice"
+    )
+    desk.slack.click_in("U0AGENT1", desk.card(case), "claim_case", channel_id=TRIAGE)
+    desk.standin.wait_for("chat.update")
+    desk.settle()
+    desk.clock.advance(timedelta(minutes=10))
+    desk.slack.click_in("U0AGENT1", desk.card(case), "case_severity", channel_id=TRIAGE)
+    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
+    response = desk.slack.submit_view("U0AGENT1", {"severity": "B", "text": "one mailbox"})
+    assert response.status == 200 and "errors" not in (response.body or ""), response.body
+    desk.settle()
+    [stored] = desk.cases()
+    assert stored.severity == "B"
+    dm = desk.standin.dm_channel("U0ALICE")
+    told = [c.args for c in posts(desk.standin, dm) if "changed the severity" in json.dumps(c.args)]
+    assert len(told) == 1 and told[0]["thread_ts"] == stored.requester_thread_ts
+    text = json.dumps(told[0]["blocks"])
+    assert "from Sev A to *Sev B" in text and "First response by" in text, text
+    assert "one mailbox" not in text  # the agent's reason is support's own
+
+
+def test_support_hears_when_the_requester_reopens(desk: Desk) -> None:
+    case = desk.open_case("U0ALICE")
+    desk.slack.click_in("U0AGENT1", desk.card(case), "claim_case", channel_id=TRIAGE)
+    desk.standin.wait_for("chat.update")
+    desk.settle()
+    desk.slack.click_in("U0AGENT1", desk.card(case), "case_resolve", channel_id=TRIAGE)
+    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
+    assert desk.slack.submit_view("U0AGENT1", {"text": "Rule re-enabled."}).status == 200
+    dm = desk.standin.dm_channel("U0ALICE")
+    call = desk.standin.wait_for("chat.postMessage", lambda c: "is resolved" in json.dumps(c.args))
+    resolved = desk.standin.message(dm, call[0].response["ts"])
+    desk.settle()
+    before = len(posts(desk.standin))
+    desk.clock.advance(timedelta(hours=3))
+    desk.slack.click_in("U0ALICE", resolved, "case_reopen", channel_id=dm, is_ephemeral=False)
+    desk.standin.wait_for("response_url")
+    desk.settle()
+    [stored] = desk.cases()
+    assert stored.status == "in_progress"
+    new = [c.args for c in posts(desk.standin)[before:] if "was reopened" in json.dumps(c.args)]
+    owner_dm = desk.standin.dm_channel("U0AGENT1")
+    assert sorted((m["channel"], m.get("thread_ts")) for m in new) == sorted(
+        [(TRIAGE, stored.card_ts), (owner_dm, None)]
+    )
+    assert "(requester)" in json.dumps(new)
+
+
+def test_an_owner_who_reopens_is_not_told_of_it(desk: Desk) -> None:
+    case = desk.open_case("U0ALICE")
+    desk.slack.click_in("U0AGENT1", desk.card(case), "claim_case", channel_id=TRIAGE)
+    desk.standin.wait_for("chat.update")
+    desk.slack.click_in("U0AGENT1", desk.card(case), "case_resolve", channel_id=TRIAGE)
+    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
+    assert desk.slack.submit_view("U0AGENT1", {"text": "Rule re-enabled."}).status == 200
+    desk.settle()
+    desk.wait_until(lambda: "case_reopen" in json.dumps(desk.card(case)), "card offers Reopen")
+    desk.slack.click_in("U0AGENT1", desk.card(case), "case_reopen", channel_id=TRIAGE)
+    desk.settle()
+    new = [c.args for c in posts(desk.standin) if "was reopened" in json.dumps(c.args)]
+    assert [m["channel"] for m in new] == [TRIAGE]  # the thread only
