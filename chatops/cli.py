@@ -235,12 +235,19 @@ def worker() -> None:
 
 
 @main.command()
-@click.option("--at", "at", default=None, help="ISO-8601 instant (default: now)")
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help="ISO-8601 instant (default: now); support time zone if no offset",
+)
 def tick(at: str | None) -> None:
     """Run every job once as of an instant, then deliver (catch up after downtime)."""
-    from datetime import UTC, datetime
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
     settings = load_settings(require_signing=False)
+    rules = _policy(settings.policy_file)
     instant = None
     if at:
         try:
@@ -248,9 +255,8 @@ def tick(at: str | None) -> None:
         except ValueError:
             _fail(f"--at {at!r} is not an ISO-8601 instant (e.g. 2026-11-26T09:00+08:00)")
         assert instant is not None
-        if instant.tzinfo is None:
-            instant = instant.replace(tzinfo=UTC)
-    _policy(settings.policy_file)
+        if instant.tzinfo is None:  # as `report --until` and `/support oncall override`
+            instant = instant.replace(tzinfo=ZoneInfo(rules.policy.support_timezone))
     from handlers.worker import run_tick
 
     report, sent = run_tick(settings, instant)
