@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -60,6 +60,27 @@ def _write(tmp_path: Path, old: str, new: str) -> Path:
     path = tmp_path / "policy.yml"
     path.write_text(text.replace(old, new, 1))
     return path
+
+
+def test_operator_dates_beat_the_holiday_package_sc20(tmp_path: Path) -> None:
+    """SC-20 Reading: the operator's own dates beat the `holidays` package's. A `closed_dates`
+    entry closes an official make-up working day, and an `open_dates` entry still wins over
+    everything, its own closures included."""
+    path = _write(tmp_path, "    closed_dates: []", "    closed_dates: [2026-09-20, 2026-10-10]")
+    text = path.read_text()
+    assert "    open_dates: {}" in text
+    reopened = '    open_dates: {2026-10-10: "10:00-12:00"}'
+    path.write_text(text.replace("    open_dates: {}", reopened, 1))
+    rules = load_policy(path)
+    billing = rules.calendars["business_days"]
+    # Sun 20 Sep is a make-up working day for National Day; this desk does not staff it
+    assert not billing.is_open(datetime(2026, 9, 20, 2, 0, tzinfo=UTC))  # 10:00 Beijing
+    friday_16 = datetime(2026, 9, 18, 8, 0, tzinfo=UTC)
+    assert rules.first_response_due("billing", "B", friday_16) == datetime(
+        2026, 9, 21, 8, 0, tzinfo=UTC
+    )  # Mon 16:00, not Sun 16:00
+    # Sat 10 Oct (make-up day) closed and reopened 10:00-12:00 by the operator
+    assert billing.windows_on(date(2026, 10, 10)) == ((600, 720),)
 
 
 @pytest.mark.parametrize(

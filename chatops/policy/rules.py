@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -38,23 +38,33 @@ def load_policy(path: str | Path | None = None) -> SupportRules:
 
 
 def build_calendar(spec: CalendarSpec) -> BusinessCalendar:
-    """Turn a calendar entry of the policy into business-time arithmetic."""
+    """Turn a calendar entry of the policy into business-time arithmetic.
+
+    Which rule decides a local date, strongest first: the operator's `open_dates`, the
+    operator's `closed_dates`, the official make-up working days (`official_working_days`),
+    the public holidays, the weekly `hours`. The operator's own dates beat the `holidays`
+    package's data, so a desk that does not staff a make-up Sunday can close it (SC-20).
+    """
     if spec.always_open:
         return BusinessCalendar.always(spec.timezone)
-    closed = set(spec.closed_dates)
-    open_dates: dict = {}
+    closed: set[date] = set()
+    open_dates: dict[date, str] = {}
     if spec.public_holidays:
         closed |= public_holidays(spec.public_holidays, _HOLIDAY_YEARS)
         if spec.official_working_days:
             workday_hours = _weekday_hours(spec)
             for day in adjusted_working_days(spec.public_holidays, _HOLIDAY_YEARS):
                 open_dates[day] = workday_hours
+    closed -= set(open_dates)
+    for day in spec.closed_dates:
+        open_dates.pop(day, None)
+    closed |= set(spec.closed_dates)
     open_dates.update(spec.open_dates)
     closed -= set(spec.open_dates)
     return BusinessCalendar.from_spec(
         timezone=spec.timezone,
         hours=spec.hours,
-        closed_dates=frozenset(closed - set(open_dates)),
+        closed_dates=frozenset(closed),
         extra_open_dates=open_dates,
     )
 
