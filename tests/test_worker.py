@@ -104,6 +104,41 @@ def test_no_warning_while_the_clock_is_stopped_overnight(desk: Desk) -> None:
     assert "<@U0LEAD>" in text and "<@U0AGENT2>" in text
 
 
+def test_a_severity_change_at_night_warns_when_the_clock_starts_again(desk: Desk) -> None:
+    """SC-17, SC-19: the pre-breach warning comes in business time. A change that leaves a
+    case inside its warning lead while its calendar is closed warns when the calendar
+    opens, not while the clock is stopped."""
+    # A Sev C technical case opened Wed 10:00 Beijing has used 14 business hours by midnight
+    # (09:00-24:00). At Thu 01:00 the night agent raises it to Sev B: one business hour is
+    # left, so it is due Thu 10:00, inside the 2-hour lead, and its clock runs from 09:00.
+    wed_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    thu_01 = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
+    thu_09 = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+    desk.clock.set(wed_10)
+    case = desk.open_case("U0ALICE", severity="C")
+    desk.settle()
+    desk.clock.set(thu_01)
+    desk.slack.click_in(
+        "U0AGENT1", desk.card(case), "case_severity", channel_id=TRIAGE, is_ephemeral=False
+    )
+    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
+    response = desk.slack.submit_view(
+        "U0AGENT1", {"text": "customer's CEO is affected", "severity": "B"}
+    )
+    assert response.status == 200
+    desk.settle()
+    [stored] = desk.cases()
+    assert stored.severity == "B"
+    assert stored.first_response_due == datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # Thu 10:00
+    assert stored.sla_warn_at == thu_09
+    desk.run_worker(thu_09 - timedelta(minutes=1), step=timedelta(minutes=15))
+    assert _rows(desk, "sla.warning") == []
+    desk.clock.set(thu_09)
+    tick(desk.service.desk, thu_09)
+    warnings = _rows(desk, "sla.warning")
+    assert warnings and {m.created_at for m in warnings} == {thu_09}
+
+
 def test_a_breach_found_late_marks_the_case_warned_and_keeps_earlier_warnings(
     desk: Desk,
 ) -> None:

@@ -66,7 +66,8 @@ def run_clock(case: Case, rules: SupportRules, elapsed: float, now: datetime) ->
     due, the pre-breach warning instant, and forget the notices sent for an earlier due.
 
     The warning comes `notifications.sla_warning_before[severity]` of *business* time before
-    the due, so a clock that is stopped overnight does not warn at 03:00.
+    the due, so a clock that is stopped overnight does not warn at 03:00 (SC-17, SC-19). A
+    case already inside that lead is warned now if its calendar is open, else when it opens.
     """
     calendar = rules.calendar_for(case.category, case.severity)
     target = rules.target_minutes(case.category, case.severity)
@@ -82,9 +83,7 @@ def run_clock(case: Case, rules: SupportRules, elapsed: float, now: datetime) ->
     case.sla_elapsed_minutes = elapsed
     case.sla_checkpoint_at = now
     case.first_response_due = due
-    case.sla_warn_at = (
-        calendar.add_business_minutes(now, remaining - lead) if remaining > lead else now
-    )
+    case.sla_warn_at = calendar.add_business_minutes(now, max(remaining - lead, 0))
     case.sla_warning_sent_at = None
     case.sla_breach_sent_at = None
 
