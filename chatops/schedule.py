@@ -10,7 +10,10 @@ from sqlmodel import Session, select
 from chatops.db import insert_if_absent, transaction
 from chatops.directory import find_person, is_agent, is_lead
 from chatops.oncall import Override, Rotation, Shift, next_shift, on_call_at
-from models import OnCallOverride, RotationRecord
+from models import OnCallOverride, RotationRecord, SweepMark
+
+HANDOFF_MARK = "handoff"
+"""The sweep mark up to which changes of who is on call have been handed off."""
 
 
 def rotation_from(record: RotationRecord) -> Rotation:
@@ -156,7 +159,7 @@ def add_override(
         if not is_agent(find_person(session, person)):
             raise OverrideRefused("Only support agents can be put on call.")
         check_override_times(starts_at, ends_at, now)
-        return insert_if_absent(
+        added = insert_if_absent(
             session,
             OnCallOverride,
             {
@@ -170,3 +173,22 @@ def add_override(
             },
             ["key"],
         )
+        if added:
+            _reopen_handoffs(session, starts_at)
+        return added
+
+
+def _reopen_handoffs(session: Session, changed_from: datetime) -> None:
+    """Take the handoff sweep's mark back to just before `changed_from` if it has passed it.
+
+    The sweep hands off the changes after its mark, so an override from an instant it has
+    already swept ("from now", typed seconds into the minute) would change who is on call
+    with nobody told. Its next sweep reports the change; changes it reported before keep
+    their outbox keys and are not sent again. Locking the mark orders this against a sweep
+    running now: either that sweep reads the new override, or this sees the mark it moved.
+    """
+    mark = session.exec(
+        select(SweepMark).where(SweepMark.name == HANDOFF_MARK).with_for_update()
+    ).first()
+    if mark is not None and mark.swept_until >= changed_from:
+        mark.swept_until = changed_from - timedelta(microseconds=1)

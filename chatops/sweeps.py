@@ -36,7 +36,7 @@ from chatops.oncall import changes_between, on_call_at
 from chatops.outbox import Notice, enqueue, enqueue_many
 from chatops.paging import escalate_due_pages
 from chatops.policy import SupportRules
-from chatops.schedule import load_overrides, load_rotations
+from chatops.schedule import HANDOFF_MARK, load_overrides, load_rotations
 from models import Case, Person, SweepMark
 from models.types import UTCDateTime
 
@@ -303,10 +303,11 @@ def _advance_mark(session: Session, name: str, now: datetime) -> datetime:
 
 def sweep_handoffs(engine: Engine, now: datetime) -> int:
     """A handoff notice at every change of who is on call (channel post + DM to the
-    incoming person), for changes since the last sweep."""
+    incoming person), for changes since the last sweep (or since an override added for an
+    instant already swept took the mark back)."""
     sent = 0
     with transaction(engine) as session:
-        since = _advance_mark(session, "handoff", now)
+        since = _advance_mark(session, HANDOFF_MARK, now)
         if since >= now:
             return 0
         for name, rotation in load_rotations(session).items():
@@ -320,7 +321,9 @@ def sweep_handoffs(engine: Engine, now: datetime) -> int:
                     "shift_ends": incoming.ends_at.isoformat() if incoming.ends_at else None,
                     "previous_started": outgoing.starts_at.isoformat(),
                 }
-                key = f"handoff:{name}:{instant.isoformat()}"
+                # an override added late may put someone else on at an instant already
+                # handed off (`add_override`): a different handoff, so a different key
+                key = f"handoff:{name}:{instant.isoformat()}:{incoming.person or 'nobody'}"
                 enqueue(
                     session,
                     key=f"{key}:channel",

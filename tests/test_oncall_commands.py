@@ -82,3 +82,68 @@ def test_an_empty_slot_is_reported_once(desk: Desk) -> None:
         "chat.postMessage", lambda c: "Nobody is on call for" in json.dumps(c.args)
     )
     assert "`secondary`" in json.dumps(posted[0].args)
+
+
+def test_an_override_from_a_minute_already_swept_hands_off_to_the_person_put_on_call(
+    desk: Desk,
+) -> None:
+    """A handoff goes out at every change of who is on call, including one an override makes
+    from an instant the worker's handoff sweep has already passed ("from now", typed a few
+    seconds into the minute): a channel post and a DM to the person put on call, with the
+    outgoing person, once."""
+    # Wed 14:00 Beijing, the worker sweeping every 15 s; at 14:03:20 Lee puts Eli on the
+    # primary pager from 14:03 while Dana is on.
+    start = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+    desk.clock.set(start)
+    desk.run_worker(start + timedelta(minutes=3, seconds=20), step=timedelta(seconds=15))
+    before = {m.key for m in desk.outbox() if m.kind == "oncall.handoff"}
+    reply = desk.ask(
+        "U0LEAD", "oncall override primary <@U0AGENT2> 2026-11-25T14:03 2026-11-25T20:00"
+    )
+    assert "is on call for *primary*" in json.dumps(reply)
+    assert "*primary*: <@U0AGENT2> (override)" in json.dumps(desk.ask("U0CARL", "oncall"))
+    desk.run_worker(start + timedelta(minutes=10), step=timedelta(seconds=15))
+    tick(desk.service.desk, start + timedelta(minutes=10))  # again: nothing new
+    new = [m for m in desk.outbox() if m.kind == "oncall.handoff" and m.key not in before]
+    assert sorted((m.payload["to"], m.payload.get("user")) for m in new) == [
+        ("channel", None),
+        ("user", "U0AGENT2"),
+    ], [(m.key, m.payload) for m in new]
+    assert {(m.payload["outgoing"], m.payload["incoming"]) for m in new} == {
+        ("U0AGENT1", "U0AGENT2")
+    }
+    assert {m.payload["at"] for m in new} == {"2026-11-25T06:03:00+00:00"}
+    dm = desk.standin.wait_for(
+        "chat.postMessage",
+        lambda c: (
+            c.args["channel"] == desk.standin.dm_channel("U0AGENT2")
+            and c.args.get("text") == "Shift handoff: primary"
+        ),
+    )
+    assert "Open cases" in json.dumps(dm[0].args["blocks"])
+
+
+def test_an_override_from_a_shift_change_already_handed_off_tells_its_own_person(
+    desk: Desk,
+) -> None:
+    """An override laid over a shift change that was already handed off is a different
+    handoff: the person it puts on call is told too, and the first one is not sent again."""
+    desk.clock.set(WED_0840)
+    desk.run_worker(WED_0840 + timedelta(minutes=25))  # 09:05: Eli -> Dana handed off at 09:00
+    first = [m for m in desk.outbox() if m.kind == "oncall.handoff"]
+    assert {(m.payload["to"], m.payload["incoming"]) for m in first} == {
+        ("channel", "U0AGENT1"),
+        ("user", "U0AGENT1"),
+    }
+    reply = desk.ask(
+        "U0LEAD", "oncall override primary <@U0LEAD|lee> 2026-11-25T09:00 2026-11-25T12:00"
+    )
+    assert "is on call for *primary*" in json.dumps(reply)
+    desk.run_worker(WED_0840 + timedelta(minutes=30))
+    handoffs = [m for m in desk.outbox() if m.kind == "oncall.handoff"]
+    later = [m for m in handoffs if m.id not in {f.id for f in first}]
+    assert len(handoffs) == 4
+    assert {(m.payload["to"], m.payload.get("user"), m.payload["at"]) for m in later} == {
+        ("channel", None, "2026-11-25T01:00:00+00:00"),
+        ("user", "U0LEAD", "2026-11-25T01:00:00+00:00"),
+    }
