@@ -29,7 +29,7 @@ from chatops.queues import find_case, parse_case_reference
 from handlers import blocks
 from handlers.desk import Desk
 from handlers.text import clip, escape, escaped_clip, mention, record_id
-from models import Case, CaseEvent, CaseMessage, Organisation, Person
+from models import Case, CaseEvent, CaseMessage, Organisation, Person, SurveyAnswer
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +409,9 @@ def case_detail(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
         messages = session.exec(
             select(CaseMessage).where(CaseMessage.case_id == case_id).order_by(CaseMessage.id)  # type: ignore[arg-type]
         ).all()
+        survey = session.exec(select(SurveyAnswer).where(SurveyAnswer.case_id == case_id)).first()
+    if notes_hidden:  # internal notes are support's: not even that one was written
+        events = [event for event in events if event.kind != "note"]
     lines = []
     for event in events[-TIMELINE_EVENTS:]:
         who = people.get(event.actor_id) if event.actor_id else None
@@ -431,7 +434,13 @@ def case_detail(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
         f"Owner: {mention(people[case.assignee_id].slack_user_id) if case.assignee_id else '—'}"
         f" · {len(shown)} message(s)"
     )
-    return blocks.plain(head) + blocks.plain(f"*Timeline*\n{_timeline(lines, len(events))}")
+    answer = blocks.plain(head) + blocks.plain(f"*Timeline*\n{_timeline(lines, len(events))}")
+    if survey is not None and not notes_hidden:  # what the requester said of the case (SC-23)
+        rated = f"*Survey:* {survey.rating}/5"
+        answer += blocks.plain(
+            f"{rated} — “{escaped_clip(survey.comment, 2000)}”" if survey.comment else rated
+        )
+    return answer
 
 
 TIMELINE_EVENTS = 25  # the most a case's view lists; earlier ones are counted

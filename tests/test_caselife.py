@@ -91,6 +91,11 @@ def test_note_stays_internal(desk: Desk) -> None:
     assert "misconfigured" not in _dm_texts(desk, "U0ALICE")
     [stored] = desk.cases()
     assert stored.first_responded_at is None  # a note is not a response
+    # the case view: agents see the note in the timeline; the requester not even that one
+    # was written
+    assert "note by" in json.dumps(desk.ask("U0AGENT1", f"case {case.number}"))
+    admin_view = json.dumps(desk.ask("U0ALICE", f"case {case.number}"))
+    assert case.number in admin_view and "note" not in admin_view.lower()
 
 
 def test_awaiting_customer_pauses_and_a_reply_resumes_once(desk: Desk) -> None:
@@ -185,6 +190,9 @@ def test_resolve_survey_once_reopen(desk: Desk) -> None:
     with Session(desk.engine) as session:
         [answer] = session.exec(select(SurveyAnswer)).all()
     assert answer.rating == 4
+    # what the requester said is shown to support in the case view, not to the requester
+    assert "*Survey:* 4/5" in json.dumps(desk.ask("U0AGENT1", f"case {case.number}"))
+    assert "Survey" not in json.dumps(desk.ask("U0ALICE", f"case {case.number}"))
     desk.slack.click_in("U0ALICE", resolved, "case_reopen", channel_id=channel, is_ephemeral=False)
     desk.standin.wait_for("response_url", count=4)
     [stored] = desk.cases()
