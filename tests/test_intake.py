@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
 from sqlmodel import Session
 
 from chatops.directory import find_person
@@ -192,6 +193,26 @@ def test_invalid_contact_details(desk: Desk) -> None:
         "U0ALICE", contact_method="phone", phone="call me maybe", email="not-an-email"
     ).json()
     assert set(reply["errors"]) >= {"phone", "email"}
+    assert desk.cases() == []
+
+
+@pytest.mark.parametrize("phone", ["(010) 5555 0101", "+86 (10) 5555 0101", "+(86) 10 5555 0101"])
+def test_a_phone_number_with_its_area_code_in_brackets_is_taken(desk: Desk, phone: str) -> None:
+    # SC-7, SC-18: the admin confirms or corrects their number, and the error message says
+    # brackets are fine; "(010) 5555 0101" is the usual way to write an area code.
+    desk.open_intake("U0ALICE")
+    response = desk.submit("U0ALICE", phone=phone, email="alice@contoso.example")
+    assert response.status == 200
+    assert "errors" not in (response.body or ""), response.body
+    [case] = desk.cases()
+    assert case.contact_phone == phone
+
+
+@pytest.mark.parametrize("phone", ["(", "()", "((((((((", "(abc) 5555 0101", "+-------"])
+def test_brackets_alone_are_not_a_phone_number(desk: Desk, phone: str) -> None:
+    desk.open_intake("U0ALICE")
+    reply = desk.submit("U0ALICE", phone=phone, email="alice@contoso.example").json()
+    assert "phone" in reply["errors"]
     assert desk.cases() == []
 
 

@@ -58,6 +58,17 @@ def test_changed_entry_is_updated_in_place(engine, tmp_path: Path) -> None:  # t
         assert alice.phone == "+86 10 5555 0999"
 
 
+def test_a_directory_phone_may_start_with_its_area_code_in_brackets(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # The intake form offers the directory's number to confirm (SC-7) and takes the same
+    # forms; caller verification ignores the brackets (SC-22).
+    edited = tmp_path / "edited.yml"
+    edited.write_text(ROSTER.read_text().replace("+86 10 5555 0101", "(010) 5555 0101"))
+    load_roster(engine, edited, RULES.policy)
+    with Session(engine) as session:
+        alice = session.exec(select(Person).where(Person.slack_user_id == "U0ALICE")).one()
+        assert alice.phone == "(010) 5555 0101"
+
+
 BAD_FILES = {
     "unknown role": (
         "channels: {triage: C0T}\norganisations:\n  - {key: acme, name: Acme}\n"

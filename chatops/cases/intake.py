@@ -17,7 +17,10 @@ DESCRIPTION_MAX = 3000  # Slack's plain_text_input limit
 IMPACT_MAX = 2000
 NAME_MAX = 200
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 ()\-]{5,30}$")
+# An area code may come first in brackets, "(010) 5555 0101"; a digit must follow it, so
+# brackets and dashes alone are refused. Same as the directory's check (directory/roster.py),
+# whose number the form offers to confirm.
+_PHONE = re.compile(r"^\+?\(?[0-9][0-9 ()\-]{5,30}$")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,9 @@ STAFF_ROLES = {"agent": "Support agent", "lead": "Support lead"}
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,31}$")
 _SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,31}$")
 _EMAIL = re.compile(r"^(?=.{3,254}$)[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 ()\-]{5,30}$")
+# An area code may come first in brackets, "(010) 5555 0101"; the intake form takes the
+# same forms (cases/intake.py) and caller verification ignores the brackets (SC-22).
+_PHONE = re.compile(r"^\+?\(?[0-9][0-9 ()\-]{5,30}$")
 
 
 class _Entry(BaseModel):
