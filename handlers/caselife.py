@@ -370,7 +370,9 @@ def register(app: App, desk: Desk) -> None:
     @app.event("message")
     def relay(event: dict[str, Any], body: dict[str, Any]) -> None:
         """The requester's replies in their case's DM thread reach the triage thread."""
-        if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
+        if event.get("channel_type") != "im" or event.get("bot_id"):
+            return
+        if (event.get("subtype") or None) not in RELAYED_SUBTYPES:
             return
         thread_ts, user = event.get("thread_ts"), event.get("user")
         if not thread_ts or not user:
@@ -380,13 +382,41 @@ def register(app: App, desk: Desk) -> None:
             event.get("channel", ""),
             thread_ts,
             user,
-            event.get("text") or "",
+            _relayed_text(event),
             body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}",
             desk.rules,
             desk.clock.now(),
         )
         if done is not None:
             desk.deliver(done.case.id)
+
+
+# A plain reply has no subtype; Slack gives one to a reply with a file attached and to one
+# also sent to the conversation, and those are the requester's words as much. Every other
+# subtype is an edit, a deletion or a system message: relaying it would repeat or invent a
+# reply. A tuple, so that a subtype of a shape Slack never sends compares unequal.
+RELAYED_SUBTYPES: tuple[str | None, ...] = (None, "file_share", "thread_broadcast")
+
+
+def _relayed_text(event: dict[str, Any]) -> str:
+    """The reply's words, then a line per attached file: only text is relayed, so support
+    learns that a file came, by name and link when the event carries them. It is stored
+    and escaped with the words (notices: user text is escaped when shown)."""
+    text, listed = event.get("text"), event.get("files")
+    lines = [text if isinstance(text, str) else ""]
+    files: list[Any] = listed if isinstance(listed, list) else []
+    if event.get("subtype") == "file_share" and not files:
+        files = [{}]
+    for item in files:
+        file: dict[str, Any] = item if isinstance(item, dict) else {}
+        name = next(
+            (v for v in (file.get("name"), file.get("title")) if isinstance(v, str) and v.strip()),
+            "a file",
+        )
+        link = file.get("permalink")
+        where = f" {link}" if isinstance(link, str) and link.startswith("https://") else ""
+        lines.append(f"[file attached: {name}{where}]")
+    return "\n".join(line for line in lines if line)
 
 
 def case_detail(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from handlers.worker import tick
-from tests.conftest import TRIAGE, Desk
+from tests.conftest import TRIAGE, Desk, posts
 
 WED_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
@@ -244,6 +244,116 @@ def test_case_view_is_scoped(desk: Desk) -> None:
         body = json.dumps(desk.ask(user, "case CS-00001"))
         assert "No case CS-00001 that you can see" in body
     assert "No case CS-00999 that you can see" in json.dumps(desk.ask("U0AGENT1", "case 999"))
+
+
+def _case_with_dm_thread(desk: Desk):  # type: ignore[no-untyped-def]
+    desk.open_case("U0ALICE")
+    channel = desk.standin.dm_channel("U0ALICE")
+    desk.standin.wait_for(
+        "chat.postMessage",
+        lambda c: c.args["channel"] == channel and "is open" in json.dumps(c.args),
+    )
+
+    def stored():  # type: ignore[no-untyped-def]
+        [fresh] = desk.cases()
+        return fresh if fresh.requester_thread_ts else None
+
+    return desk.wait_until(stored, "the requester's DM thread is recorded"), channel
+
+
+def _dm_event(desk: Desk, case, channel: str, text: str, **fields) -> dict:  # type: ignore[no-untyped-def]
+    """A `message` event in the requester's case thread, as Slack sends it with `fields`
+    (a subtype and what comes with it)."""
+    stored = desk.standin.add_message(
+        channel, text, user="U0ALICE", thread_ts=case.requester_thread_ts
+    )
+    return {
+        "type": "message",
+        "channel": channel,
+        "channel_type": "im",
+        "user": "U0ALICE",
+        "text": text,
+        "ts": stored["ts"],
+        "thread_ts": case.requester_thread_ts,
+        **fields,
+    }
+
+
+def _relayed(desk: Desk, text: str) -> list:  # type: ignore[type-arg]
+    return [c for c in posts(desk.standin, TRIAGE) if text in json.dumps(c.args)]
+
+
+def test_a_reply_with_a_file_is_relayed_once_with_the_file_named(desk: Desk) -> None:
+    # A reply with a screenshot arrives with subtype `file_share`: its words reach support
+    # with the file's name and link (escaped like all user text), and a retry of the same
+    # event is not relayed again.
+    case, channel = _case_with_dm_thread(desk)
+    event = _dm_event(
+        desk,
+        case,
+        channel,
+        "Screenshot of the bounce attached",
+        subtype="file_share",
+        files=[
+            {
+                "id": "F0SHOT",
+                "name": "<!channel> bounce.png",
+                "mimetype": "image/png",
+                "permalink": "https://contoso.slack.com/files/U0ALICE/F0SHOT/bounce.png",
+            }
+        ],
+        upload=False,
+        display_as_bot=False,
+    )
+    first = desk.slack.event(event)
+    assert first.status == 200
+    desk.settle()
+    assert desk.slack.event(first.sent["event"], retry_num=1, event_id=first.event_id).status == 200
+    desk.settle()
+    [relayed] = _relayed(desk, "Screenshot of the bounce attached")
+    shown = json.dumps(relayed.args)
+    assert "bounce.png" in shown and "F0SHOT/bounce.png" in shown
+    assert "<!channel>" not in shown and "&lt;!channel&gt;" in shown
+    assert len(desk.events("customer_replied")) == 1
+
+
+def test_a_file_sent_without_words_is_relayed(desk: Desk) -> None:
+    case, channel = _case_with_dm_thread(desk)
+    event = _dm_event(
+        desk, case, channel, "", subtype="file_share", files=[{"id": "F0LOG", "name": "smtp.log"}]
+    )
+    assert desk.slack.event(event).status == 200
+    desk.settle()
+    assert len(_relayed(desk, "smtp.log")) == 1
+
+
+def test_a_reply_also_sent_to_the_conversation_is_relayed(desk: Desk) -> None:
+    # "Also send to direct message" makes the thread reply a `thread_broadcast`.
+    case, channel = _case_with_dm_thread(desk)
+    event = _dm_event(desk, case, channel, "It fails again since 11:00", subtype="thread_broadcast")
+    assert desk.slack.event(event).status == 200
+    desk.settle()
+    assert len(_relayed(desk, "It fails again since 11:00")) == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"subtype": "message_changed"},
+        {"subtype": "message_deleted"},
+        {"subtype": "bot_message", "bot_id": "B0OTHER"},
+        {"subtype": "file_share", "bot_id": "B0OTHER"},
+        {"subtype": "thread_broadcast", "bot_id": "B0OTHER"},
+        {"subtype": "channel_join"},
+    ],
+)
+def test_edits_deletions_bots_and_system_messages_are_not_relayed(desk: Desk, fields) -> None:  # type: ignore[no-untyped-def]
+    case, channel = _case_with_dm_thread(desk)
+    event = _dm_event(desk, case, channel, "Not a reply to relay", **fields)
+    assert desk.slack.event(event).status == 200
+    desk.settle()
+    assert _relayed(desk, "Not a reply to relay") == []
+    assert desk.events("customer_replied") == []
 
 
 @pytest.mark.postgres
