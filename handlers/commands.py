@@ -103,6 +103,6 @@ def question_reply(desk: Desk, user_id: str, question: str) -> list[dict[str, An
             return blocks.article_matches(hits) + blocks.not_admin(admins, desk.rules)
         if refusal == "partner_only":  # SC-3 for cases, SC-25 for self-help all the same
             return blocks.article_matches(hits) + blocks.partner_only(organisation)
-        if refusal == "no_category":
-            return blocks.plain(blocks.submission_refused(refusal))
+        if refusal == "no_category":  # an admin all the same: SC-25 before the refusal
+            return blocks.article_matches(hits) + blocks.plain(blocks.submission_refused(refusal))
         return blocks.question_answer(question, desk.rules, hits)

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import yaml
 from sqlalchemy import event
 
-from tests.conftest import Desk
+from chatops.clock import ManualClock
+from chatops.config import Settings
+from chatops.directory.roster import load_roster
+from chatops.kb import load_articles
+from chatops.policy.rules import default_policy_path
+from chatops.standin import SlackSender, SlackStandIn
+from handlers.server import ThreadedServer, build_service
+from tests.conftest import OPEN_HOURS, ROOT, ROSTER, SECRET, Desk
 
 
 def _text(reply: dict) -> str:
@@ -59,6 +68,56 @@ def test_non_admin_is_told_who_the_admins_are(desk: Desk) -> None:
     assert "Help articles that may answer it" in body  # SC-25: non-admins can search
     assert "contact_support" not in body
     assert desk.cases() == []
+
+
+def test_an_admin_whose_role_opens_no_category_gets_self_help(tmp_path: Path) -> None:
+    # SC-25: self-help is for everyone. A policy may list an admin role in no category's
+    # allowed_roles (`chatops policy check` accepts it); such an admin gets the matching
+    # articles like a non-admin does, then the reason they can't open a case.
+    policy = yaml.safe_load(default_policy_path().read_text())
+    for category in policy["categories"].values():
+        category["allowed_roles"] = [r for r in category["allowed_roles"] if r != "user_admin"]
+    policy_file = tmp_path / "policy.yml"
+    policy_file.write_text(yaml.safe_dump(policy, allow_unicode=True))
+    roster = yaml.safe_load(ROSTER.read_text())
+    roster["people"].append(
+        {
+            "slack_id": "U0UMA",
+            "name": "Uma Qian",
+            "email": "uma@contoso.example",
+            "organisation": "contoso",
+            "tz": "Asia/Shanghai",
+            "roles": ["user_admin"],
+        }
+    )
+    roster_file = tmp_path / "roster.yml"
+    roster_file.write_text(yaml.safe_dump(roster))
+    standin = SlackStandIn().start()
+    settings = Settings(
+        slack_bot_token=standin.bot_token,
+        slack_signing_secret=SECRET,
+        slack_api_url=standin.api_url,
+        database_url=f"sqlite:///{tmp_path / 'desk.db'}",
+        policy_file=policy_file,
+        channel_pace_seconds=0.02,
+    )
+    service = build_service(settings, clock=ManualClock(OPEN_HOURS))
+    load_roster(service.engine, roster_file, service.rules.policy)
+    load_articles(service.engine, ROOT / "examples" / "kb")
+    server = ThreadedServer(service.wsgi).start()
+    try:
+        sender = SlackSender(server.url + "/slack/events", SECRET, standin)
+        carl = _text(sender.command("U0CARL", "mail forwarding stopped").json())
+        assert "Help articles that may answer it" in carl
+        uma = _text(sender.command("U0UMA", "mail forwarding stopped").json())
+        articles = uma.find("Help articles that may answer it")
+        refused = uma.find("Your admin role can't open support cases.")
+        assert 0 <= articles < refused, uma
+        assert "contact_support" not in uma
+    finally:
+        server.stop()
+        service.close()
+        standin.stop()
 
 
 def test_unknown_person_is_not_registered(desk: Desk) -> None:
