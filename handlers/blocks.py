@@ -4,6 +4,7 @@ limits (section text, button labels, modal titles) are checked before anything i
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,19 +101,18 @@ def _mrkdwn(text: str) -> SectionBlock:
 # --- /support replies -------------------------------------------------------------------
 
 
-def usage(subcommands: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def usage(
+    subcommands: list[tuple[str, str]], without_arguments: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     lines = "\n".join(f"• `/support {name}` — {what}" for name, what in subcommands)
+    rule = "A question needs at least two words; a single word is read as a subcommand."
+    if without_arguments:
+        names = " or ".join(f"`{name}`" for name in without_arguments)
+        rule += f" Words after {names} (no arguments) make a question that starts with it."
     return _as_dicts(
         [
             _mrkdwn("*Support desk* — here is what `/support` can do:\n" + lines),
-            ContextBlock(
-                elements=[
-                    MarkdownTextObject(
-                        text="A question needs at least two words; a single word is read "
-                        "as a subcommand."
-                    )
-                ]
-            ),
+            ContextBlock(elements=[MarkdownTextObject(text=rule)]),
         ]
     )
 

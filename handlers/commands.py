@@ -28,6 +28,10 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("oncall", "who is on call now and next (leads: `oncall override …`)"),
     ("&lt;your question&gt;", "search help, then *Contact support* to open a case (admins)"),
 ]
+# These take no arguments, so words after one are a question that starts with it ("help me
+# set up mail forwarding"); the others keep their meaning with words after them (`case 12`,
+# `oncall override …`).
+WITHOUT_ARGUMENTS = ("help", "hours")
 
 
 def register(app: App, desk: Desk) -> None:
@@ -45,14 +49,14 @@ def register(app: App, desk: Desk) -> None:
         + [(name, help_text) for name, (help_text, _f) in extensions.subcommands().items()]
         + SUBCOMMANDS[-1:]
     )
-    handlers["help"] = lambda _desk, _user, _rest: blocks.usage(usage_lines)
+    handlers["help"] = lambda _desk, _user, _rest: blocks.usage(usage_lines, WITHOUT_ARGUMENTS)
 
     @app.command("/support")
     def support(ack: Ack, command: dict[str, Any]) -> None:
         text = (command.get("text") or "").strip()
         user_id = command["user_id"]
         if not text:
-            ack(blocks=blocks.usage(usage_lines), text="How to use /support")
+            ack(blocks=blocks.usage(usage_lines, WITHOUT_ARGUMENTS), text="How to use /support")
             return
         if len(text) > QUESTION_LIMIT:
             message = (
@@ -63,7 +67,7 @@ def register(app: App, desk: Desk) -> None:
             return
         word, _, rest = text.partition(" ")
         word = word.lower()
-        if word in handlers:
+        if word in handlers and not (rest and word in WITHOUT_ARGUMENTS):
             ack(blocks=handlers[word](desk, user_id, rest), text="/support")
             return
         if not rest:

@@ -30,6 +30,30 @@ def test_empty_and_help_show_usage(desk: Desk) -> None:
     assert desk.cases() == []
 
 
+def test_a_question_that_starts_with_a_subcommand_without_arguments_is_searched(
+    desk: Desk,
+) -> None:
+    # SC-6: `help` and `hours` take no arguments, so words after them are a question (the
+    # usage says so), not a subcommand with arguments it would ignore.
+    for question in ("help me set up mail forwarding", "Hours of mail forwarding"):
+        body = _text(desk.ask("U0ALICE", question))
+        assert "Help articles that may answer it" in body, body[:300]
+        assert "contact_support" in body
+        assert "here is what `/support` can do" not in body
+    usage = _text(desk.ask("U0ALICE", "help"))
+    assert "Words after `help` or `hours` (no arguments) make a question" in usage
+    assert "Support hours" in _text(desk.ask("U0ALICE", "hours"))
+    assert desk.cases() == []
+
+
+def test_subcommands_that_take_arguments_keep_their_meaning(desk: Desk) -> None:
+    case = desk.open_case("U0ALICE")
+    body = _text(desk.ask("U0ALICE", f"case {case.id}"))
+    assert case.number in body and "Help articles" not in body
+    assert "No case CS-00012 that you can see" in _text(desk.ask("U0ALICE", "case 12"))
+    assert "Help articles" not in _text(desk.ask("U0ALICE", "list mine"))
+
+
 def test_admin_question_offers_contact_support(desk: Desk) -> None:
     reply = desk.ask("U0ALICE", "mail forwarding stopped")
     body = _text(reply)
