@@ -40,6 +40,7 @@ from chatops.cases.notices import (
     SLA_WARNING,
     UPDATE_REMINDER,
 )
+from chatops.cases.states import CLOSED, RESOLVED
 from chatops.directory import channel_for, find_person, is_lead
 from chatops.health import HEALTH_UPDATE
 from chatops.paging import total_steps
@@ -233,8 +234,10 @@ def _requester(
     now: datetime,
 ) -> Outgoing:
     event = payload.get("event")
-    if event in ("reply", "awaiting", "resolved", "reopened"):
+    if event in ("reply", "awaiting", "resolved", "reopened", "written_after_end"):
         text, body = _requester_update(session, ctx, event, payload)
+        if not body:
+            return Outgoing(text="", skip=True)
         return Outgoing(
             text=text,
             blocks=body,
@@ -290,6 +293,21 @@ def _requester_update(
         return f"{case.number} reopened", _as_dicts(
             [_section(f"*{case.number}* is open again; support is on it.")]
         )
+    if event == "written_after_end":
+        if case.status == CLOSED:
+            text = (
+                f"*{case.number}* is closed, so nobody is working on it any more. If you "
+                f"still need help, ask with `/support` and open a new case (mention "
+                f"{case.number})."
+            )
+        elif case.status == RESOLVED:
+            text = (
+                f"*{case.number}* is resolved, so nobody is working on it now. If the problem "
+                "is back, press *Reopen* on the message above that says it is resolved."
+            )
+        else:  # reopened since: the message reached the people working on it
+            return "", []
+        return f"{case.number} is {case.status}", _as_dicts([_section(text)])
     resolved = _whole_text(
         f":white_check_mark: *{case.number}* is resolved.", case.resolution_note or ""
     )

@@ -73,3 +73,39 @@ def test_an_owner_who_reopens_is_not_told_of_it(desk: Desk) -> None:
     desk.settle()
     new = [c.args for c in posts(desk.standin) if "was reopened" in json.dumps(c.args)]
     assert [m["channel"] for m in new] == [TRIAGE]  # the thread only
+
+
+def _written_after_end_answers(desk: Desk, channel: str) -> list[str]:
+    return [
+        json.dumps(c.args["blocks"])
+        for c in posts(desk.standin, channel)
+        if "nobody is working on it" in json.dumps(c.args)
+    ]
+
+
+def test_a_requester_writing_on_a_resolved_or_closed_case_is_told_what_to_do(
+    desk: Desk,
+) -> None:
+    """Nobody works a resolved or closed case, so a message there would wait for nobody: the
+    requester is told (once while it stays so) to press Reopen, or, once it is closed, to
+    open a new case; the message still reaches the case's thread."""
+    case = desk.open_case("U0ALICE")
+    desk.slack.click_in("U0AGENT1", desk.card(case), "case_resolve", channel_id=TRIAGE)
+    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
+    assert desk.slack.submit_view("U0AGENT1", {"text": "Rule re-enabled."}).status == 200
+    desk.settle()
+    [stored] = desk.cases()
+    dm, thread = desk.standin.dm_channel("U0ALICE"), stored.requester_thread_ts
+    for words in ("still broken", "really, still broken"):
+        assert desk.slack.message("U0ALICE", dm, words, thread_ts=thread).status == 200
+        desk.settle()
+    [told] = _written_after_end_answers(desk, dm)
+    assert "is resolved" in told and "Reopen" in told
+    relayed = json.dumps([c.args for c in posts(desk.standin, TRIAGE)])
+    assert "really, still broken" in relayed
+    desk.run_worker(desk.clock.now() + timedelta(days=6), step=timedelta(hours=12))
+    assert desk.cases()[0].status == "closed"
+    assert desk.slack.message("U0ALICE", dm, "hello?", thread_ts=thread).status == 200
+    desk.settle()
+    answers = _written_after_end_answers(desk, dm)
+    assert len(answers) == 2 and "is closed" in answers[1] and "new case" in answers[1]

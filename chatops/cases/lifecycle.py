@@ -300,6 +300,18 @@ def customer_message(
         if case.status == states.AWAITING_CUSTOMER:
             _set_status(session, case, requester, states.IN_PROGRESS, now, "customer replied")
             resume_case_clock(session, case, rules, now)  # with the status: one commit
+        ended = case.closed_at if case.status == states.CLOSED else case.resolved_at
+        if case.status in (states.RESOLVED, states.CLOSED) and ended is not None:
+            # Nobody works a resolved or closed case: the requester is told what to do
+            # instead (once while it stays so, not for every message).
+            enqueue(
+                session,
+                key=f"{case.id}:requester:written:{case.status}:{ended.isoformat()}",
+                kind=REQUESTER_NOTICE,
+                case_id=case.id,
+                now=now,
+                payload={"event": "written_after_end"},
+            )
     return Done(case)
 
 
