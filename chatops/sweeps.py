@@ -36,15 +36,17 @@ from chatops.oncall import changes_between, on_call_at
 from chatops.outbox import Notice, enqueue, enqueue_many
 from chatops.paging import escalate_due_pages
 from chatops.policy import SupportRules
-from chatops.schedule import HANDOFF_MARK, load_overrides, load_rotations
+from chatops.schedule import HANDOFF_MARK, OVERRIDE_GRACE, load_overrides, load_rotations
 from models import Case, Person, SweepMark
 from models.types import UTCDateTime
 
 log = logging.getLogger(__name__)
 
-# How far back a handoff sweep looks the first time, and at most after downtime: older
-# shift changes are history, not news.
+# How far back a handoff sweep looks the first time: older shift changes are history, not
+# news. After downtime, or an override added late (cover that began earlier today), it
+# looks back as far as an override may start, so that such an override is handed off.
 HANDOFF_LOOKBACK = timedelta(hours=12)
+HANDOFF_CATCH_UP = OVERRIDE_GRACE
 
 
 @dataclass
@@ -291,11 +293,12 @@ def sweep_downgrade_offers(engine: Engine, rules: SupportRules, now: datetime) -
 
 
 def _advance_mark(session: Session, name: str, now: datetime) -> datetime:
-    """Where the last sweep of this kind stopped (at most HANDOFF_LOOKBACK ago); move it on."""
-    earliest = now - HANDOFF_LOOKBACK
-    insert_if_absent(session, SweepMark, {"name": name, "swept_until": earliest}, ["name"])
+    """Where the last sweep of this kind stopped (HANDOFF_LOOKBACK ago the first time, at
+    most HANDOFF_CATCH_UP ago); move it on."""
+    first = now - HANDOFF_LOOKBACK
+    insert_if_absent(session, SweepMark, {"name": name, "swept_until": first}, ["name"])
     mark = session.exec(select(SweepMark).where(SweepMark.name == name).with_for_update()).one()
-    since = max(earliest, mark.swept_until)
+    since = max(now - HANDOFF_CATCH_UP, mark.swept_until)
     if now > mark.swept_until:
         mark.swept_until = now
     return since
@@ -321,9 +324,16 @@ def sweep_handoffs(engine: Engine, now: datetime) -> int:
                     "shift_ends": incoming.ends_at.isoformat() if incoming.ends_at else None,
                     "previous_started": outgoing.starts_at.isoformat(),
                 }
-                # an override added late may put someone else on at an instant already
-                # handed off (`add_override`): a different handoff, so a different key
-                key = f"handoff:{name}:{instant.isoformat()}:{incoming.person or 'nobody'}"
+                # An override added late may change who comes on at an instant already
+                # handed off (`add_override`): a different handoff, so a different key; the
+                # kind and end of the incoming stretch tell a later override that puts the
+                # rotation's own person back (over another override) from the first handoff.
+                ends = incoming.ends_at.isoformat() if incoming.ends_at else "open"
+                kind = "override" if incoming.is_override else "rotation"
+                key = (
+                    f"handoff:{name}:{instant.isoformat()}:{incoming.person or 'nobody'}"
+                    f":{kind}:{ends}"
+                )
                 enqueue(
                     session,
                     key=f"{key}:channel",

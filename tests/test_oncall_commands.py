@@ -147,3 +147,59 @@ def test_an_override_from_a_shift_change_already_handed_off_tells_its_own_person
         ("channel", None, "2026-11-25T01:00:00+00:00"),
         ("user", "U0LEAD", "2026-11-25T01:00:00+00:00"),
     }
+
+
+def _handoff_rows(desk: Desk) -> list:  # type: ignore[type-arg]
+    return [m for m in desk.outbox() if m.kind == "oncall.handoff"]
+
+
+def test_an_override_that_puts_the_original_person_back_hands_off_to_them_again(
+    desk: Desk,
+) -> None:
+    """There is no command to remove an override: a lead undoes one by putting the person
+    back with another override over the same interval. That is a handoff of its own (the
+    person in between was told they hold the pager), not the first one again."""
+    desk.clock.set(WED_0840)
+    desk.run_worker(WED_0840 + timedelta(minutes=25))  # 09:05: Eli -> Dana handed off at 09:00
+    assert {m.payload["incoming"] for m in _handoff_rows(desk)} == {"U0AGENT1"}
+    # 09:05 Lee takes the pager from 09:00 (Dana is told she is off via Lee's handoff) ...
+    reply = desk.ask(
+        "U0LEAD", "oncall override primary <@U0LEAD|lee> 2026-11-25T09:00 2026-11-25T12:00"
+    )
+    assert "is on call for *primary*" in json.dumps(reply)
+    desk.run_worker(WED_0840 + timedelta(minutes=30))
+    assert {m.payload["incoming"] for m in _handoff_rows(desk)} == {"U0AGENT1", "U0LEAD"}
+    before = {m.id for m in _handoff_rows(desk)}
+    # ... 09:10 and gives it back to Dana over the same interval: Dana holds the pager again
+    reply = desk.ask(
+        "U0LEAD", "oncall override primary <@U0AGENT1> 2026-11-25T09:00 2026-11-25T12:00"
+    )
+    assert "is on call for *primary*" in json.dumps(reply)
+    assert "*primary*: <@U0AGENT1> (override)" in json.dumps(desk.ask("U0CARL", "oncall"))
+    desk.run_worker(WED_0840 + timedelta(minutes=40))
+    new = [
+        (m.payload["to"], m.payload["incoming"]) for m in _handoff_rows(desk) if m.id not in before
+    ]
+    assert ("user", "U0AGENT1") in new, f"no handoff back to Dana: {new}"
+
+
+def test_an_override_that_began_more_than_twelve_hours_ago_hands_off_to_its_person(
+    desk: Desk,
+) -> None:
+    """An override may start up to 24 hours ago ("a cover that began earlier today"); the
+    handoff sweep looks back as far, so the person now holding the pager is told."""
+    wed_1355 = datetime(2026, 11, 25, 5, 55, tzinfo=UTC)  # Wed 13:55 Beijing: Dana on call
+    desk.clock.set(wed_1355)
+    desk.run_worker(wed_1355 + timedelta(minutes=5))
+    before = {m.id for m in _handoff_rows(desk)}
+    # 14:00: Lee records that he has been covering since 01:00 (13 h ago) and until 18:00
+    reply = desk.ask(
+        "U0LEAD", "oncall override primary <@U0LEAD|lee> 2026-11-25T01:00 2026-11-25T18:00"
+    )
+    assert "is on call for *primary*" in json.dumps(reply)
+    assert "*primary*: <@U0LEAD> (override)" in json.dumps(desk.ask("U0CARL", "oncall"))
+    desk.run_worker(wed_1355 + timedelta(minutes=15))
+    new = [
+        (m.payload["to"], m.payload["incoming"]) for m in _handoff_rows(desk) if m.id not in before
+    ]
+    assert ("user", "U0LEAD") in new, f"Lee holds the pager and was never handed it: {new}"
