@@ -315,7 +315,7 @@ def outbox_retry_command(every: bool, keys: tuple[str, ...]) -> None:
     """
     from chatops.clock import clock_for
     from chatops.db import transaction
-    from chatops.outbox import requeue_parked
+    from chatops.outbox import parked_not_requeued, requeue_parked
 
     if every == bool(keys):
         _fail(
@@ -326,11 +326,18 @@ def outbox_retry_command(every: bool, keys: tuple[str, ...]) -> None:
     engine = _database(settings)
     with transaction(engine) as session:
         queued = requeue_parked(session, clock_for(settings.clock_file).now(), keys or None)
+        kept = parked_not_requeued(session, keys or None)
     click.echo(f"{len(queued)} parked message(s) queued again.")
-    missing = [key for key in keys if key not in queued]
+    for key in sorted(kept):
+        click.echo(
+            f"{key}: stays parked: a verification code is not kept once its DM fails; ask "
+            "for a new code (Verify caller on the case card)",
+            err=True,
+        )
+    missing = [key for key in keys if key not in queued and key not in kept]
     for key in missing:
         click.echo(f"{key}: not parked (no such message, or it is pending or sent)", err=True)
-    if missing:
+    if missing or (keys and kept):
         sys.exit(1)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from chatops.db import insert_if_absent
 from models import OutboxMessage
@@ -81,12 +81,22 @@ def enqueue_many(session: Session, notices: list[Notice], now: datetime) -> int:
     return len(session.execute(statement, rows).all())
 
 
+# Parked rows that cannot be sent again: a verification code is wiped from its row once
+# its DM is done or parked (a code lives in the outbox only until then), so a requeued one
+# would go out empty. The agent asks for a new code instead (SC-22).
+NOT_REQUEUED_KINDS = frozenset({"verification.code"})
+
+
 def requeue_parked(session: Session, now: datetime, keys: Iterable[str] | None) -> set[str]:
     """Put parked notifications back in the queue (those with `keys`, or all when None):
-    pending, due at `now`, a fresh attempt count and no lease. Returns the keys queued."""
+    pending, due at `now`, a fresh attempt count and no lease. Returns the keys queued;
+    kinds in `NOT_REQUEUED_KINDS` stay parked."""
     statement = (
         update(OutboxMessage)
-        .where(col(OutboxMessage.status) == "parked")
+        .where(
+            col(OutboxMessage.status) == "parked",
+            col(OutboxMessage.kind).not_in(NOT_REQUEUED_KINDS),
+        )
         .values(
             status="pending",
             attempts=0,
@@ -101,3 +111,13 @@ def requeue_parked(session: Session, now: datetime, keys: Iterable[str] | None) 
     if keys is not None:
         statement = statement.where(col(OutboxMessage.key).in_(list(keys)))
     return set(session.execute(statement).scalars().all())
+
+
+def parked_not_requeued(session: Session, keys: Iterable[str] | None) -> set[str]:
+    """The parked rows (with `keys`, or all) that `requeue_parked` leaves parked."""
+    statement = select(OutboxMessage.key).where(
+        col(OutboxMessage.status) == "parked", col(OutboxMessage.kind).in_(NOT_REQUEUED_KINDS)
+    )
+    if keys is not None:
+        statement = statement.where(col(OutboxMessage.key).in_(list(keys)))
+    return set(session.exec(statement).all())

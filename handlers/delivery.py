@@ -87,6 +87,16 @@ _MAX_GROUPS_IN_A_ROW = 50  # messages one deliverer sends for a person before le
 _NO_SYNC = {"synchronize_session": False}
 
 
+def retry_after_of(exc: SlackApiError) -> timedelta | None:
+    """How long Slack asks to wait after a 429 (its Retry-After, 1 s if it gives none or
+    one that is not a number); None for any other answer."""
+    if exc.response is None or exc.response.status_code != 429:
+        return None
+    headers = exc.response.headers or {}
+    value = str(headers.get("Retry-After") or headers.get("retry-after") or "1")
+    return timedelta(seconds=int(value) if value.isdigit() else 1)
+
+
 def _lease_free(at: Any) -> Any:
     """Nobody holds the row's lease at `at` (never leased, or the lease ran out)."""
     return or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) < at)
@@ -158,13 +168,17 @@ class _LeasedTogether:
     lanes: dict[int, Lane | None]
 
 
-# The pending rows a pass looks at (of one case, or all), oldest first.
+# The pending rows a pass looks at (of one case, or all after an id), oldest first.
 _PENDING = (
     select(OutboxMessage)
-    .where(col(OutboxMessage.status) == "pending")
+    .where(col(OutboxMessage.status) == "pending", col(OutboxMessage.id) > bindparam("after"))
     .order_by(col(OutboxMessage.id))
     .limit(bindparam("limit"))
 )
+# Pending rows a worker's pass reads at most, a page of `limit` at a time, to find `limit`
+# that are due: rows waiting out a back-off or a Retry-After (200 DMs Slack rate-limited)
+# must not hide newer ones that are due behind them.
+PASS_SCAN = 10_000
 _PENDING_OF_CASE = (
     select(OutboxMessage)
     .where(
@@ -252,17 +266,37 @@ class OutboxDelivery:
                 break
         return total
 
+    def _pending(
+        self, case_id: int | None, limit: int, now: datetime
+    ) -> list[tuple[int | None, Lane | None, datetime, str | None]]:
+        """The rows a pass goes through, oldest first: a case's first `limit` pending rows,
+        or, over every case, pages of pending rows until `limit` of them are due (at most
+        `PASS_SCAN` read). Rows not due stay in the list: they keep their lanes in order."""
+        pending: list[tuple[int | None, Lane | None, datetime, str | None]] = []
+        due, after = 0, 0
+        while True:
+            with reading(self.engine) as session:
+                if case_id is None:
+                    rows = session.scalars(_PENDING, {"limit": limit, "after": after}).all()
+                else:
+                    rows = session.scalars(
+                        _PENDING_OF_CASE, {"limit": limit, "case_id": case_id}
+                    ).all()
+                page = [
+                    (row.id, lane_of(row), row.next_attempt_at, page_dm_user(row)) for row in rows
+                ]
+            pending += page
+            due += sum(1 for _id, _lane, at, _paged in page if at <= now)
+            if case_id is not None or len(page) < limit or due >= limit:
+                return pending
+            if len(pending) >= PASS_SCAN:
+                return pending
+            after = page[-1][0] or after
+
     def _one_pass(self, case_id: int | None, limit: int, as_of: datetime | None) -> int:
         now = max(as_of, self.clock.now()) if as_of else self.clock.now()
         self._pass.token_refused_logged = False
-        with reading(self.engine) as session:
-            if case_id is None:
-                rows = session.scalars(_PENDING, {"limit": limit}).all()
-            else:
-                rows = session.scalars(_PENDING_OF_CASE, {"limit": limit, "case_id": case_id}).all()
-            pending = [
-                (row.id, lane_of(row), row.next_attempt_at, page_dm_user(row)) for row in rows
-            ]
+        pending = self._pending(case_id, limit, now)
         # A pass over one case (a request's own delivery) leases its due messages together;
         # a pass over every case (the worker's, up to `limit` rows, paced by Slack's limits)
         # leases each row when its turn comes, so no lease is taken long before its send.
@@ -644,13 +678,19 @@ class OutboxDelivery:
             )
             return {}
         self._wait_for_slot(channel)
-        response = self.client.chat_postMessage(
-            channel=channel,
-            text=out.text,
-            blocks=out.blocks,
-            thread_ts=out.thread_ts,
-            unfurl_links=False,
-        )
+        try:
+            response = self.client.chat_postMessage(
+                channel=channel,
+                text=out.text,
+                blocks=out.blocks,
+                thread_ts=out.thread_ts,
+                unfurl_links=False,
+            )
+        except SlackApiError as exc:
+            wait = retry_after_of(exc)
+            if wait is not None:
+                self._hold_channel(channel, wait)
+            raise
         if out.record == "card":
             return {"card_channel": response["channel"], "card_ts": response["ts"]}
         if out.record == "requester_thread":
@@ -693,6 +733,19 @@ class OutboxDelivery:
         if delay > 0:
             time.sleep(delay)
 
+    def _hold_channel(self, channel: str, wait: timedelta) -> None:
+        """Slack rate-limited a post to `channel`: no deliverer posts there again before its
+        Retry-After (the channel's next slot is moved on), not only this message's retry."""
+        with transaction(self.engine) as session:
+            until = datetime.now(UTC) + wait
+            insert_if_absent(
+                session, ChannelPace, {"channel_id": channel, "next_slot": until}, ["channel_id"]
+            )
+            row = session.exec(  # type: ignore[call-overload]
+                select(ChannelPace).where(ChannelPace.channel_id == channel).with_for_update()
+            ).scalar_one()
+            row.next_slot = max(row.next_slot, until)
+
     def _park(self, row: OutboxMessage, reason: str, attempts: int | None = None) -> bool:
         self._finish(row, "parked", reason[:500], attempts=attempts)
         metrics.DELIVERIES.labels("parked").inc()
@@ -713,9 +766,7 @@ class OutboxDelivery:
             status = exc.response.status_code
             reason = exc.response.get("error")
             if status == 429:
-                headers = exc.response.headers or {}
-                value = headers.get("Retry-After") or headers.get("retry-after")
-                retry_after = timedelta(seconds=int(value or 1))
+                retry_after = retry_after_of(exc)
             elif reason in TOKEN_REFUSED:
                 self._token_refused(reason)
             elif status < 500 and reason is not None and reason not in SLACK_FAULTS:
@@ -726,7 +777,9 @@ class OutboxDelivery:
         outcomes: list[tuple[OutboxMessage, int, str]] = []
         with transaction(self.engine) as session:
             for row in rows:
-                attempts = row.attempts + 1
+                # A 429 says the message is fine and when Slack takes it: a wait, not a
+                # failed attempt, so rate limiting alone never parks a message.
+                attempts = row.attempts if retry_after is not None else row.attempts + 1
                 delay = retry_after or timedelta(seconds=min(300, 2**attempts))
                 status_after = "parked" if attempts >= MAX_ATTEMPTS else "pending"
                 session.exec(  # type: ignore[call-overload]

@@ -7,6 +7,7 @@ bot token during a rotation) is retried, not lost; parked ones can be queued aga
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -274,3 +275,32 @@ def test_outbox_retry_queues_the_parked_message_it_names(desk: Desk, tmp_path: P
     desk.run_worker(desk.clock.now() + timedelta(seconds=15), step=timedelta(seconds=15))
     assert all(r.status == "sent" for r in desk.outbox())
     assert len(posts(desk.standin, TRIAGE)) == 1
+
+
+def test_outbox_retry_leaves_a_parked_verification_code_parked_and_says_why(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """A verification code is wiped from its row once its DM is parked (a code lives in the
+    outbox only until then), so `chatops outbox retry` cannot send it again: it says so and
+    leaves it parked, rather than "queue" a DM that would go out without its code (SC-22)."""
+    from tests.test_verification import CONTOSO_ADMINS, UNREGISTERED, code_rows, enter_number
+
+    case = desk.open_case("U0ALICE")
+    desk.settle()
+    desk.standin.fail_next("chat.postMessage", error="channel_not_found", times=len(CONTOSO_ADMINS))
+    enter_number(desk, case, UNREGISTERED)
+    desk.settle()
+    desk.wait_until(lambda: all(r.status == "parked" for r in code_rows(desk)), "parked")
+    desk.clock.advance(timedelta(minutes=1))
+    env = _write_clock(desk, tmp_path / "clock")
+    result = _cli("outbox", "retry", "--all", **env)
+    assert result.returncode == 0, result.stderr
+    assert "0 parked message(s) queued again" in result.stdout
+    assert result.stderr.count("stays parked: a verification code is not kept") == len(
+        CONTOSO_ADMINS
+    )
+    named = _cli("outbox", "retry", code_rows(desk)[0].key, **env)
+    assert named.returncode == 1 and "ask for a new code" in named.stderr
+    assert all(r.status == "parked" for r in code_rows(desk))
+    sent = [c for c in desk.standin.calls("chat.postMessage") if c.ok]
+    assert not any("Verification code" in json.dumps(c.args) for c in sent)
