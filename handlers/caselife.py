@@ -449,6 +449,8 @@ def case_detail(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
             f"{event.from_value} → {event.to_value}" if event.from_value else (event.to_value or "")
         )
         reason = event.detail.get("reason") if isinstance(event.detail, dict) else None
+        if notes_hidden and event.kind == "severity_changed":
+            reason = None  # support's own words, kept from the requester's notice too
         lines.append(
             f"• {blocks.when(event.at, desk.rules)} — {escape(event.kind.replace('_', ' '))}"
             + (f" {escaped_clip(change, 300)}" if change else "")

@@ -31,6 +31,8 @@ def test_the_requester_is_told_when_support_lowers_the_severity(desk: Desk) -> N
     text = json.dumps(told[0]["blocks"])
     assert "from Sev A to *Sev B" in text and "First response by" in text, text
     assert "one mailbox" not in text  # the agent's reason is support's own
+    assert "one mailbox" not in json.dumps(desk.ask("U0ALICE", f"case {case.number}"))
+    assert "one mailbox" in json.dumps(desk.ask("U0AGENT1", f"case {case.number}"))
 
 
 def test_support_hears_when_the_requester_reopens(desk: Desk) -> None:
