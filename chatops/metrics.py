@@ -7,6 +7,7 @@ gauges are read from the database at scrape time, so any process reports the tru
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -14,8 +15,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from models import OutboxMessage
+
+log = logging.getLogger("chatops.metrics")
 
 REGISTRY = CollectorRegistry()
 
@@ -54,7 +58,8 @@ SLA_NOTICES = Counter(
 )
 PAGES = Counter(
     "chatops_pages_total",
-    "Sev A paging: escalation steps taken and acknowledgements.",
+    "Sev A paging: pages started (a case made Sev A), escalation steps taken, and "
+    "acknowledgements.",
     ["event"],
     registry=REGISTRY,
 )
@@ -67,15 +72,25 @@ class OutboxCollector(Collector):
         self.engine = engine
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        with self.engine.connect() as connection:
-            rows = dict(
-                connection.execute(
-                    select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
-                ).all()
-            )
-            oldest = connection.execute(
-                select(func.min(OutboxMessage.created_at)).where(OutboxMessage.status == "pending")
-            ).scalar()
+        """The outbox gauges, and `chatops_database_up`: a database that does not answer
+        leaves the gauges out (the process's own counters are still scraped) and says 0."""
+        try:
+            with self.engine.connect() as connection:
+                rows = dict(
+                    connection.execute(
+                        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+                    ).all()
+                )
+                oldest = connection.execute(
+                    select(func.min(OutboxMessage.created_at)).where(
+                        OutboxMessage.status == "pending"
+                    )
+                ).scalar()
+        except SQLAlchemyError as exc:
+            log.warning("metrics: the outbox could not be read: %s", " ".join(str(exc).split()))
+            yield _database_up(0)
+            return
+        yield _database_up(1)
         backlog = GaugeMetricFamily(
             "chatops_outbox_messages", "Outbox messages by status.", labels=["status"]
         )
@@ -92,6 +107,14 @@ class OutboxCollector(Collector):
             "Age of the oldest pending outbox message (wall clock).",
             value=age,
         )
+
+
+def _database_up(value: int) -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        "chatops_database_up",
+        "Whether the database answered this scrape (1) or not (0).",
+        value=value,
+    )
 
 
 _collectors: dict[int, OutboxCollector] = {}

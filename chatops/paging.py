@@ -61,6 +61,7 @@ def start_page(session: Session, case: Case, rules: SupportRules, now: datetime)
     session.add(page)
     session.flush()
     _take_steps_from(session, page, case, 0, rules, now)
+    metrics.PAGES.labels("started").inc()
     return page
 
 
@@ -396,3 +397,4 @@ def acknowledge_by_claim(session: Session, case_id: int, slack_id: str, now: dat
                 now=now,
                 payload={"to": "thread", "page_id": page_id, "by": slack_id, "claimed": True},
             )
+            metrics.PAGES.labels("acknowledged").inc()

@@ -1,0 +1,74 @@
+"""`GET /metrics` as Prometheus scrapes it: the request, delivery and paging counters move
+with what the desk did, the outbox gauges read the database, and a database that does not
+answer leaves the process's own counters readable (`chatops_database_up 0`)."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from chatops import metrics
+from chatops.db import make_engine
+from tests.conftest import TRIAGE, Desk
+from tests.test_cli_errors import _closed_port
+
+
+def _scrape(desk: Desk) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    url = desk.slack.app_url.replace("/slack/events", "/metrics")
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        assert answer.status == 200
+        text = answer.read().decode()
+    return _samples(text)
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_counters_and_gauges_follow_a_sev_a_case(desk: Desk) -> None:
+    before = _scrape(desk)
+    case = desk.open_case(
+        "U0ALICE", severity="A", business_impact="mail down", available_contact="Alice"
+    )
+    desk.slack.click_in("U0AGENT1", desk.card(case), "claim_case", channel_id=TRIAGE)
+    desk.settle()
+    after = _scrape(desk)
+
+    def grew(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    assert grew("chatops_requests_total", kind="view_submission", outcome="ok") >= 1
+    assert grew("chatops_requests_total", kind="block_actions", outcome="ok") >= 1
+    assert grew("chatops_pages_total", event="started") == 1  # the first page of the case
+    assert grew("chatops_pages_total", event="acknowledged") == 1  # by the claim
+    assert grew("chatops_deliveries_total", outcome="sent") >= 3  # card, DM, page, ...
+    assert _value(after, "chatops_database_up") == 1
+    sent = _value(after, "chatops_outbox_messages", status="sent")
+    assert sent >= 3 and _value(after, "chatops_outbox_messages", status="parked") == 0
+
+
+def test_a_database_that_does_not_answer_leaves_the_counters_readable() -> None:
+    dead = make_engine(f"postgresql://desk:secret-pw@127.0.0.1:{_closed_port()}/desk")
+    metrics.REQUESTS.labels("command", "ok")  # a counter of this process, read or not
+    try:
+        families = list(metrics.OutboxCollector(dead).collect())
+        text = metrics.render(dead).decode()  # the whole scrape does not fail
+    finally:
+        collector = metrics._collectors.pop(id(dead))
+        metrics.REGISTRY.unregister(collector)
+        dead.dispose()
+    assert [(f.name, [s.value for s in f.samples]) for f in families] == [
+        ("chatops_database_up", [0.0])
+    ]
+    samples = _samples(text)
+    assert any(name == "chatops_requests_total" for name, _labels in samples)
+    assert "secret-pw" not in text
