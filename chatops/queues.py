@@ -8,9 +8,9 @@ narrows it:
 - a customer admin (an admin role of the policy, SC-1): their own organisation's cases only;
 - anyone else (a customer's non-admin, a stranger, nobody): no case at all.
 
-It fails closed: a person of a customer organisation who was also given a staff role in a
-misconfigured roster is *not* staff here (they see at most their own organisation's cases,
-and only if they are an admin of it).
+It fails closed: a person of a customer organisation stored with a staff role (the roster
+refuses one; `chatops.directory.is_agent`) is *not* staff (they see at most their own
+organisation's cases, and only if they are an admin of it).
 
 The queue functions return a :class:`Queue`: the total number of matching cases and the
 most urgent `limit` of them, most urgent first — by severity (A before B before C), then by
@@ -43,12 +43,6 @@ AT_RISK = "risk"
 OPEN = "open"
 
 
-def is_staff(person: Person | None) -> bool:
-    """Support staff see every organisation's cases: an agent or lead who belongs to no
-    customer organisation."""
-    return is_agent(person)
-
-
 def is_customer_admin(person: Person | None, rules: SupportRules) -> bool:
     return (
         person is not None
@@ -67,7 +61,7 @@ def visible_cases(session: Session, person: Person | None, rules: SupportRules) 
     query = select(Case)
     if person is None:
         return query.where(false())
-    if is_staff(person):
+    if is_agent(person):
         return query
     if is_customer_admin(person, rules):
         return query.where(col(Case.organisation_id) == person.organisation_id)

@@ -87,6 +87,17 @@ _MAX_GROUPS_IN_A_ROW = 50  # messages one deliverer sends for a person before le
 _NO_SYNC = {"synchronize_session": False}
 
 
+def _locked_pace(session: Session, channel: str, first_slot: datetime) -> ChannelPace:
+    """The channel's pacing row, locked for this transaction (made with `first_slot` as its
+    next slot the first time the channel is posted to)."""
+    insert_if_absent(
+        session, ChannelPace, {"channel_id": channel, "next_slot": first_slot}, ["channel_id"]
+    )
+    return session.exec(  # type: ignore[no-any-return, call-overload]
+        select(ChannelPace).where(ChannelPace.channel_id == channel).with_for_update()
+    ).scalar_one()
+
+
 def retry_after_of(exc: SlackApiError) -> timedelta | None:
     """How long Slack asks to wait after a 429 (its Retry-After, 1 s if it gives none or
     one that is not a number); None for any other answer."""
@@ -719,12 +730,7 @@ class OutboxDelivery:
             return
         with transaction(self.engine) as session:
             wall = datetime.now(UTC)
-            insert_if_absent(
-                session, ChannelPace, {"channel_id": channel, "next_slot": wall}, ["channel_id"]
-            )
-            row = session.exec(  # type: ignore[call-overload]
-                select(ChannelPace).where(ChannelPace.channel_id == channel).with_for_update()
-            ).scalar_one()
+            row = _locked_pace(session, channel, wall)
             slot = max(row.next_slot, wall)
             if slot - wall > self.slot_wait:
                 raise ChannelBusy(channel)  # rolls back: nothing reserved
@@ -735,15 +741,14 @@ class OutboxDelivery:
 
     def _hold_channel(self, channel: str, wait: timedelta) -> None:
         """Slack rate-limited a post to `channel`: no deliverer posts there again before its
-        Retry-After (the channel's next slot is moved on), not only this message's retry."""
+        Retry-After (the channel's next slot is moved on), not only this message's retry.
+        With no pace (`CHATOPS_CHANNEL_PACE_SECONDS=0`) the desk keeps no channel slots, and
+        only the message waits."""
+        if self.channel_pace <= timedelta(0):
+            return
         with transaction(self.engine) as session:
             until = datetime.now(UTC) + wait
-            insert_if_absent(
-                session, ChannelPace, {"channel_id": channel, "next_slot": until}, ["channel_id"]
-            )
-            row = session.exec(  # type: ignore[call-overload]
-                select(ChannelPace).where(ChannelPace.channel_id == channel).with_for_update()
-            ).scalar_one()
+            row = _locked_pace(session, channel, until)
             row.next_slot = max(row.next_slot, until)
 
     def _park(self, row: OutboxMessage, reason: str, attempts: int | None = None) -> bool:

@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 
 from chatops import queues
 from chatops.cases import states
-from chatops.directory import admins_of, find_person, organisation_of
+from chatops.directory import admins_of, find_person, is_agent, organisation_of
 from chatops.policy import SEVERITY_ORDER, SupportRules
 from chatops.reports import (
     Row,
@@ -232,7 +232,7 @@ def list_reply(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
     rules = desk.rules
     with Session(desk.engine) as session:
         person = find_person(session, user_id)
-        if queues.is_staff(person):
+        if is_agent(person):
             assert person is not None
             return _fit(_agent_list(session, person, rules, now, which), MESSAGE_BLOCKS_MAX)
         if queues.is_customer_admin(person, rules):
@@ -345,7 +345,7 @@ def report_reply(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
     """`/support report [days]`: support staff only."""
     with Session(desk.engine) as session:
         person = find_person(session, user_id)
-        if not queues.is_staff(person):
+        if not is_agent(person):
             if queues.is_customer_admin(person, desk.rules):
                 return blocks.plain(
                     "The SLA report is for the support team. `/support list` shows your "
@@ -428,7 +428,7 @@ def home_view(desk: Desk, user_id: str) -> dict[str, Any]:
     rules = desk.rules
     with Session(desk.engine) as session:
         person = find_person(session, user_id)
-        if queues.is_staff(person):
+        if is_agent(person):
             assert person is not None
             items = _agent_home(session, person, rules, now)
         elif queues.is_customer_admin(person, rules):

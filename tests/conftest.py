@@ -190,13 +190,35 @@ class Desk:
             "chat.postMessage", lambda c: c.args.get("channel") == TRIAGE, timeout=5
         )
 
-        def card_ts() -> str | None:
-            with Session(self.engine) as session:
-                fresh = session.get(Case, case.id)
-                assert fresh is not None
-                return fresh.card_ts
+        return self.standin.message(
+            TRIAGE, self.wait_until(lambda: self.fresh(case).card_ts, "card delivered")
+        )
 
-        return self.standin.message(TRIAGE, self.wait_until(card_ts, "card delivered"))
+    def fresh(self, case: Case) -> Case:
+        """The case as stored now (a new session: see `wait_until`)."""
+        with Session(self.engine) as session:
+            stored = session.get(Case, case.id)
+            assert stored is not None
+            return stored
+
+    def press(self, user: str, case: Case, action: str) -> None:
+        """`user` clicks the card's `action` button in the triage channel."""
+        response = self.slack.click_in(
+            user, self.card(case), action, channel_id=TRIAGE, is_ephemeral=False
+        )
+        assert response.status == 200
+
+    def submit_modal(self, user: str, **values: Any) -> dict[str, Any]:
+        """`user` submits the modal a card button opened (Reply, Resolve, …) with `values`;
+        the answer's JSON ({} for a bare ack)."""
+        self.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
+        response = self.slack.submit_view(user, values)
+        assert response.status == 200
+        return response.json() or {}
+
+    def card_offers(self, case: Case, action: str) -> None:
+        """Wait until the case card shows the `action` button."""
+        self.wait_until(lambda: action in json.dumps(self.card(case)), f"card offers {action}")
 
 
 def posts(standin: SlackStandIn, channel: str | None = None) -> list[WebApiCall]:

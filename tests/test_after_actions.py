@@ -7,41 +7,18 @@ status the case was in."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session, select
 
-from models import Case, OutboxMessage, Page
-from tests.conftest import OPEN_HOURS, TRIAGE, Desk
+from models import Page
+from tests.conftest import OPEN_HOURS, Desk
+from tests.test_worker import WED_0840, _rows, downgrade_offer
 
 
 def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
-
-
-def _press(desk: Desk, user: str, case: Case, action: str) -> None:
-    card = desk.card(case)
-    response = desk.slack.click_in(user, card, action, channel_id=TRIAGE, is_ephemeral=False)
-    assert response.status == 200
-
-
-def _submit_modal(desk: Desk, user: str, **values: Any) -> dict[str, Any]:
-    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
-    response = desk.slack.submit_view(user, values)
-    assert response.status == 200
-    return response.json() or {}
-
-
-def _card_offers(desk: Desk, case: Case, action: str) -> None:
-    desk.wait_until(lambda: action in _text(desk.card(case)), f"card offers {action}")
-
-
-def _fresh(desk: Desk, case: Case) -> Case:
-    with Session(desk.engine) as session:
-        row = session.get(Case, case.id)
-        assert row is not None
-        return row
 
 
 # --- the SLA report: a resolution answers the requester -------------------------------
@@ -58,12 +35,12 @@ def test_a_case_resolved_before_its_due_is_not_an_sla_breach_in_the_report(desk:
         business_impact="Nobody can send mail.",
         available_contact="Alice Chen",
     )
-    _press(desk, "U0AGENT1", case, "claim_case")
+    desk.press("U0AGENT1", case, "claim_case")
     desk.standin.wait_for("chat.update")
     desk.clock.set(OPEN_HOURS + timedelta(minutes=20))
-    _press(desk, "U0AGENT1", case, "case_resolve")
-    _submit_modal(desk, "U0AGENT1", text="Restarted the transport service; mail flows again.")
-    desk.wait_until(lambda: _fresh(desk, case).status == "resolved", "resolved")
+    desk.press("U0AGENT1", case, "case_resolve")
+    desk.submit_modal("U0AGENT1", text="Restarted the transport service; mail flows again.")
+    desk.wait_until(lambda: desk.fresh(case).status == "resolved", "resolved")
     dm = desk.standin.dm_channel("U0ALICE")
     desk.standin.wait_for(
         "chat.postMessage",
@@ -82,21 +59,16 @@ def test_a_case_resolved_before_its_due_is_not_an_sla_breach_in_the_report(desk:
 
 
 def test_downgrade_of_an_answered_case_does_not_announce_a_past_due(desk: Desk) -> None:
-    from datetime import UTC, datetime
-
-    wed_0840 = datetime(2026, 11, 25, 0, 40, tzinfo=UTC)  # Wed 08:40 Beijing
-    desk.clock.set(wed_0840)
-    case = desk.open_case(
-        "U0ALICE", severity="A", business_impact="mail down", available_contact="Alice"
-    )
-    _press(desk, "U0AGENT1", case, "claim_case")
+    desk.clock.set(WED_0840)
+    case = _sev_a(desk)
+    desk.press("U0AGENT1", case, "claim_case")
     desk.standin.wait_for("chat.update")
     # the owner answers in 10 minutes (SC-17 met); the customer then goes quiet
-    desk.clock.set(wed_0840 + timedelta(minutes=10))
-    _press(desk, "U0AGENT1", case, "case_reply")
-    _submit_modal(desk, "U0AGENT1", text="Looking at it now: can you send the NDR?")
-    desk.wait_until(lambda: _fresh(desk, case).first_responded_at is not None, "answered")
-    desk.run_worker(wed_0840 + timedelta(hours=2), step=timedelta(minutes=5))
+    desk.clock.set(WED_0840 + timedelta(minutes=10))
+    desk.press("U0AGENT1", case, "case_reply")
+    desk.submit_modal("U0AGENT1", text="Looking at it now: can you send the NDR?")
+    desk.wait_until(lambda: desk.fresh(case).first_responded_at is not None, "answered")
+    desk.run_worker(WED_0840 + timedelta(hours=2), step=timedelta(minutes=5))
     channel = desk.standin.dm_channel("U0AGENT1")
     offer = desk.standin.wait_for(
         "chat.postMessage",
@@ -105,7 +77,7 @@ def test_downgrade_of_an_answered_case_does_not_announce_a_past_due(desk: Desk) 
     message = desk.standin.message(channel, offer.response["ts"])
     desk.slack.click_in("U0AGENT1", message, "downgrade_case", channel_id=channel)
     answer = _text(desk.standin.wait_for("response_url")[-1].args)
-    assert _fresh(desk, case).severity == "B"
+    assert desk.fresh(case).severity == "B"
     # the case was answered at 08:50: nothing is "now due"; the answer named 09:40, the
     # Sev A due that had passed an hour before and no longer applies to anything
     assert "now due" not in answer, answer
@@ -117,16 +89,16 @@ def test_downgrade_of_an_answered_case_does_not_announce_a_past_due(desk: Desk) 
 def test_claiming_a_reopened_unowned_case_records_its_real_status(desk: Desk) -> None:
     case = desk.open_case("U0ALICE", title="Duplicate of another case?")
     # an agent resolves it unclaimed (a duplicate), the requester's reopening brings it back
-    _press(desk, "U0AGENT1", case, "case_resolve")
-    _submit_modal(desk, "U0AGENT1", text="Looks like a duplicate of CS-00000.")
-    desk.wait_until(lambda: _fresh(desk, case).status == "resolved", "resolved")
-    _card_offers(desk, case, "case_reopen")
-    _press(desk, "U0AGENT1", case, "case_reopen")
-    desk.wait_until(lambda: _fresh(desk, case).status == "in_progress", "reopened")
+    desk.press("U0AGENT1", case, "case_resolve")
+    desk.submit_modal("U0AGENT1", text="Looks like a duplicate of CS-00000.")
+    desk.wait_until(lambda: desk.fresh(case).status == "resolved", "resolved")
+    desk.card_offers(case, "case_reopen")
+    desk.press("U0AGENT1", case, "case_reopen")
+    desk.wait_until(lambda: desk.fresh(case).status == "in_progress", "reopened")
     desk.settle()
-    _card_offers(desk, case, "claim_case")
-    _press(desk, "U0AGENT2", case, "claim_case")
-    desk.wait_until(lambda: _fresh(desk, case).assignee_id is not None, "claimed")
+    desk.card_offers(case, "claim_case")
+    desk.press("U0AGENT2", case, "claim_case")
+    desk.wait_until(lambda: desk.fresh(case).assignee_id is not None, "claimed")
     [claimed] = desk.events("claimed")
     # the timeline (`/support case`) shows "claimed new → claimed" for a case that was in
     # progress, and the case's status goes back from in progress to claimed
@@ -134,19 +106,6 @@ def test_claiming_a_reopened_unowned_case_records_its_real_status(desk: Desk) ->
 
 
 # --- paging and the downgrade offer ------------------------------------------------
-
-WED_0840 = datetime(2026, 11, 25, 0, 40, tzinfo=UTC)  # Wed 08:40 Beijing
-
-
-def _rows(desk: Desk, kind: str) -> list[OutboxMessage]:
-    return [m for m in desk.outbox() if m.kind == kind]
-
-
-def _modal(desk: Desk, user: str, text: str, **values) -> dict:  # type: ignore[no-untyped-def]
-    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
-    response = desk.slack.submit_view(user, {"text": text, **values})
-    assert response.status == 200
-    return response.json() or {}
 
 
 def _sev_a(desk: Desk):  # type: ignore[no-untyped-def]
@@ -161,8 +120,8 @@ def test_replying_to_an_unclaimed_sev_a_case_stops_its_paging(desk: Desk) -> Non
     # case and has given the first response, so nobody else should be paged for it.
     desk.clock.set(WED_0840)
     case = _sev_a(desk)
-    _press(desk, "U0AGENT1", case, "case_reply")
-    _modal(desk, "U0AGENT1", "We are on it; mail flow is being restored.")
+    desk.press("U0AGENT1", case, "case_reply")
+    desk.submit_modal("U0AGENT1", text="We are on it; mail flow is being restored.")
     desk.settle()
     [stored] = desk.cases()
     assert stored.assignee_id is not None and stored.first_responded_at is not None
@@ -180,17 +139,9 @@ def test_a_stale_downgrade_offer_does_not_raise_a_sev_c_case_to_b(desk: Desk) ->
     # "Sev A lowered to B").
     desk.clock.set(WED_0840)
     case = _sev_a(desk)
-    _press(desk, "U0AGENT1", case, "claim_case")
-    desk.standin.wait_for("chat.update")
-    desk.run_worker(WED_0840 + timedelta(hours=2), step=timedelta(minutes=5))
-    channel = desk.standin.dm_channel("U0AGENT1")
-    offer = desk.standin.wait_for(
-        "chat.postMessage",
-        lambda c: c.args["channel"] == channel and "downgrade_case" in json.dumps(c.args),
-    )[0]
-    message = desk.standin.message(channel, offer.response["ts"])
-    _press(desk, "U0AGENT1", case, "case_severity")
-    _modal(desk, "U0AGENT1", "a how-to question after all", severity="C")
+    channel, message = downgrade_offer(desk, case)
+    desk.press("U0AGENT1", case, "case_severity")
+    desk.submit_modal("U0AGENT1", text="a how-to question after all", severity="C")
     desk.settle()
     assert desk.cases()[0].severity == "C"
     desk.slack.click_in(

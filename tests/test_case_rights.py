@@ -8,45 +8,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlmodel import Session
-
 from chatops.db import transaction
 from chatops.directory import find_person
-from models import Case
-from tests.conftest import TRIAGE, Desk
+from tests.conftest import Desk
 
 
 def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _press(desk: Desk, user: str, case: Case, action: str) -> None:
-    card = desk.card(case)
-    response = desk.slack.click_in(user, card, action, channel_id=TRIAGE, is_ephemeral=False)
-    assert response.status == 200
-
-
-def _submit_modal(desk: Desk, user: str, **values: Any) -> dict[str, Any]:
-    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
-    response = desk.slack.submit_view(user, values)
-    assert response.status == 200
-    return response.json() or {}
-
-
-def _card_offers(desk: Desk, case: Case, action: str) -> None:
-    desk.wait_until(lambda: action in _text(desk.card(case)), f"card offers {action}")
-
-
-def _fresh(desk: Desk, case: Case) -> Case:
-    with Session(desk.engine) as session:
-        row = session.get(Case, case.id)
-        assert row is not None
-        return row
-
-
 def _give_frank_a_staff_role(desk: Desk) -> None:
-    """The roster accepts a customer's person with a staff role (queues.py's "misconfigured
-    roster" case); queues treat such a person as *not* staff (fail closed)."""
+    """A customer's person stored with a staff role (the roster refuses it now; a row from
+    before that, or edited by hand): treated as *not* staff (fail closed)."""
     with transaction(desk.engine) as session:
         frank = find_person(session, "U0FRANK")
         assert frank is not None
@@ -63,9 +36,9 @@ def test_customer_with_a_staff_role_cannot_claim_another_organisations_case(desk
     # the fail-closed rule holds for reading: Frank does not see Contoso's case ...
     assert "No case" in _text(desk.ask("U0FRANK", f"case {contoso.number}"))
     # ... but a Claim click (buttons are visible to anyone in the channel, or forged) takes it
-    _press(desk, "U0FRANK", contoso, "claim_case")
+    desk.press("U0FRANK", contoso, "claim_case")
     desk.settle()
-    stored = _fresh(desk, contoso)
+    stored = desk.fresh(contoso)
     assert stored.assignee_id is None, "a Fabrikam admin became the owner of Contoso's case"
     assert stored.status == "new"
 
@@ -75,15 +48,15 @@ def test_customer_with_a_staff_role_cannot_resolve_another_organisations_case(
 ) -> None:
     contoso = desk.open_case("U0ALICE", title="Contoso mail down")
     _give_frank_a_staff_role(desk)
-    _press(desk, "U0FRANK", contoso, "case_resolve")
+    desk.press("U0FRANK", contoso, "case_resolve")
     desk.settle()
     opened = [
         c for c in desk.standin.calls("views.open") if c.args["view"]["callback_id"] != "intake"
     ]
     if opened:  # the Resolve modal was opened for him: submit it
-        _submit_modal(desk, "U0FRANK", text="closing this, not my problem")
+        desk.submit_modal("U0FRANK", text="closing this, not my problem")
         desk.settle()
-    assert _fresh(desk, contoso).status == "new", "a Fabrikam admin resolved Contoso's case"
+    assert desk.fresh(contoso).status == "new", "a Fabrikam admin resolved Contoso's case"
 
 
 # --- a requester who is no longer an admin acts on no case (SC-1) ---------------------
@@ -91,8 +64,8 @@ def test_customer_with_a_staff_role_cannot_resolve_another_organisations_case(
 
 def test_a_retired_requester_cannot_reopen_a_case(desk: Desk) -> None:
     case = desk.open_case("U0ALICE", title="Forwarding stopped")
-    _press(desk, "U0AGENT1", case, "case_resolve")
-    _submit_modal(desk, "U0AGENT1", text="Forwarding rule fixed.")
+    desk.press("U0AGENT1", case, "case_resolve")
+    desk.submit_modal("U0AGENT1", text="Forwarding rule fixed.")
     dm = desk.standin.dm_channel("U0ALICE")
     resolved = desk.standin.wait_for(
         "chat.postMessage",
@@ -111,4 +84,4 @@ def test_a_retired_requester_cannot_reopen_a_case(desk: Desk) -> None:
     desk.slack.click_in("U0ALICE", message, "case_reopen", channel_id=dm, is_ephemeral=False)
     desk.standin.wait_for("response_url")
     desk.settle()
-    assert _fresh(desk, case).status == "resolved", "a former admin reopened the case"
+    assert desk.fresh(case).status == "resolved", "a former admin reopened the case"

@@ -14,23 +14,6 @@ from tests.conftest import TRIAGE, Desk, posts
 WED_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
 
-def _card(desk: Desk, case) -> dict:  # type: ignore[no-untyped-def]
-    return desk.card(case)
-
-
-def _press(desk: Desk, user: str, case, action: str) -> None:  # type: ignore[no-untyped-def]
-    card = _card(desk, case)
-    response = desk.slack.click_in(user, card, action, channel_id=TRIAGE, is_ephemeral=False)
-    assert response.status == 200
-
-
-def _modal(desk: Desk, user: str, text: str, **values) -> dict:  # type: ignore[no-untyped-def]
-    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
-    response = desk.slack.submit_view(user, {"text": text, **values})
-    assert response.status == 200
-    return response.json() or {}
-
-
 def _dm_texts(desk: Desk, user: str) -> str:
     channel = desk.standin.dm_channel(user)
     return json.dumps(
@@ -50,15 +33,15 @@ def _thread_texts(desk: Desk) -> str:
 
 def _claimed_case(desk: Desk, **values):  # type: ignore[no-untyped-def]
     case = desk.open_case("U0ALICE", **values)
-    _press(desk, "U0AGENT1", case, "claim_case")
+    desk.press("U0AGENT1", case, "claim_case")
     desk.standin.wait_for("chat.update")
     return case
 
 
 def test_reply_reaches_the_requester_and_stops_the_clock(desk: Desk) -> None:
     case = _claimed_case(desk)
-    _press(desk, "U0AGENT1", case, "case_reply")
-    _modal(desk, "U0AGENT1", "Please check the <forwarding> rule & tell us.")
+    desk.press("U0AGENT1", case, "case_reply")
+    desk.submit_modal("U0AGENT1", text="Please check the <forwarding> rule & tell us.")
     desk.standin.wait_for(
         "chat.postMessage",
         lambda c: (
@@ -84,8 +67,8 @@ def test_reply_reaches_the_requester_and_stops_the_clock(desk: Desk) -> None:
 
 def test_note_stays_internal(desk: Desk) -> None:
     case = _claimed_case(desk)
-    _press(desk, "U0AGENT2", case, "case_note")
-    _modal(desk, "U0AGENT2", "Customer's tenant looks misconfigured")
+    desk.press("U0AGENT2", case, "case_note")
+    desk.submit_modal("U0AGENT2", text="Customer's tenant looks misconfigured")
     desk.standin.wait_for("chat.postMessage", lambda c: "Internal note" in json.dumps(c.args))
     assert "misconfigured" in _thread_texts(desk)
     assert "misconfigured" not in _dm_texts(desk, "U0ALICE")
@@ -101,10 +84,10 @@ def test_note_stays_internal(desk: Desk) -> None:
 def test_awaiting_customer_pauses_and_a_reply_resumes_once(desk: Desk) -> None:
     case = _claimed_case(desk)
     # SC-17: the first response comes before waiting on the requester
-    _press(desk, "U0AGENT1", case, "case_reply")
-    _modal(desk, "U0AGENT1", "Could you send the message headers?")
+    desk.press("U0AGENT1", case, "case_reply")
+    desk.submit_modal("U0AGENT1", text="Could you send the message headers?")
     desk.settle()
-    _press(desk, "U0AGENT1", case, "case_await")
+    desk.press("U0AGENT1", case, "case_await")
     desk.standin.wait_for(
         "chat.postMessage", lambda c: "waiting for your answer" in json.dumps(c.args)
     )
@@ -147,10 +130,10 @@ def test_awaiting_customer_pauses_and_a_reply_resumes_once(desk: Desk) -> None:
 
 def test_change_severity_from_the_card(desk: Desk) -> None:
     case = _claimed_case(desk)
-    _press(desk, "U0AGENT1", case, "case_severity")
-    reply = _modal(desk, "U0AGENT1", "", severity="A")
+    desk.press("U0AGENT1", case, "case_severity")
+    reply = desk.submit_modal("U0AGENT1", text="", severity="A")
     assert reply["response_action"] == "errors" and "reason" in json.dumps(reply)
-    reply = _modal(desk, "U0AGENT1", "many users now", severity="A")
+    reply = desk.submit_modal("U0AGENT1", text="many users now", severity="A")
     [stored] = desk.cases()
     assert stored.severity == "A"
     assert stored.first_response_due == WED_10 + timedelta(hours=1)
@@ -160,8 +143,8 @@ def test_change_severity_from_the_card(desk: Desk) -> None:
 
 def test_resolve_survey_once_reopen(desk: Desk) -> None:
     case = _claimed_case(desk)
-    _press(desk, "U0AGENT1", case, "case_resolve")
-    _modal(desk, "U0AGENT1", "Rule fixed; forwarding works again.")
+    desk.press("U0AGENT1", case, "case_resolve")
+    desk.submit_modal("U0AGENT1", text="Rule fixed; forwarding works again.")
     channel = desk.standin.dm_channel("U0ALICE")
     call = desk.standin.wait_for("chat.postMessage", lambda c: "is resolved" in json.dumps(c.args))[
         0
@@ -201,8 +184,8 @@ def test_resolve_survey_once_reopen(desk: Desk) -> None:
 
 def test_resolved_cases_close_after_the_policy_days(desk: Desk) -> None:
     case = _claimed_case(desk)
-    _press(desk, "U0AGENT1", case, "case_resolve")
-    _modal(desk, "U0AGENT1", "Done.")
+    desk.press("U0AGENT1", case, "case_resolve")
+    desk.submit_modal("U0AGENT1", text="Done.")
     tick(desk.service.desk, WED_10 + timedelta(days=4))
     assert desk.cases()[0].status == "resolved"
     tick(desk.service.desk, WED_10 + timedelta(days=5, minutes=1))
@@ -227,7 +210,7 @@ def test_resolved_cases_close_after_the_policy_days(desk: Desk) -> None:
 def test_non_agent_cannot_work_a_case(desk: Desk) -> None:
     case = desk.open_case("U0ALICE")
     for action in ("case_reply", "case_note", "case_await", "case_resolve", "case_severity"):
-        _press(desk, "U0ALICE", case, action)
+        desk.press("U0ALICE", case, action)
     answers = desk.standin.wait_for("response_url", count=5)
     assert all("Only support agents" in json.dumps(a.args) for a in answers)
     assert desk.standin.calls("views.open")[-1].args["view"]["callback_id"] == "intake"

@@ -12,18 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TRIAGE, Desk
+from tests.conftest import Desk
 
 WED_10 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # Wed 10:00 Beijing
 THU_10 = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # Sev B technical: 1 business day later
 WAITING = "waiting for your answer"
-
-
-def _press(desk: Desk, user: str, case: Any, action: str) -> None:
-    response = desk.slack.click_in(
-        user, desk.card(case), action, channel_id=TRIAGE, is_ephemeral=False
-    )
-    assert response.status == 200
 
 
 def _waiting_notices(desk: Desk) -> list[Any]:
@@ -36,7 +29,7 @@ def _waiting_notices(desk: Desk) -> list[Any]:
 
 
 def _reply(desk: Desk, case: Any, text: str) -> None:
-    _press(desk, "U0AGENT1", case, "case_reply")
+    desk.press("U0AGENT1", case, "case_reply")
     desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
     assert desk.slack.submit_view("U0AGENT1", {"text": text}).status == 200
     desk.settle()
@@ -47,7 +40,7 @@ def test_awaiting_customer_needs_a_first_response(desk: Desk) -> None:
     assert case.first_response_due == THU_10
     desk.settle()
     before = len(desk.events())
-    _press(desk, "U0AGENT1", case, "case_await")
+    desk.press("U0AGENT1", case, "case_await")
     [refusal] = desk.standin.wait_for("response_url", timeout=5)
     said = json.dumps(refusal.args)
     assert "Reply to the requester first" in said and "SC-17" in said, said
@@ -61,7 +54,7 @@ def test_awaiting_customer_needs_a_first_response(desk: Desk) -> None:
 
     # after a reply (the first response), Awaiting customer works as before
     _reply(desk, case, "Could you send the message headers?")
-    _press(desk, "U0AGENT1", case, "case_await")
+    desk.press("U0AGENT1", case, "case_await")
     desk.standin.wait_for("chat.postMessage", lambda c: WAITING in json.dumps(c.args))
     [stored] = desk.cases()
     assert stored.status == "awaiting_customer" and stored.sla_paused
@@ -72,7 +65,7 @@ def test_awaiting_customer_needs_a_first_response(desk: Desk) -> None:
 
 def test_unanswered_case_is_in_breach_at_its_due_despite_awaiting_customer(desk: Desk) -> None:
     case = desk.open_case("U0ALICE")  # Sev B technical: due Thu 10:00 Beijing
-    _press(desk, "U0AGENT1", case, "case_await")  # no response was given yet
+    desk.press("U0AGENT1", case, "case_await")  # no response was given yet
     desk.settle()
     desk.run_worker(THU_10 + timedelta(hours=1), step=timedelta(minutes=15))
     [stored] = desk.cases()

@@ -135,10 +135,7 @@ def test_an_override_from_a_shift_change_already_handed_off_tells_its_own_person
         ("channel", "U0AGENT1"),
         ("user", "U0AGENT1"),
     }
-    reply = desk.ask(
-        "U0LEAD", "oncall override primary <@U0LEAD|lee> 2026-11-25T09:00 2026-11-25T12:00"
-    )
-    assert "is on call for *primary*" in json.dumps(reply)
+    _put_on_call(desk, "<@U0LEAD|lee>", "2026-11-25T09:00", "2026-11-25T12:00")
     desk.run_worker(WED_0840 + timedelta(minutes=30))
     handoffs = [m for m in desk.outbox() if m.kind == "oncall.handoff"]
     later = [m for m in handoffs if m.id not in {f.id for f in first}]
@@ -153,6 +150,19 @@ def _handoff_rows(desk: Desk) -> list:  # type: ignore[type-arg]
     return [m for m in desk.outbox() if m.kind == "oncall.handoff"]
 
 
+def _put_on_call(desk: Desk, who: str, starts: str, ends: str) -> None:
+    """The lead's `/support oncall override` for the primary rotation, taken."""
+    reply = desk.ask("U0LEAD", f"oncall override primary {who} {starts} {ends}")
+    assert "is on call for *primary*" in json.dumps(reply)
+
+
+def _handoffs_since(desk: Desk, before: set[int]) -> list[tuple[str, str]]:
+    """(where, incoming) of the handoff notices written since the rows `before`."""
+    return [
+        (m.payload["to"], m.payload["incoming"]) for m in _handoff_rows(desk) if m.id not in before
+    ]
+
+
 def test_an_override_that_puts_the_original_person_back_hands_off_to_them_again(
     desk: Desk,
 ) -> None:
@@ -163,23 +173,15 @@ def test_an_override_that_puts_the_original_person_back_hands_off_to_them_again(
     desk.run_worker(WED_0840 + timedelta(minutes=25))  # 09:05: Eli -> Dana handed off at 09:00
     assert {m.payload["incoming"] for m in _handoff_rows(desk)} == {"U0AGENT1"}
     # 09:05 Lee takes the pager from 09:00 (Dana is told she is off via Lee's handoff) ...
-    reply = desk.ask(
-        "U0LEAD", "oncall override primary <@U0LEAD|lee> 2026-11-25T09:00 2026-11-25T12:00"
-    )
-    assert "is on call for *primary*" in json.dumps(reply)
+    _put_on_call(desk, "<@U0LEAD|lee>", "2026-11-25T09:00", "2026-11-25T12:00")
     desk.run_worker(WED_0840 + timedelta(minutes=30))
     assert {m.payload["incoming"] for m in _handoff_rows(desk)} == {"U0AGENT1", "U0LEAD"}
     before = {m.id for m in _handoff_rows(desk)}
     # ... 09:10 and gives it back to Dana over the same interval: Dana holds the pager again
-    reply = desk.ask(
-        "U0LEAD", "oncall override primary <@U0AGENT1> 2026-11-25T09:00 2026-11-25T12:00"
-    )
-    assert "is on call for *primary*" in json.dumps(reply)
+    _put_on_call(desk, "<@U0AGENT1>", "2026-11-25T09:00", "2026-11-25T12:00")
     assert "*primary*: <@U0AGENT1> (override)" in json.dumps(desk.ask("U0CARL", "oncall"))
     desk.run_worker(WED_0840 + timedelta(minutes=40))
-    new = [
-        (m.payload["to"], m.payload["incoming"]) for m in _handoff_rows(desk) if m.id not in before
-    ]
+    new = _handoffs_since(desk, before)
     assert ("user", "U0AGENT1") in new, f"no handoff back to Dana: {new}"
 
 
@@ -193,13 +195,8 @@ def test_an_override_that_began_more_than_twelve_hours_ago_hands_off_to_its_pers
     desk.run_worker(wed_1355 + timedelta(minutes=5))
     before = {m.id for m in _handoff_rows(desk)}
     # 14:00: Lee records that he has been covering since 01:00 (13 h ago) and until 18:00
-    reply = desk.ask(
-        "U0LEAD", "oncall override primary <@U0LEAD|lee> 2026-11-25T01:00 2026-11-25T18:00"
-    )
-    assert "is on call for *primary*" in json.dumps(reply)
+    _put_on_call(desk, "<@U0LEAD|lee>", "2026-11-25T01:00", "2026-11-25T18:00")
     assert "*primary*: <@U0LEAD> (override)" in json.dumps(desk.ask("U0CARL", "oncall"))
     desk.run_worker(wed_1355 + timedelta(minutes=15))
-    new = [
-        (m.payload["to"], m.payload["incoming"]) for m in _handoff_rows(desk) if m.id not in before
-    ]
+    new = _handoffs_since(desk, before)
     assert ("user", "U0LEAD") in new, f"Lee holds the pager and was never handed it: {new}"

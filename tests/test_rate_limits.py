@@ -8,20 +8,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import Session, select
-
 from chatops import health as core
 from handlers.worker import tick
-from models.health import HealthIncident
 from tests.conftest import TRIAGE, Desk
-
-LEAD = "U0LEAD"
-INCIDENT = {
-    "services": ["mail", "chat"],
-    "title": "Mail delivery delayed",
-    "impact": "Outbound mail is delayed by up to an hour for all organisations.",
-    "status": "We are investigating.",
-}
+from tests.test_health import LEAD, _post, _status_form
 
 
 def _triage_posts(desk: Desk) -> list[Any]:
@@ -32,43 +22,20 @@ def _triage_posts(desk: Desk) -> list[Any]:
     ]
 
 
-def _post_incident(desk: Desk) -> HealthIncident:
-    reply = desk.ask(LEAD, "health")
-    before = len(desk.standin.calls("views.open"))
-    response = desk.slack.click_in(LEAD, reply, "health_post_open", channel_id="C_GENERAL")
-    assert response.status == 200
-    desk.standin.wait_for("views.open", count=before + 1)
-    response = desk.slack.submit_view(LEAD, INCIDENT, strict=True)
-    assert response.status == 200, response.body
-    with Session(desk.engine) as session:
-        return list(session.exec(select(HealthIncident).order_by(HealthIncident.id)).all())[-1]  # type: ignore[arg-type]
-
-
-def _update_incident(desk: Desk, incident_id: int, status: str) -> None:
-    reply = desk.ask(LEAD, "health")
-    before = len(desk.standin.calls("views.open"))
-    response = desk.slack.click_in(
-        LEAD, reply, "health_update_open", channel_id="C_GENERAL", value=str(incident_id)
-    )
-    assert response.status == 200
-    desk.standin.wait_for("views.open", count=before + 1)
-    response = desk.slack.submit_view(LEAD, {"status": status})
-    assert response.status == 200, response.body
-
-
 def test_a_due_message_is_not_starved_by_200_older_messages_waiting_out_a_retry_after(
     desk: Desk,
 ) -> None:
     """200 follower DMs that Slack rate-limited (429, Retry-After 600) are older than a case
     card whose first post failed with a 500: the worker's pass reads on past them, so the
     card goes out when its own back-off ends, not ten minutes later."""
-    incident = _post_incident(desk)
+    incident = _post(desk)
     assert incident.id is not None
     for i in range(200):
         core.follow(desk.engine, incident.id, f"U0FOLLOW{i:03d}", desk.clock.now())
     # Slack rate-limits opening 200 DM channels at once (conversations.open is Tier 3)
     desk.standin.fail_next("conversations.open", status=429, retry_after=600, times=200)
-    _update_incident(desk, incident.id, "Still investigating.")
+    _status_form(desk, "health_update_open", incident.id)
+    assert desk.slack.submit_view(LEAD, {"status": "Still investigating."}).status == 200
     desk.settle(timeout=30)
     dms = [m for m in desk.outbox() if m.kind == core.HEALTH_UPDATE]
     # waiting out Slack's Retry-After: pending, not a failed attempt

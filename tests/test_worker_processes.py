@@ -488,3 +488,12 @@ def test_outbox_status_lists_parked_rows_and_exits_1(world: World) -> None:
     assert parked.startswith(f"PARKED {case.id}:card (case.card) after ")
     # The reason (str of the SlackApiError) runs onto the next line of the report.
     assert "'error': 'channel_not_found'" in status.stdout
+
+
+def test_tick_reads_an_instant_without_an_offset_in_the_support_time_zone(world: World) -> None:
+    """`chatops tick --at 2026-11-25T08:41` is 08:41 in Beijing (the policy's support time
+    zone), as `report --until` and `/support oncall override` read such a time."""
+    world.open("U0ALICE", T0)  # 08:40 Beijing
+    finish(world.start("tick", "--at", "2026-11-25T08:41"))
+    card = next(r for r in world.outbox() if r.kind == CARD)
+    assert (card.status, card.sent_at) == ("sent", T0 + timedelta(minutes=1))

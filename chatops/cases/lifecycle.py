@@ -33,6 +33,7 @@ from chatops.directory import find_person, is_agent
 from chatops.outbox import enqueue
 from chatops.paging import acknowledge_by_claim, stop_pages
 from chatops.policy import SupportRules
+from chatops.queues import is_customer_admin
 from models import Case, CaseMessage, Person, SurveyAnswer
 
 MESSAGE_MAX = 3000  # what the Reply, Note and Resolve modals take; delivered whole
@@ -352,17 +353,14 @@ def reopen(engine: Engine, case_id: int, who: str, now: datetime, rules: Support
         person = find_person(session, who)
         requester = session.get(Person, case.requester_id)
         is_requester = requester is not None and requester.slack_user_id == who
-        if not (is_agent(person) or is_requester):
-            raise CaseActionRefused("Only the requester or a support agent can reopen a case.")
-        if not is_agent(person) and not (
-            requester is not None
-            and requester.organisation_id is not None
-            and rules.is_admin(list(requester.roles))
-        ):
-            raise CaseActionRefused(
-                "Only your organisation's admins can reopen its cases (SC-1); ask one of "
-                "them, or open a new case through them."
-            )
+        if not is_agent(person):
+            if not is_requester:
+                raise CaseActionRefused("Only the requester or a support agent can reopen a case.")
+            if not is_customer_admin(requester, rules):
+                raise CaseActionRefused(
+                    "Only your organisation's admins can reopen its cases (SC-1); ask one "
+                    "of them, or open a new case through them."
+                )
         if case.status == states.CLOSED:
             raise CaseActionRefused(f"{case.number} is closed; open a new case instead.")
         if case.status != states.RESOLVED:
