@@ -6,6 +6,11 @@ escalation pages the new person. A step is taken by a conditional update on the 
 `step` (its task token), so two workers sweeping at once take it once; the notices of a
 step carry unique outbox keys, so they are sent once.
 
+A page is called off (`stop_pages`) when its case leaves Sev A (an SC-16 downgrade or any
+other) or is resolved: its Acknowledge answers so and changes nothing from then on, while a
+page whose every step ran unanswered may still be acknowledged (SC-17 wants someone on the
+case). Raising the case to Sev A again starts a new page.
+
 Each step's DM to a person is its own outbox row; when several of them wait for one person
 at once, the delivery side sends them as one message with an Acknowledge all button
 (handlers/delivery.py). `acknowledge_group` takes every page such a message lists, by the
@@ -66,15 +71,19 @@ def start_page(session: Session, case: Case, rules: SupportRules, now: datetime)
 
 
 def stop_pages(session: Session, case_id: int, now: datetime) -> None:
-    """End open escalations of a case (it is no longer Sev A, or it is resolved)."""
+    """Call off the unacknowledged pages of a case (it is no longer Sev A, or it is
+    resolved): their escalation ends and their Acknowledge no longer takes the case.
+
+    A page whose steps all ran unanswered is called off too: its Acknowledge would
+    otherwise still make someone owner of a case nobody pages for any more."""
     session.exec(  # type: ignore[call-overload]
         update(Page)
         .where(
             Page.case_id == case_id,
             Page.acknowledged_at.is_(None),  # type: ignore[union-attr]
-            Page.exhausted.is_(False),  # type: ignore[attr-defined]
+            Page.stopped_at.is_(None),  # type: ignore[union-attr]
         )
-        .values(exhausted=True, next_step_at=None)
+        .values(exhausted=True, next_step_at=None, stopped_at=now)
     )
 
 
@@ -187,13 +196,16 @@ def escalate_due_pages(engine: Engine, rules: SupportRules, now: datetime) -> in
 
 @dataclass(frozen=True)
 class AckOutcome:
-    outcome: str  # "acknowledged" | "already" | "not_open" | "not_agent" | "no_page"
+    # "acknowledged" | "already" | "not_open" | "called_off" | "not_agent" | "no_page"
+    outcome: str
     page: Page | None = None
     case: Case | None = None
     # Slack id of who acknowledged (the winner); for "not_open", of who resolved or
-    # closed the case (None when nobody did by hand: the auto-close)
+    # closed the case (None when nobody did by hand: the auto-close); for "called_off" of a
+    # case below Sev A, of who set its present severity
     by: str | None = None
     claimed: bool = False  # the acknowledger became the owner
+    paged_again: bool = False  # "called_off": the case has a newer page since
 
     @property
     def won(self) -> bool:
@@ -238,7 +250,9 @@ def _acknowledge_one(
     pages) and read: a page still unacknowledged when its case was resolved or closed (the
     resolve stopped its escalation) is not acknowledged at all ("not_open", with who
     resolved or closed the case): the case is neither taken nor reopened, and the page is
-    not recorded as taken on by someone who never worked the case.
+    not recorded as taken on by someone who never worked the case. Nor is a page called off
+    before anyone acknowledged it ("called_off"): its case left Sev A, and a case raised
+    again has a new page of its own.
     """
     slack_id = person.slack_user_id
     page = session.get(Page, page_id, populate_existing=True)
@@ -250,12 +264,18 @@ def _acknowledge_one(
         return AckOutcome("not_open", page, case, _ended_by(session, case))
     result = session.exec(  # type: ignore[call-overload]
         update(Page)
-        .where(Page.id == page_id, Page.acknowledged_at.is_(None))  # type: ignore[union-attr]
+        .where(
+            Page.id == page_id,
+            Page.acknowledged_at.is_(None),  # type: ignore[union-attr]
+            Page.stopped_at.is_(None),  # type: ignore[union-attr]
+        )
         .values(acknowledged_at=now, acknowledged_by=slack_id, next_step_at=None)
     )
     page = session.get(Page, page_id, populate_existing=True)
     assert page is not None
     if result.rowcount != 1:
+        if page.acknowledged_at is None:  # so the update found it called off
+            return _called_off(session, page, case)
         return AckOutcome("already", page, case, page.acknowledged_by)
     claimed = take_unclaimed(session, case.id, person, now, via="page", status=case.status)  # type: ignore[arg-type]
     record_event(
@@ -278,15 +298,32 @@ def _acknowledge_one(
     return AckOutcome("acknowledged", page, case, slack_id, claimed)
 
 
+def _called_off(session: Session, page: Page, case: Case) -> AckOutcome:
+    """The answer to an Acknowledge on a page called off before anyone acknowledged it."""
+    if case.severity != "A":
+        return AckOutcome("called_off", page, case, _set_by(session, case, "severity_changed"))
+    newer = session.exec(
+        select(Page.id).where(Page.case_id == case.id, Page.id > page.id)  # type: ignore[operator]
+    ).first()
+    return AckOutcome("called_off", page, case, paged_again=newer is not None)
+
+
 def _ended_by(session: Session, case: Case) -> str | None:
     """Slack id of who moved the case to its present (resolved or closed) status, from its
     audit trail; None when nobody did by hand (the auto-close)."""
+    return _set_by(session, case, "status_changed")
+
+
+def _set_by(session: Session, case: Case, kind: str) -> str | None:
+    """Slack id of who last set the case's present status ("status_changed") or severity
+    ("severity_changed"), from its audit trail; None when nobody did by hand."""
+    present = case.status if kind == "status_changed" else case.severity
     event = session.exec(
         select(CaseEvent)
         .where(
             CaseEvent.case_id == case.id,
-            CaseEvent.kind == "status_changed",
-            CaseEvent.to_value == case.status,
+            CaseEvent.kind == kind,
+            CaseEvent.to_value == present,
         )
         .order_by(CaseEvent.id.desc())  # type: ignore[union-attr]
     ).first()
@@ -330,13 +367,15 @@ def group_page_ids(session: Session, row_id: int) -> list[int]:
 @dataclass(frozen=True)
 class GroupAckOutcome:
     """What Acknowledge all did: the pages this click won, those someone had already
-    acknowledged (reported, never taken over), and those whose case was resolved or closed
-    before anyone acknowledged them (reported, left as they were)."""
+    acknowledged (reported, never taken over), those whose case was resolved or closed
+    before anyone acknowledged them and those called off since (both reported, left as
+    they were)."""
 
     outcome: str  # "acknowledged" (even if every page was taken already) | "not_agent" | "no_page"
     won: list[AckOutcome] = field(default_factory=list)
     already: list[AckOutcome] = field(default_factory=list)
     ended: list[AckOutcome] = field(default_factory=list)
+    called_off: list[AckOutcome] = field(default_factory=list)
 
     @property
     def claimed(self) -> int:
@@ -357,7 +396,7 @@ def acknowledge_group(engine: Engine, row_id: int, slack_id: str, now: datetime)
         page_ids = group_page_ids(session, row_id)
         if not page_ids:
             return GroupAckOutcome("no_page")
-        won, already, ended = [], [], []
+        won, already, ended, called_off = [], [], [], []
         for page_id in sorted(page_ids):
             one = _acknowledge_one(session, page_id, person, now, {"group": row_id})
             if one.won:
@@ -366,7 +405,9 @@ def acknowledge_group(engine: Engine, row_id: int, slack_id: str, now: datetime)
                 already.append(one)
             elif one.outcome == "not_open":
                 ended.append(one)
-        return GroupAckOutcome("acknowledged", won, already, ended)
+            elif one.outcome == "called_off":
+                called_off.append(one)
+        return GroupAckOutcome("acknowledged", won, already, ended, called_off)
 
     return _retrying_deadlocks(engine, work)
 
@@ -385,7 +426,11 @@ def acknowledge_by_claim(session: Session, case_id: int, slack_id: str, now: dat
     for page_id in pages:
         result = session.exec(  # type: ignore[call-overload]
             update(Page)
-            .where(Page.id == page_id, Page.acknowledged_at.is_(None))  # type: ignore[union-attr]
+            .where(
+                Page.id == page_id,
+                Page.acknowledged_at.is_(None),  # type: ignore[union-attr]
+                Page.stopped_at.is_(None),  # type: ignore[union-attr]
+            )
             .values(acknowledged_at=now, acknowledged_by=slack_id, next_step_at=None)
         )
         if result.rowcount == 1:

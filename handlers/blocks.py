@@ -666,6 +666,7 @@ class PagedCase:
     title: str
     step: int  # 0-based step of the escalation this DM was for
     acknowledged_by: str | None = None
+    called_off: bool = False  # the case left Sev A (or was resolved) before anyone answered
 
 
 def _steps_label(cases: list[PagedCase], of: int) -> str:
@@ -684,7 +685,7 @@ def page_group(
     acknowledges are kept server-side, so its value stays far below Slack's 2000 characters
     however many cases are listed."""
     total = len(cases)
-    open_cases = [c for c in cases if c.acknowledged_by is None]
+    open_cases = [c for c in cases if c.acknowledged_by is None and not c.called_off]
     head = f":rotating_light: You are paged for *{total}* Sev A cases ({_steps_label(cases, of)}):"
     lines = []
     for case in cases[:limit]:
@@ -694,6 +695,8 @@ def page_group(
         )
         if case.acknowledged_by:
             line += f" — :white_check_mark: {mention(case.acknowledged_by)}"
+        elif case.called_off:
+            line += " — called off"
         lines.append(line)
     if total > limit:
         lines.append(f"…and {total - limit} more")
@@ -703,7 +706,8 @@ def page_group(
     acknowledgers = list(dict.fromkeys(c.acknowledged_by for c in cases if c.acknowledged_by))
     if acknowledgers:
         who = ", ".join(mention(a) for a in acknowledgers)
-        items.append(_mrkdwn(f"*Acknowledged: {total - len(open_cases)} of {total}* (by {who})."))
+        taken = sum(1 for c in cases if c.acknowledged_by)
+        items.append(_mrkdwn(f"*Acknowledged: {taken} of {total}* (by {who})."))
     if open_cases:
         items.append(
             ActionsBlock(

@@ -605,6 +605,7 @@ def render_page_group(
                 title=case.title,
                 step=int(step),
                 acknowledged_by=page.acknowledged_by,
+                called_off=page.stopped_at is not None,
             )
         )
     if not cases:

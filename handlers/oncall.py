@@ -119,6 +119,9 @@ def group_ack_reply(outcome: GroupAckOutcome) -> str:
     if outcome.ended:
         ended = [_ended(item) for item in outcome.ended if item.case is not None]
         parts.append(f"No longer open, nothing to acknowledge: {_numbers(ended)}.")
+    if outcome.called_off:
+        called_off = [_called_off(item) for item in outcome.called_off if item.case is not None]
+        parts.append(f"Called off, nothing to acknowledge: {_numbers(called_off)}.")
     return " ".join(parts)
 
 
@@ -128,6 +131,39 @@ def _ended(outcome: AckOutcome) -> str:
     assert outcome.case is not None
     by = f" by {mention(outcome.by)}" if outcome.by else ""
     return f"{outcome.case.number} ({outcome.case.status}{by})"
+
+
+def _called_off(outcome: AckOutcome) -> str:
+    """`CS-00001 (now Sev B, by @dana)`: a paged case whose page was called off before
+    anyone acknowledged it."""
+    assert outcome.case is not None
+    if outcome.case.severity != "A":
+        by = f", by {mention(outcome.by)}" if outcome.by else ""
+        return f"{outcome.case.number} (now Sev {outcome.case.severity}{by})"
+    return outcome.case.number + (" (paged again since)" if outcome.paged_again else "")
+
+
+def _called_off_reply(outcome: AckOutcome) -> str:
+    """What the person who pressed Acknowledge on a called-off page is told: why it no
+    longer counts, and how to take the case on if they will."""
+    assert outcome.case is not None
+    number = outcome.case.number
+    if outcome.case.severity != "A":
+        by = f" (changed by {mention(outcome.by)})" if outcome.by else ""
+        return (
+            f"This page was called off: {number} is now Sev {outcome.case.severity}{by}. "
+            "Nothing was changed; claim it from the case card if you will take it."
+        )
+    if outcome.paged_again:
+        return (
+            f"This page was called off before anyone acknowledged it; {number} was paged "
+            "again since: acknowledge the newer page, or claim it from the case card. "
+            "Nothing was changed."
+        )
+    return (
+        "This page was called off before anyone acknowledged it. Nothing was changed; "
+        f"claim {number} from the case card if you will take it."
+    )
 
 
 def register(app: App, desk: Desk) -> None:
@@ -153,6 +189,8 @@ def register(app: App, desk: Desk) -> None:
             assert outcome.case is not None
             by = f" (by {mention(outcome.by)})" if outcome.by else ""
             text = f"{outcome.case.number} was {outcome.case.status}{by}; nothing to acknowledge."
+        elif outcome.outcome == "called_off":  # it left Sev A before anyone acknowledged
+            text = _called_off_reply(outcome)
         else:
             assert outcome.case is not None
             text = (

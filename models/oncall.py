@@ -36,7 +36,13 @@ class OnCallOverride(SQLModel, table=True):
 
 class Page(SQLModel, table=True):
     """One Sev A page and its escalation. `step` is the task token: a sweep advances it with
-    `UPDATE … WHERE step = <the step it read>`, so two workers never both take a step."""
+    `UPDATE … WHERE step = <the step it read>`, so two workers never both take a step.
+
+    `exhausted`: the escalation is over, whether every step ran unanswered (the page may
+    still be acknowledged: someone answering at last is what it asks for) or the page was
+    called off. `stopped_at`: when it was called off, because its case left Sev A or was
+    resolved before anyone acknowledged it; such a page is exhausted too, and can no longer
+    be acknowledged."""
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
@@ -46,3 +52,4 @@ class Page(SQLModel, table=True):
     acknowledged_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     acknowledged_by: str | None = Field(default=None, max_length=32)
     exhausted: bool = False
+    stopped_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

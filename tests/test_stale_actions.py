@@ -1,7 +1,7 @@
 """Buttons pressed on messages older than the case's state: a Claim on a card from before
-the case was resolved or closed, an Acknowledge on a page DM after the case was resolved;
-and on-call people who may not acknowledge a page (a roster naming them is refused, one
-already stored is skipped like a gap)."""
+the case was resolved or closed, an Acknowledge on a page DM after the case was resolved or
+its page was called off (the case left Sev A); and on-call people who may not acknowledge a
+page (a roster naming them is refused, one already stored is skipped like a gap)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ from chatops.policy import load_policy
 from chatops.yamlfile import FileError
 from models import Case, Page, Person
 from tests.conftest import ROSTER, TRIAGE, Desk
+from tests.test_long_text import work
+from tests.test_metrics import _scrape, _value
+from tests.test_page_coalescing import _button
 
 WED_0840 = datetime(2026, 11, 25, 0, 40, tzinfo=UTC)  # Eli (U0AGENT2) is primary till 09:00
 ALICE, DANA, ELI, LEE = "U0ALICE", "U0AGENT1", "U0AGENT2", "U0LEAD"
@@ -164,11 +167,13 @@ def test_acknowledge_after_resolve_neither_takes_nor_reopens_the_case(desk: Desk
     assert _requester_dms(desk) == dms
 
 
-def test_acknowledge_all_leaves_a_case_resolved_since_as_it_is(desk: Desk) -> None:
+def _three_pages_in_one_dm(desk: Desk) -> tuple[list[Case], dict[str, Any]]:
+    """Three Sev A cases whose pages wait for Eli at once: the cases, and the one DM that
+    lists them with Acknowledge all."""
     desk.clock.set(WED_0840)
     delivery = desk.service.desk.delivery
     delivery.deliver_pending = lambda *args, **kwargs: 0  # type: ignore[method-assign]
-    try:  # three pages waiting for Eli at once: one DM lists them, with Acknowledge all
+    try:
         cases = [_sev_a(desk, f"Outage {n}") for n in range(3)]
         desk.settle()
     finally:
@@ -176,6 +181,11 @@ def test_acknowledge_all_leaves_a_case_resolved_since_as_it_is(desk: Desk) -> No
     delivery.deliver_pending()
     [dm] = _page_dms(desk, ELI)
     assert "Sev A cases" in json.dumps(dm["blocks"])
+    return cases, dm
+
+
+def test_acknowledge_all_leaves_a_case_resolved_since_as_it_is(desk: Desk) -> None:
+    cases, dm = _three_pages_in_one_dm(desk)
     gone = cases[1]
     _resolve(desk, LEE, desk.card(gone), "Duplicate of the first outage.")
     r = desk.slack.click_in(
@@ -196,6 +206,146 @@ def test_acknowledge_all_leaves_a_case_resolved_since_as_it_is(desk: Desk) -> No
         cases[2].id,
     ]
     assert gone.id not in {e.case_id for e in desk.events("claimed")}
+
+
+# --- Acknowledge on a page called off since: the case left Sev A --------------------------
+
+
+def _lower(desk: Desk, user: str, case: Case) -> None:
+    work(desk, user, case, "case_severity", "impact is one mailbox, not the company", severity="B")
+
+
+def _acknowledge(
+    desk: Desk, user: str, dm: dict[str, Any], action: str = "acknowledge_page"
+) -> str:
+    """`user` presses `action` on `dm`, a page DM to Eli; the ephemeral answer."""
+    calls = desk.standin.calls("response_url")
+    before = len([c for c in calls if c.args.get("response_type") == "ephemeral"])
+    r = desk.slack.click_in(
+        user, dm, action, channel_id=desk.standin.dm_channel(ELI), is_ephemeral=False
+    )
+    assert r.status == 200
+    told = _ephemeral_answer(desk, before + 1)
+    desk.settle()
+    return told
+
+
+def _acknowledgements_counted(desk: Desk) -> float:
+    return _value(_scrape(desk), "chatops_pages_total", event="acknowledged")
+
+
+def test_acknowledge_on_a_page_called_off_by_a_downgrade_changes_nothing(desk: Desk) -> None:
+    desk.clock.set(WED_0840)
+    case = _sev_a(desk)
+    dm = desk.wait_until(lambda: _page_dms(desk, ELI), "Eli paged")[0]
+    _lower(desk, DANA, case)
+    [before] = desk.cases()
+    assert (before.severity, before.assignee_id) == ("B", None)
+    events, outbox, counted = desk.events(), desk.outbox(), _acknowledgements_counted(desk)
+    told = _acknowledge(desk, ELI, dm)
+    assert told == (
+        f"This page was called off: CS-00001 is now Sev B (changed by <@{DANA}>). Nothing "
+        "was changed; claim it from the case card if you will take it."
+    )
+    [after] = desk.cases()
+    assert (after.status, after.assignee_id, after.claimed_at) == (before.status, None, None)
+    assert [e.id for e in desk.events()] == [e.id for e in events]  # no page_acknowledged
+    assert [m.id for m in desk.outbox()] == [m.id for m in outbox]  # nothing told anyone
+    [page] = _pages(desk)
+    assert (page.acknowledged_at, page.acknowledged_by) == (None, None)
+    assert page.stopped_at is not None
+    assert _acknowledgements_counted(desk) == counted
+    # the escalation never resumes: step 1 was the last the page took
+    desk.run_worker(WED_0840 + timedelta(hours=1), step=timedelta(minutes=5))
+    assert {m.payload["step"] for m in desk.outbox() if m.kind == "page.notify"} == {0}
+
+
+def test_a_called_off_page_stays_called_off_when_the_case_is_raised_again(desk: Desk) -> None:
+    desk.clock.set(WED_0840)
+    case = _sev_a(desk)
+    old = desk.wait_until(lambda: _page_dms(desk, ELI), "Eli paged")[0]
+    desk.clock.set(WED_0840 + timedelta(minutes=2))
+    _lower(desk, DANA, case)
+    desk.clock.set(WED_0840 + timedelta(minutes=4))
+    work(desk, DANA, case, "case_severity", "the outage is back for everyone", severity="A")
+    new = desk.wait_until(lambda: _page_dms(desk, ELI)[1:], "Eli paged again")[0]
+    told = _acknowledge(desk, ELI, old)
+    assert told == (
+        "This page was called off before anyone acknowledged it; CS-00001 was paged again "
+        "since: acknowledge the newer page, or claim it from the case card. Nothing was changed."
+    )
+    assert desk.fresh(case).assignee_id is None
+    assert desk.events("page_acknowledged") == []
+    # the newer page is the one that takes the case
+    told = _acknowledge(desk, ELI, new)
+    assert told == "You acknowledged the page for CS-00001. You own the case now."
+    called_off, paged_again = _pages(desk)
+    assert called_off.acknowledged_at is None and called_off.stopped_at is not None
+    assert paged_again.acknowledged_by == ELI and paged_again.stopped_at is None
+    [event] = desk.events("page_acknowledged")
+    assert event.detail["page"] == paged_again.id
+    assert desk.fresh(case).assignee_id is not None
+
+
+def _exhausted_page(desk: Desk) -> tuple[Case, dict[str, Any]]:
+    """A Sev A case whose page ran every step with nobody answering; Eli's first page DM."""
+    desk.clock.set(WED_0840)
+    case = _sev_a(desk)
+    dm = desk.wait_until(lambda: _page_dms(desk, ELI), "Eli paged")[0]
+    desk.run_worker(WED_0840 + timedelta(hours=1), step=timedelta(minutes=5))
+    [page] = _pages(desk)
+    assert page.exhausted and page.acknowledged_at is None
+    return case, dm
+
+
+def test_a_page_nobody_answered_can_still_be_acknowledged(desk: Desk) -> None:
+    # SC-17: someone answering at last is what the exhausted page asks for
+    _exhausted_page(desk)
+    told = _acknowledge(desk, ELI, _page_dms(desk, ELI)[0])
+    assert told == "You acknowledged the page for CS-00001. You own the case now."
+    [page] = _pages(desk)
+    assert page.acknowledged_by == ELI
+
+
+def test_a_page_nobody_answered_is_called_off_when_the_case_leaves_sev_a(desk: Desk) -> None:
+    case, dm = _exhausted_page(desk)
+    _lower(desk, LEE, case)
+    events = desk.events()
+    told = _acknowledge(desk, ELI, dm)
+    assert told.startswith(
+        f"This page was called off: CS-00001 is now Sev B (changed by <@{LEE}>)."
+    )
+    assert desk.fresh(case).assignee_id is None
+    assert [e.id for e in desk.events()] == [e.id for e in events]
+    [page] = _pages(desk)
+    assert page.acknowledged_at is None
+
+
+def test_acknowledge_all_leaves_a_case_lowered_since_as_it_is(desk: Desk) -> None:
+    cases, dm = _three_pages_in_one_dm(desk)
+    lowered = cases[1]
+    _lower(desk, DANA, lowered)
+    told = _acknowledge(desk, ELI, dm, "acknowledge_pages")
+    assert "You acknowledged the pages for 2 cases: CS-00001, CS-00003." in told
+    assert f"Called off, nothing to acknowledge: CS-00002 (now Sev B, by <@{DANA}>)." in told
+    assert desk.fresh(lowered).assignee_id is None
+    pages = {p.case_id: p for p in _pages(desk)}
+    assert pages[lowered.id].acknowledged_at is None
+    assert sorted(e.case_id for e in desk.events("page_acknowledged")) == [
+        cases[0].id,
+        cases[2].id,
+    ]
+    # the DM shows the called-off case as such, and no button is left to press
+    [shown] = _page_dms(desk, ELI)
+    lines = [
+        line
+        for block in shown["blocks"]
+        for line in str((block.get("text") or {}).get("text", "")).splitlines()
+    ]
+    assert [line for line in lines if "called off" in line] == [
+        next(line for line in lines if "CS-00002" in line)
+    ]
+    assert _button(shown, "acknowledge_pages") is None
 
 
 # --- who may be on call ---------------------------------------------------------------------
