@@ -195,8 +195,19 @@ def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: date
         )
     if row.kind == REQUESTER_NOTICE:
         return _requester(session, ctx, payload, rules, now)
+    if row.kind == PAGE and _page_over(session, payload):
+        return Outgoing(text="", skip=True)
     text, extra = _case_notice(session, row.kind, ctx, payload, rules, now)
     return _routed(session, case, payload, text, extra)
+
+
+def _page_over(session: Session, payload: dict[str, Any]) -> bool:
+    """The page a waiting page notice is about was acknowledged or called off while the
+    notice waited (a retry, Slack's pace): paging anyone for it now would call them to a
+    case someone has taken, or that nobody pages for any more."""
+    page_id = payload.get("page_id")
+    page = session.get(Page, page_id) if page_id is not None else None
+    return page is not None and (page.acknowledged_at is not None or page.stopped_at is not None)
 
 
 def _routed(
@@ -622,5 +633,7 @@ def prepare_pages(
     lead = rows[0]
     if len(rows) == 1:
         return prepare(session, lead, rules, now)
+    if all(_page_over(session, row.payload or {}) for row in rows):
+        return Outgoing(text="", skip=True)  # every page it would list is over
     text, body = render_page_group(session, lead, rules)
     return Outgoing(text=text, blocks=body, user=(lead.payload or {})["user"])

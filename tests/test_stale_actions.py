@@ -287,6 +287,27 @@ def test_a_called_off_page_stays_called_off_when_the_case_is_raised_again(desk: 
     assert desk.fresh(case).assignee_id is not None
 
 
+def test_a_page_dm_still_queued_when_its_page_is_called_off_is_not_sent(desk: Desk) -> None:
+    # Slack answers 500 to the DMs of the case's opening (the requester's and Eli's page),
+    # so both wait in the outbox for their retry; meanwhile the case is lowered.
+    desk.clock.set(WED_0840)
+    desk.standin.fail_next("conversations.open", status=500, times=2)
+    case = _sev_a(desk)
+    desk.settle()
+    assert _page_dms(desk, ELI) == []
+    _lower(desk, DANA, case)
+    desk.run_worker(WED_0840 + timedelta(minutes=30), step=timedelta(minutes=1))
+    desk.settle()
+    # nobody is paged for a case nobody pages for any more; the requester still hears
+    assert _page_dms(desk, ELI) == []
+    requester = desk.standin.messages(desk.standin.dm_channel(ALICE))
+    assert any("is open" in json.dumps(m) for m in requester)
+    [step] = [m for m in desk.outbox() if m.kind == "page.notify" and m.payload.get("to") == "user"]
+    assert step.status == "sent"  # done with: never retried
+    [page] = _pages(desk)
+    assert page.stopped_at is not None and page.acknowledged_at is None
+
+
 def _exhausted_page(desk: Desk) -> tuple[Case, dict[str, Any]]:
     """A Sev A case whose page ran every step with nobody answering; Eli's first page DM."""
     desk.clock.set(WED_0840)
