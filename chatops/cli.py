@@ -110,14 +110,17 @@ def main(log_level: str | None) -> None:
 @main.command()
 @click.argument("roster", type=click.Path(dir_okay=False, path_type=Path))
 def load(roster: Path) -> None:
-    """Load a roster file (organisations, people, channels) into the database."""
+    """Load a roster file (organisations, people, channels, rotations, overrides) into the
+    database."""
+    from chatops.clock import clock_for
     from chatops.directory.roster import load_roster
 
     settings = load_settings(require_slack=False)
     rules = _policy(settings.policy_file)
     engine = _database(settings)
     try:
-        summary = load_roster(engine, roster, rules.policy)
+        # the process clock: whether an override left out of the file is running is "now"
+        summary = load_roster(engine, roster, rules.policy, clock_for(settings.clock_file).now)
     except FileError as exc:
         _fail_file("nothing was loaded", exc)
     if not summary.changed:
@@ -128,7 +131,8 @@ def load(roster: Path) -> None:
         f"~{summary.organisations_updated}, people +{summary.people_added} "
         f"~{summary.people_updated} retired {summary.people_retired}, "
         f"channels set {summary.channels_set}, rotations set "
-        f"{summary.rotations_set}, overrides +{summary.overrides_added}."
+        f"{summary.rotations_set}, overrides +{summary.overrides_added} "
+        f"~{summary.overrides_updated} removed {summary.overrides_removed}."
     )
 
 

@@ -174,18 +174,20 @@ def add_override(
             ["key"],
         )
         if added:
-            _reopen_handoffs(session, starts_at)
+            reopen_handoffs(session, starts_at)
         return added
 
 
-def _reopen_handoffs(session: Session, changed_from: datetime) -> None:
+def reopen_handoffs(session: Session, changed_from: datetime) -> None:
     """Take the handoff sweep's mark back to just before `changed_from` if it has passed it.
 
-    The sweep hands off the changes after its mark, so an override from an instant it has
-    already swept ("from now", typed seconds into the minute) would change who is on call
-    with nobody told. Its next sweep reports the change; changes it reported before keep
-    their outbox keys and are not sent again. Locking the mark orders this against a sweep
-    running now: either that sweep reads the new override, or this sees the mark it moved.
+    Call it in the transaction that stores an override, or changes one, from `changed_from`
+    on (:func:`add_override`, and the roster's load). The sweep hands off the changes after
+    its mark, so an override from an instant it has already swept ("from now", typed seconds
+    into the minute) would change who is on call with nobody told. Its next sweep reports the
+    change; changes it reported before keep their outbox keys and are not sent again. Locking
+    the mark orders this against a sweep running now: either that sweep reads the new
+    override, or this sees the mark it moved.
     """
     mark = session.exec(
         select(SweepMark).where(SweepMark.name == HANDOFF_MARK).with_for_update()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
 from handlers.worker import tick
 from models import OnCallOverride, RotationRecord
-from tests.conftest import Desk
+from tests.conftest import Desk, posts
 
 WED_0840 = datetime(2026, 11, 25, 0, 40, tzinfo=UTC)
+HANDOFF_CHANNEL = "C0HANDOFF"
+DANA, ELI, LEE = "<@U0AGENT1> (Dana Park)", "<@U0AGENT2> (Eli Gomez)", "<@U0LEAD> (Lee Morgan)"
 
 
 def test_oncall_shows_now_and_next(desk: Desk) -> None:
@@ -148,6 +151,23 @@ def test_an_override_from_a_shift_change_already_handed_off_tells_its_own_person
 
 def _handoff_rows(desk: Desk) -> list:  # type: ignore[type-arg]
     return [m for m in desk.outbox() if m.kind == "oncall.handoff"]
+
+
+def _handoffs_posted(desk: Desk) -> list[str]:
+    """What the handoff channel shows of each shift handoff, in the order posted: "rotation*:
+    outgoing → incoming | from – until" (support time)."""
+    desk.settle()
+    heads = []
+    for call in posts(desk.standin, HANDOFF_CHANNEL):
+        head = next(
+            b["text"]["text"]
+            for b in call.args["blocks"]
+            if b["type"] == "section" and b["text"]["text"].startswith("*Shift handoff")
+        )
+        people, shift = head.split("\n")
+        times = re.findall(r"\(([^()]*) Beijing time\)", shift)
+        heads.append(f"{people.removeprefix('*Shift handoff — ')} | {' – '.join(times)}")
+    return heads
 
 
 def _put_on_call(desk: Desk, who: str, starts: str, ends: str) -> None:

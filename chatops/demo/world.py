@@ -193,7 +193,7 @@ def start_world(roster: Path, start: datetime | None = None) -> World:
             channel_pace_seconds=0,
         )
         service = build_service(settings, clock=clock)
-        load_roster(service.engine, roster, service.rules.policy)
+        load_roster(service.engine, roster, service.rules.policy, clock.now)
         articles = roster.parent / "kb"
         if articles.is_dir():  # the example roster ships with examples/kb beside it
             from chatops.kb import load_articles

@@ -3,14 +3,16 @@
 `load_roster` validates the whole file before touching the database and upserts everything
 in one transaction, so an invalid file changes nothing and loading the same file twice is a
 no-op. People and organisations missing from a later file are kept: the roster adds and
-updates, it never deletes (cases refer to them).
+updates, it never deletes (cases refer to them). The roster's own on-call overrides follow the
+file (see :func:`load_roster`); those leads add from Slack are left alone.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -22,10 +24,13 @@ from chatops.db import insert_if_absent, transaction
 from chatops.directory.lookup import known_zone
 from chatops.oncall import parse_shift
 from chatops.policy import Policy
+from chatops.schedule import reopen_handoffs
 from chatops.yamlfile import FileError, explain, problem_at, read_with_lines
 from models import BotChannel, OnCallOverride, Organisation, Person, RotationRecord
 
 STAFF_ROLES = {"agent": "Support agent", "lead": "Support lead"}
+ROSTER_AUTHOR = "roster"
+"""`created_by` of the overrides the roster file stores (a Slack-added one names its lead)."""
 # At most 32 characters, the columns' length (models/directory.py): a longer id would load
 # on SQLite and fail the whole load on PostgreSQL.
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,31}$")
@@ -148,6 +153,8 @@ class LoadSummary:
     channels_set: int = 0
     rotations_set: int = 0
     overrides_added: int = 0
+    overrides_updated: int = 0  # `until` or `covers` edited in the file
+    overrides_removed: int = 0  # stored, not in the file: ended now, or dropped if not begun
 
     @property
     def changed(self) -> bool:
@@ -161,6 +168,8 @@ class LoadSummary:
                 self.channels_set,
                 self.rotations_set,
                 self.overrides_added,
+                self.overrides_updated,
+                self.overrides_removed,
             )
         )
 
@@ -261,7 +270,20 @@ def read_roster(path: str | Path, policy: Policy) -> RosterFile:
                         lines,
                     )
                 )
+    # an override is known by its rotation, person and start (its stored key): a second
+    # entry with all three would be the same override with another end
+    override_starts: set[tuple[str, str, datetime]] = set()
     for i, override in enumerate(roster.overrides):
+        same = (override.rotation, override.person, override.starts)
+        if same in override_starts:
+            problems.append(
+                problem_at(
+                    ("overrides", i),
+                    "duplicate override (the same rotation, person and `from`)",
+                    lines,
+                )
+            )
+        override_starts.add(same)
         if override.rotation not in rotation_names:
             problems.append(
                 problem_at(
@@ -291,14 +313,40 @@ def read_roster(path: str | Path, policy: Policy) -> RosterFile:
     return roster
 
 
-def load_roster(engine: Engine, path: str | Path, policy: Policy) -> LoadSummary:
-    """Validate the file, then upsert it in one transaction."""
+def load_roster(
+    engine: Engine,
+    path: str | Path,
+    policy: Policy,
+    now: Callable[[], datetime] | None = None,
+) -> LoadSummary:
+    """Validate the file, then upsert it in one transaction.
+
+    The overrides the roster stored before are made to match the file's, as of `now` (the
+    process clock; the wall clock when not given). An override is known by its rotation,
+    person and `from`:
+
+    * a new one is stored; an edited `until` (or `covers`) is applied to the stored one,
+      which keeps its place among the overrides (a later-added one still beats it);
+    * one the file no longer lists is dropped if it has not begun, ends now if it is running
+      (who held the pager until now stays true), and is kept if it is over (it is history);
+    * overrides added from Slack are never touched.
+
+    Adding, editing or ending an override changes who is on call from its start. Unless it
+    is all over (it ended before `now`, and did before the edit), it is handed off as a
+    Slack-added override is: the handoff sweep's mark goes back to its start
+    (:func:`chatops.schedule.reopen_handoffs`), and the next sweep posts each change of person
+    from then that was not posted before. A stretch with another end is another handoff, so
+    the change at its start is posted again with the new end (the incoming person learns how
+    long they hold the pager). As for any sweep, changes more than a day old
+    (``OVERRIDE_GRACE``) are not posted.
+    """
     roster = read_roster(path, policy)
+    stamp = (now or (lambda: datetime.now(UTC)))()
     with transaction(engine) as session:
-        return _upsert(session, roster)
+        return _upsert(session, roster, stamp)
 
 
-def _upsert(session: Session, roster: RosterFile) -> LoadSummary:
+def _upsert(session: Session, roster: RosterFile, now: datetime) -> LoadSummary:
     counts = dict.fromkeys(
         (
             "organisations_added",
@@ -309,6 +357,8 @@ def _upsert(session: Session, roster: RosterFile) -> LoadSummary:
             "channels_set",
             "rotations_set",
             "overrides_added",
+            "overrides_updated",
+            "overrides_removed",
         ),
         0,
     )
@@ -377,24 +427,63 @@ def _upsert(session: Session, roster: RosterFile) -> LoadSummary:
             counts["rotations_set"] += 1
         elif _apply(record, wanted_rotation):
             counts["rotations_set"] += 1
-    for entry in roster.overrides:
-        key = f"roster:{entry.rotation}:{entry.person}:{entry.starts.isoformat()}"
-        if insert_if_absent(
-            session,
-            OnCallOverride,
-            {
-                "key": key,
-                "rotation": entry.rotation,
-                "person": entry.person,
-                "covers": entry.covers,
-                "starts_at": entry.starts,
-                "ends_at": entry.ends,
-                "created_by": "roster",
-            },
-            ["key"],
-        ):
-            counts["overrides_added"] += 1
+    _sync_overrides(session, roster.overrides, now, counts)
     return LoadSummary(**counts)
+
+
+def _sync_overrides(
+    session: Session, entries: list[OverrideEntry], now: datetime, counts: dict[str, int]
+) -> None:
+    """Make the roster's stored overrides the file's (see :func:`load_roster`)."""
+    stored = {
+        row.key: row
+        for row in session.exec(
+            select(OnCallOverride).where(OnCallOverride.created_by == ROSTER_AUTHOR)
+        )
+    }
+    for entry in entries:
+        key = f"roster:{entry.rotation}:{entry.person}:{entry.starts.isoformat()}"
+        row = stored.pop(key, None)
+        if row is None:
+            added = insert_if_absent(
+                session,
+                OnCallOverride,
+                {
+                    "key": key,
+                    "rotation": entry.rotation,
+                    "person": entry.person,
+                    "covers": entry.covers,
+                    "starts_at": entry.starts,
+                    "ends_at": entry.ends,
+                    "created_by": ROSTER_AUTHOR,
+                },
+                ["key"],
+            )
+            if added:  # else a load running beside this one stored it (and hands it off)
+                counts["overrides_added"] += 1
+                _hand_off(session, entry.starts, entry.ends, now)
+            continue
+        ended_before = row.ends_at
+        if _apply(row, {"ends_at": entry.ends, "covers": entry.covers}):
+            counts["overrides_updated"] += 1
+            if row.ends_at != ended_before:
+                _hand_off(session, row.starts_at, max(row.ends_at, ended_before), now)
+    for row in stored.values():  # no longer in the file
+        if row.ends_at <= now:
+            continue  # over: who was on call then stays on record
+        counts["overrides_removed"] += 1
+        reopen_handoffs(session, row.starts_at)
+        if row.starts_at >= now:
+            session.delete(row)  # it never put anyone on call
+        else:
+            row.ends_at = now  # who held the pager until now stays on record
+
+
+def _hand_off(session: Session, starts: datetime, ends: datetime, now: datetime) -> None:
+    """Hand off an override stored or changed over ``[starts, ends)`` unless it is over: one
+    that ended before `now` changes nobody's pager now, and a handoff would be old news."""
+    if ends > now:
+        reopen_handoffs(session, starts)
 
 
 def _apply(row: object, wanted: dict[str, object]) -> bool:
