@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, literal, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from chatops import metrics
 from chatops.cases.lifecycle import close_resolved
@@ -37,7 +37,7 @@ from chatops.outbox import Notice, enqueue, enqueue_many
 from chatops.paging import escalate_due_pages
 from chatops.policy import SupportRules
 from chatops.schedule import HANDOFF_MARK, OVERRIDE_GRACE, load_overrides, load_rotations
-from models import Case, Person, SweepMark
+from models import Case, OutboxMessage, Person, SweepMark
 from models.types import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -334,6 +334,8 @@ def sweep_handoffs(engine: Engine, now: datetime) -> int:
                     f"handoff:{name}:{instant.isoformat()}:{incoming.person or 'nobody'}"
                     f":{kind}:{ends}"
                 )
+                if _handed_off_under_older_key(session, payload):
+                    continue
                 enqueue(
                     session,
                     key=f"{key}:channel",
@@ -351,6 +353,28 @@ def sweep_handoffs(engine: Engine, now: datetime) -> int:
                     )
                 sent += 1
     return sent
+
+
+def _handed_off_under_older_key(session: Session, handoff: dict[str, Any]) -> bool:
+    """Whether this handoff was sent under the key an earlier version gave it.
+
+    That key named only the rotation and instant at first, then also the incoming person; a
+    desk upgraded since keeps those rows, and when an override takes the mark back across a
+    handoff one of them records, the sweep reports it again under today's key. It is the
+    same handoff if the row names the same incoming person and end of their stretch (its
+    payload says; whether the stretch was an override's it does not, nor does the message
+    show it). Every version wrote the channel post and the DM together, so the channel's
+    row answers for both."""
+    at = f"handoff:{handoff['rotation']}:{handoff['at']}"
+    older = [f"{at}:channel", f"{at}:{handoff['incoming'] or 'nobody'}:channel"]
+    payloads = session.exec(
+        select(OutboxMessage.payload).where(col(OutboxMessage.key).in_(older))
+    ).all()
+    return any(
+        (sent.get("incoming"), sent.get("shift_ends"))
+        == (handoff["incoming"], handoff["shift_ends"])
+        for sent in payloads
+    )
 
 
 def sweep_gaps(engine: Engine, rules: SupportRules, now: datetime) -> int:

@@ -6,10 +6,12 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlmodel import Session, select
 
+from chatops.cases.notices import HANDOFF
 from handlers.worker import tick
-from models import OnCallOverride, RotationRecord
+from models import OnCallOverride, OutboxMessage, RotationRecord
 from tests.conftest import Desk, posts
 
 WED_0840 = datetime(2026, 11, 25, 0, 40, tzinfo=UTC)
@@ -220,3 +222,37 @@ def test_an_override_that_began_more_than_twelve_hours_ago_hands_off_to_its_pers
     desk.run_worker(wed_1355 + timedelta(minutes=15))
     new = _handoffs_since(desk, before)
     assert ("user", "U0LEAD") in new, f"Lee holds the pager and was never handed it: {new}"
+
+
+@pytest.mark.parametrize(
+    "older_key",
+    ["handoff:primary:{at}", "handoff:primary:{at}:{incoming}"],
+    ids=["rotation-and-instant", "and-incoming-person"],
+)
+def test_a_handoff_sent_before_the_upgrade_is_not_sent_again(desk: Desk, older_key: str) -> None:
+    """A desk upgraded from a version whose handoff keys named less: the 09:00 handoff of the
+    primary pager to Dana went out under the older key. At 09:05 Lee records that Eli has
+    held his secondary pager since 08:50; that takes the handoff sweep back across 09:00.
+    Eli is handed the secondary pager, and Dana's handoff, the same as before, is not posted
+    again."""
+    desk.clock.set(WED_0840)
+    desk.run_worker(WED_0840 + timedelta(minutes=25))  # 09:05: Eli -> Dana handed off at 09:00
+    danas = f"primary*: {ELI} → {DANA} | Wed 25 Nov, 09:00 – Thu 26 Nov, 09:00"
+    assert _handoffs_posted(desk) == [danas]
+    with Session(desk.engine) as session:
+        for row in session.exec(select(OutboxMessage).where(OutboxMessage.kind == HANDOFF)):
+            older = older_key.format(at=row.payload["at"], incoming=row.payload["incoming"])
+            row.key = f"{older}:{row.key.rsplit(':', 1)[1]}"  # channel or dm, as written then
+            session.add(row)
+        session.commit()
+    reply = desk.ask(
+        "U0LEAD", "oncall override secondary <@U0AGENT2> 2026-11-25T08:50 2026-11-25T12:00"
+    )
+    assert "is on call for *secondary*" in json.dumps(reply)
+    desk.run_worker(WED_0840 + timedelta(minutes=30), step=timedelta(seconds=15))
+    assert _handoffs_posted(desk) == [
+        danas,
+        f"secondary*: {LEE} → {ELI} | Wed 25 Nov, 08:50 – Wed 25 Nov, 12:00",
+    ]
+    dana = desk.standin.dm_channel("U0AGENT1")
+    assert [c.args["text"] for c in posts(desk.standin, dana)] == ["Shift handoff: primary"]
