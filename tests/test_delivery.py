@@ -237,13 +237,15 @@ def test_messages_leased_together_and_held_up_are_let_go_at_once(desk: Desk) -> 
 
 
 def test_a_message_leased_together_has_its_lease_renewed_when_it_has_aged(desk: Desk) -> None:
-    # Each post takes 0.15 s and leases last 0.4 s: by the requester's notice, its lease
+    # Each post takes 0.8 s and leases last 2 s: by the requester's notice, its lease
     # taken with the card's has less than three quarters of its length left, so it is
     # renewed before the send (a send always starts with most of its lease ahead of it).
+    # The card's own send starts with more than that left unless taking it took 0.5 s: a
+    # loaded machine stalls for a tenth of a second, not for half of one.
     delivery = desk.service.desk.delivery
-    delivery.lease = timedelta(seconds=0.4)
+    delivery.lease = timedelta(seconds=2)
     case_id = _open_without_delivery(desk)
-    desk.standin.delay("chat.postMessage", 0.15)
+    desk.standin.delay("chat.postMessage", 0.8)
     leases = _LeaseStatements(desk.engine)
     try:
         assert delivery.deliver_pending(case_id=case_id) == 2
@@ -264,11 +266,19 @@ def test_a_lease_that_ran_out_and_was_taken_by_another_thread_is_not_taken_back(
     delivery.lease = timedelta(seconds=0.4)
     case_id = _open_without_delivery(desk)
     notice = next(m for m in desk.outbox() if m.kind == "case.requester_notice")
-    desk.standin.delay("chat.postMessage", 0.6)
+    desk.standin.delay("chat.postMessage", 1.5)
     first = threading.Thread(target=delivery.deliver_pending, kwargs={"case_id": case_id})
     first.start()
-    time.sleep(0.5)  # the card is on its way; the notice's lease, taken with it, ran out
-    taken = delivery._lease(notice.id)
+    # the card is on its way for 1.5 s; the notice's lease, taken with it, runs out after
+    # 0.4 s (later on a loaded machine, where the first thread may start late)
+    desk.wait_until(
+        lambda: next(m.lease_owner for m in desk.outbox() if m.id == notice.id),
+        "the notice leased with the card",
+    )
+    delivery.lease = timedelta(seconds=5)  # this thread's own send stays within its lease
+    deadline = time.monotonic() + 1.2
+    while (taken := delivery._lease(notice.id)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert taken is not None
     assert delivery._send(taken)
     first.join(10)
