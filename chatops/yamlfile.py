@@ -103,6 +103,10 @@ class _Builder:
             return yaml.safe_load(yaml.serialize(node))
         except yaml.YAMLError as exc:
             raise _Unusable(node, getattr(exc, "problem", None) or _first_line(exc)) from None
+        except ValueError as exc:  # a date or time that does not exist: 2026-13-05, 25:00
+            raise _Unusable(
+                node, f"{node.value!r} is not a valid date or time ({_first_line(exc)})"
+            ) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -66,6 +66,14 @@ BAD_FILES = {
         b"channels: {triage: C0T}\npeople: &p [*p]\n",
         "line 2: an alias (*name) is used inside the value it names",
     ),
+    "impossible date": (
+        b"channels: {triage: C0T}\nrotations:\n  - {name: primary, start: 2026-13-05}\n",
+        "line 3: '2026-13-05' is not a valid date or time (month must be in 1..12)",
+    ),
+    "day past the end of the month": (
+        b"channels: {triage: C0T}\nclosed_dates: [2026-02-30]\n",
+        "line 2: '2026-02-30' is not a valid date or time (day is out of range for month)",
+    ),
 }
 
 
