@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 EXIT_INVALID = 2  # a setting, a file or an argument is wrong
 EXIT_DATABASE = 3  # the database could not be reached (or failed)
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 
 def _fail(message: str, status: int = EXIT_INVALID) -> NoReturn:
     click.echo(f"error: {message}", err=True)
@@ -95,14 +97,27 @@ def _policy(path: Path | None = None):  # type: ignore[no-untyped-def]
 
 
 @click.group(cls=_Commands)
-@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default from env).")
+@click.option(
+    "--log-level",
+    default=None,
+    help="DEBUG, INFO, WARNING, ERROR (default: CHATOPS_LOG_LEVEL, else INFO).",
+)
 def main(log_level: str | None) -> None:
     """chatops: a support desk that lives in Slack."""
     from chatops.logs import configure
 
+    source = "--log-level" if log_level else "CHATOPS_LOG_LEVEL"
+    level = (log_level or os.environ.get("CHATOPS_LOG_LEVEL") or "INFO").strip()
+    if level.upper() not in LOG_LEVELS:
+        raise SettingsError(
+            f"{source} {level!r} is not a log level (one of {', '.join(LOG_LEVELS)})"
+        )
+    fmt = (os.environ.get("CHATOPS_LOG_FORMAT") or "text").strip()
+    if fmt.lower() not in ("json", "text"):
+        raise SettingsError(f"CHATOPS_LOG_FORMAT {fmt!r} is not json or text")
     configure(
-        level=log_level or os.environ.get("CHATOPS_LOG_LEVEL", "INFO"),
-        fmt=os.environ.get("CHATOPS_LOG_FORMAT", "text"),
+        level=level.upper(),
+        fmt=fmt.lower(),
         secrets=[os.environ.get("SLACK_BOT_TOKEN", ""), os.environ.get("SLACK_SIGNING_SECRET", "")],
     )
 

@@ -312,3 +312,37 @@ def test_outbox_retry_leaves_a_parked_verification_code_parked_and_says_why(
     assert all(r.status == "parked" for r in code_rows(desk))
     sent = [c for c in desk.standin.calls("chat.postMessage") if c.ok]
     assert not any("Verification code" in json.dumps(c.args) for c in sent)
+
+
+# --- settings and arguments the processes cannot use --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["--log-level", "verbose"], {}, "--log-level 'verbose' is not a log level"),
+        ([], {"CHATOPS_LOG_LEVEL": "verbose"}, "CHATOPS_LOG_LEVEL 'verbose' is not a log level"),
+        ([], {"CHATOPS_LOG_FORMAT": "xml"}, "CHATOPS_LOG_FORMAT 'xml' is not json or text"),
+    ],
+    ids=["--log-level", "CHATOPS_LOG_LEVEL", "CHATOPS_LOG_FORMAT"],
+)
+def test_a_log_setting_the_desk_cannot_use_is_one_line(
+    tmp_path: Path, args: list[str], env: dict[str, str], says: str
+) -> None:
+    result = _cli(*args, "outbox", "status", DATABASE_URL=f"sqlite:///{tmp_path / 'd.db'}", **env)
+    assert result.returncode == 2, result.stderr
+    line = _error_line(result)
+    assert says in line, line
+
+
+def test_log_settings_in_any_case_are_accepted(tmp_path: Path) -> None:
+    result = _cli(
+        "--log-level",
+        "warning",
+        "outbox",
+        "status",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'd.db'}",
+        CHATOPS_LOG_FORMAT="JSON",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("pending 0, sent 0, parked 0"), result.stdout
