@@ -153,9 +153,17 @@ def load(roster: Path) -> None:
 
 @main.command()
 @click.option("--host", default="0.0.0.0", show_default=True)
-@click.option("--port", default=3000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
-@click.option("--threads", default=8, show_default=True, type=int, help="threads per process")
+@click.option("--port", default=3000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers", default=2, show_default=True, type=click.IntRange(min=1), help="gunicorn processes"
+)
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="threads per process",
+)
 @click.option(
     "--socket-mode",
     is_flag=True,
@@ -163,8 +171,8 @@ def load(roster: Path) -> None:
     "--host/--port then serve only /healthz and /metrics",
 )
 def serve(host: str, port: int, workers: int, threads: int, socket_mode: bool) -> None:
-    """Serve POST /slack/events and GET /healthz (gunicorn, threaded workers), or with
-    --socket-mode take Slack's requests over a WebSocket (one process)."""
+    """Serve POST /slack/events, GET /healthz and GET /metrics (gunicorn, threaded workers),
+    or with --socket-mode take Slack's requests over a WebSocket (one process)."""
     if socket_mode:
         from handlers.socket_mode import run_socket_mode, socket_mode_settings
 

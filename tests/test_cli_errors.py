@@ -346,3 +346,27 @@ def test_log_settings_in_any_case_are_accepted(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("pending 0, sent 0, parked 0"), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--port", "99999"), ("--port", "-1"), ("--workers", "0"), ("--threads", "0")],
+)
+def test_serve_refuses_a_port_or_a_count_it_cannot_serve_with(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    """Refused before anything starts: not a traceback from the socket, nor a master
+    without workers that answers nothing, nor workers that fail to boot."""
+    result = _cli(
+        "serve",
+        "--host",
+        "127.0.0.1",
+        option,
+        value,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'd.db'}",
+        **SLACK_ENV,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Traceback" not in output and "gunicorn" not in output, output
+    assert f"Invalid value for '{option}'" in result.stderr, result.stderr
