@@ -196,7 +196,8 @@ def start_socket_mode(
     """Connect the desk (built from `settings` unless given) to Slack; returns once the
     first connection is attempted. With `port`, serve /healthz and /metrics there.
 
-    Raises SettingsError when Slack refuses the app-level token.
+    Raises SettingsError when Slack refuses the app-level token or cannot be reached, or
+    the monitoring port cannot be served.
     """
     if service is None:
         if not settings.slack_signing_secret:
@@ -217,10 +218,25 @@ def start_socket_mode(
         raise SettingsError(
             f"Slack refused SLACK_APP_TOKEN (apps.connections.open: {error})"
         ) from None
+    except OSError as exc:  # no route to Slack: refused, unresolvable, timed out (URLError)
+        handler.close()
+        service.close()
+        reason = getattr(exc, "reason", None) or exc.strerror or exc
+        raise SettingsError(
+            f"Slack could not be reached at {settings.slack_api_url} (apps.connections.open: "
+            f"{reason}); check the outbound network, HTTPS_PROXY and SLACK_API_URL"
+        ) from None
     running = SocketModeService(service, handler)
     if port is not None:
         monitoring = MonitoringWsgi(service.wsgi, running.connected)
-        running.monitor = ThreadedServer(monitoring, host, port).start()
+        try:
+            running.monitor = ThreadedServer(monitoring, host, port).start()
+        except OSError as exc:
+            running.close()
+            raise SettingsError(
+                f"cannot serve /healthz and /metrics on {host}:{port} (--host/--port): "
+                f"{exc.strerror or exc}"
+            ) from None
     return running
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -349,3 +350,40 @@ def test_wrong_or_refused_app_token_is_a_clear_error(tmp_path: Path) -> None:
         )
         assert code == 2
         assert "Slack refused SLACK_APP_TOKEN (apps.connections.open: invalid_auth)" in stderr
+
+
+def test_slack_out_of_reach_is_a_clear_error(tmp_path: Path) -> None:
+    """No outbound route to Slack (a firewall, a wrong SLACK_API_URL): one line, no
+    traceback."""
+    with SlackStandIn() as standin:
+        unreachable = f"http://127.0.0.1:{_free_port()}/api/"  # nobody listens there
+        code, stderr = _serve_fails(
+            _env(standin, tmp_path / "x.db", SLACK_APP_TOKEN=APP_TOKEN, SLACK_API_URL=unreachable)
+        )
+    assert code == 2, stderr
+    assert "Traceback" not in stderr, stderr
+    [line] = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert f"Slack could not be reached at {unreachable}" in line, line
+    assert APP_TOKEN not in stderr
+
+
+def test_a_monitoring_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with (
+        SlackStandIn() as standin,
+        SocketModeServer(standin, APP_TOKEN),
+        socket.socket() as taken,
+    ):
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*_SERVE, "--port", str(port)],
+            env=_env(standin, tmp_path / "x.db", SLACK_APP_TOKEN=APP_TOKEN),
+            capture_output=True,
+            timeout=60,
+        )
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert "Traceback" not in stderr, stderr
+    [line] = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert f"127.0.0.1:{port}" in line and "in use" in line, line
