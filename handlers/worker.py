@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from chatops.clock import Clock, ManualClock, clock_for
 from chatops.config import Settings
@@ -70,18 +74,70 @@ class _BusyDeliveryFilter(logging.Filter):
         return True
 
 
+class _DatabaseOutage:
+    """The jobs' passes while the database cannot be reached (a restart, a failover, the
+    network): one ERROR line when it starts, one a minute while it lasts and an INFO line
+    when it is over, instead of a traceback from every pass of every job (the delivery runs
+    every second). The next pass simply tries again; nothing is lost meanwhile."""
+
+    REMIND_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the jobs run on APScheduler's threads
+        self._since: float | None = None
+        self._said: float = 0.0
+
+    def guard(self, job: Callable[..., None]) -> Callable[..., None]:
+        def guarded(*args: Any) -> None:
+            try:
+                job(*args)
+            except DBAPIError as exc:
+                if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+                    raise
+                self._failed(exc)
+            else:
+                self._answered()
+
+        guarded.__name__ = guarded.__qualname__ = job.__name__
+        return guarded
+
+    def _failed(self, exc: DBAPIError) -> None:
+        reason = " ".join(str(exc.orig or exc).split()) or type(exc).__name__
+        now = time.monotonic()
+        with self._lock:
+            if self._since is None:
+                self._since = self._said = now
+                log.error("the database could not be reached: %s; retrying every pass", reason)
+            elif now - self._said >= self.REMIND_SECONDS:
+                self._said = now
+                log.error(
+                    "the database could still not be reached after %.0f s: %s",
+                    now - self._since,
+                    reason,
+                )
+
+    def _answered(self) -> None:
+        with self._lock:
+            if self._since is not None:
+                log.info("the database answers again after %.0f s", time.monotonic() - self._since)
+                self._since = None
+
+
 def run_worker(settings: Settings) -> None:
     """`chatops worker`: sweeps and delivery until SIGTERM/SIGINT."""
     desk = _desk(settings, clock_for(settings.clock_file))
     logging.getLogger("apscheduler.scheduler").addFilter(_BusyDeliveryFilter())
     scheduler = BlockingScheduler(timezone="UTC")
     job_defaults: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
+    outage = _DatabaseOutage()
 
+    @outage.guard
     def sweep() -> None:
         report = run_sweeps(desk.engine, desk.rules, desk.clock.now())
         if report.total():
             log.info("sweep: %s", report)
 
+    @outage.guard
     def deliver() -> None:
         sent = desk.delivery.deliver_pending()
         if sent:
@@ -97,7 +153,7 @@ def run_worker(settings: Settings) -> None:
     )
     scheduler.add_job(deliver, "interval", seconds=DELIVER_SECONDS, id="deliver", **job_defaults)
     scheduler.add_job(
-        refresh_statistics,
+        outage.guard(refresh_statistics),
         "interval",
         hours=STATISTICS_HOURS,
         args=[desk.engine],

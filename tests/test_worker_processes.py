@@ -497,3 +497,59 @@ def test_tick_reads_an_instant_without_an_offset_in_the_support_time_zone(world:
     finish(world.start("tick", "--at", "2026-11-25T08:41"))
     card = next(r for r in world.outbox() if r.kind == CARD)
     assert (card.status, card.sent_at) == ("sent", T0 + timedelta(minutes=1))
+
+
+# ------------------------------------------------------------------------------ 6. outages
+
+
+def test_a_worker_says_once_that_the_database_is_down_and_carries_on_when_it_is_back(
+    world: World, tmp_path: Any
+) -> None:
+    """The database refuses the worker's connections for a few seconds (a restart, a
+    failover): one ERROR line says so, not a traceback from every pass of every job, and the
+    worker delivers again once the database answers."""
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log_file:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "chatops.cli", "worker"],
+            env={**world.env(), "CHATOPS_SWEEP_SECONDS": "1"},
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    name = world.url.rsplit("/", 1)[1]
+    admin = make_engine(world.url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        deadline = time.monotonic() + PROCESS_TIMEOUT
+        while "worker started" not in log_path.read_text():
+            assert worker.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                f"WHERE datname = '{name}'"
+            )
+            conn.commit()
+        world.engine.dispose()  # its connections are gone
+        time.sleep(4)  # a few delivery passes and sweeps meet the closed door
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            conn.commit()
+        case = world.open("U0ALICE", datetime.now(UTC))
+        deadline = time.monotonic() + PROCESS_TIMEOUT
+        while not all(r.status == "sent" for r in world.outbox() if r.case_id == case.id):
+            assert worker.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "the worker delivered nothing after the outage"
+            time.sleep(0.2)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        admin.dispose()
+    log = log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]
+    down = [line for line in log.splitlines() if " ERROR " in line]
+    assert len(down) == 1, down
+    assert "the database could not be reached" in down[0], down
+    assert sum("the database answers again" in line for line in log.splitlines()) == 1, log
