@@ -398,10 +398,15 @@ def policy_show() -> None:
     default=None,
     help="read demo commands from a file instead of the keyboard",
 )
-@click.option("--start", default=None, help="start the demo clock here (ISO-8601), not now")
+@click.option(
+    "--start",
+    default=None,
+    help="start the demo clock here (ISO-8601), not now; support time zone if no offset",
+)
 def demo(roster: Path | None, script: Path | None, start: str | None) -> None:
     """The whole desk offline: the real app, a local Slack stand-in, SQLite, a roster."""
-    from datetime import UTC, datetime
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
     from chatops.demo import run_demo
 
@@ -412,8 +417,9 @@ def demo(roster: Path | None, script: Path | None, start: str | None) -> None:
         except ValueError:
             _fail(f"--start {start!r} is not an ISO-8601 instant")
         assert instant is not None
-        if instant.tzinfo is None:
-            instant = instant.replace(tzinfo=UTC)
+        if instant.tzinfo is None:  # as `tick --at` and `report --until`
+            rules = _policy(load_settings(require_slack=False).policy_file)
+            instant = instant.replace(tzinfo=ZoneInfo(rules.policy.support_timezone))
     sys.exit(run_demo(roster=roster, script=script, start=instant))
 
 

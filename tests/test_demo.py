@@ -310,3 +310,21 @@ def test_the_case_life_script_runs(tmp_path: Path) -> None:
     assert "survey answered 4 by Alice Chen" in transcript  # the timeline
     assert "All cases: 1 case · 100.0% (1/1 on time" in transcript
     assert "survey 4.00 (1)" in transcript
+
+
+def test_a_start_without_an_offset_is_read_in_the_support_time_zone(tmp_path: Path) -> None:
+    """As `chatops tick --at`, `report --until` and `/support oncall override`: the README's
+    tour starts at 08:40 Beijing time whether or not the offset is typed."""
+    script = tmp_path / "demo.txt"
+    script.write_text("now\n", encoding="utf-8")
+    command = [sys.executable, "-m", "chatops.cli", "demo", "--start", "2026-11-25T08:40:00"]
+    result = subprocess.run(
+        [*command, "--roster", str(ROSTER), "--script", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Wed 25 Nov 2026, 00:40 UTC · Wed 25 Nov, 08:40 Beijing time" in _flat(result.stdout)
