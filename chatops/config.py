@@ -117,7 +117,7 @@ def load_settings(
             if error["type"] == "missing":
                 missing.append(name)
             else:
-                other.append(f"{name}: {error['msg']}")
+                other.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
         parts = []
         if missing:
             parts.append("missing required setting(s): " + ", ".join(missing))

@@ -185,7 +185,7 @@ def test_a_database_url_the_desk_cannot_use_is_one_line_without_the_password(
     result = _cli("outbox", "status", DATABASE_URL=url)
     assert result.returncode == 2, result.stderr
     line = _error_line(result)
-    assert line.startswith("error: DATABASE_URL") and says in line, line
+    assert line.startswith(f"error: DATABASE_URL: {says}"), line
     assert PASSWORD not in result.stdout + result.stderr
 
 
