@@ -87,7 +87,10 @@ class _DatabaseOutage:
         self._since: float | None = None
         self._said: float = 0.0
 
-    def guard(self, job: Callable[..., None]) -> Callable[..., None]:
+    def guard(self, job: Callable[..., None], *, reads: bool = True) -> Callable[..., None]:
+        """`job` with the outage handled; `reads=False` for a job that may finish without
+        asking the database anything (its success says nothing about the database)."""
+
         def guarded(*args: Any) -> None:
             try:
                 job(*args)
@@ -96,7 +99,8 @@ class _DatabaseOutage:
                     raise
                 self._failed(exc)
             else:
-                self._answered()
+                if reads:
+                    self._answered()
 
         guarded.__name__ = guarded.__qualname__ = job.__name__
         return guarded
@@ -153,7 +157,7 @@ def run_worker(settings: Settings) -> None:
     )
     scheduler.add_job(deliver, "interval", seconds=DELIVER_SECONDS, id="deliver", **job_defaults)
     scheduler.add_job(
-        outage.guard(refresh_statistics),
+        outage.guard(refresh_statistics, reads=False),  # nothing to do on PostgreSQL
         "interval",
         hours=STATISTICS_HOURS,
         args=[desk.engine],

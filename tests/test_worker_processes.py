@@ -520,11 +520,16 @@ def test_a_worker_says_once_that_the_database_is_down_and_carries_on_when_it_is_
         )
     name = world.url.rsplit("/", 1)[1]
     admin = make_engine(world.url.rsplit("/", 1)[0] + "/postgres")
-    try:
+
+    def wait_sent(case: Case) -> None:
         deadline = time.monotonic() + PROCESS_TIMEOUT
-        while "worker started" not in log_path.read_text():
-            assert worker.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
+        while not all(r.status == "sent" for r in world.outbox() if r.case_id == case.id):
+            assert worker.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "the worker delivered nothing"
+            time.sleep(0.2)
+
+    try:
+        wait_sent(world.open("U0ALICE", datetime.now(UTC)))  # the worker is at work
         with admin.connect() as conn:
             conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
             conn.exec_driver_sql(
@@ -537,12 +542,7 @@ def test_a_worker_says_once_that_the_database_is_down_and_carries_on_when_it_is_
         with admin.connect() as conn:
             conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             conn.commit()
-        case = world.open("U0ALICE", datetime.now(UTC))
-        deadline = time.monotonic() + PROCESS_TIMEOUT
-        while not all(r.status == "sent" for r in world.outbox() if r.case_id == case.id):
-            assert worker.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "the worker delivered nothing after the outage"
-            time.sleep(0.2)
+        wait_sent(world.open("U0ALICE", datetime.now(UTC)))  # and at work again
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
