@@ -74,6 +74,20 @@ class _BusyDeliveryFilter(logging.Filter):
         return True
 
 
+class _PassChatterFilter(logging.Filter):
+    """APScheduler logs "Running job …" and "Job … executed successfully" at INFO for every
+    pass: two lines a second for the delivery alone. The worker logs what a pass did
+    (delivered, swept) itself, so these are logged at DEBUG; a job that fails stays ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            message = record.getMessage()
+            if message.startswith("Running job ") or message.endswith(" executed successfully"):
+                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+                return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 class _DatabaseOutage:
     """The jobs' passes while the database cannot be reached (a restart, a failover, the
     network): one ERROR line when it starts, one a minute while it lasts and an INFO line
@@ -131,6 +145,7 @@ def run_worker(settings: Settings) -> None:
     """`chatops worker`: sweeps and delivery until SIGTERM/SIGINT."""
     desk = _desk(settings, clock_for(settings.clock_file))
     logging.getLogger("apscheduler.scheduler").addFilter(_BusyDeliveryFilter())
+    logging.getLogger("apscheduler.executors.default").addFilter(_PassChatterFilter())
     scheduler = BlockingScheduler(timezone="UTC")
     job_defaults: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
     outage = _DatabaseOutage()

@@ -553,3 +553,35 @@ def test_a_worker_says_once_that_the_database_is_down_and_carries_on_when_it_is_
     assert len(down) == 1, down
     assert "the database could not be reached" in down[0], down
     assert sum("the database answers again" in line for line in log.splitlines()) == 1, log
+
+
+def test_a_worker_at_the_default_log_level_logs_its_work_not_every_pass(
+    world: World, tmp_path: Any
+) -> None:
+    """At INFO (the default) the worker says what it did (delivered, swept), not
+    APScheduler's two lines for each of its passes: about 170,000 lines a day."""
+    log_path = tmp_path / "worker.log"
+    case = world.open("U0ALICE", datetime.now(UTC))
+    env = {k: v for k, v in world.env().items() if k != "CHATOPS_LOG_LEVEL"}
+    with log_path.open("w") as log_file:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "chatops.cli", "worker"],
+            env={**env, "CHATOPS_SWEEP_SECONDS": "1"},
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + PROCESS_TIMEOUT
+        while not all(r.status == "sent" for r in world.outbox() if r.case_id == case.id):
+            assert worker.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "the worker delivered nothing"
+            time.sleep(0.2)
+        time.sleep(2.5)  # a few more passes with nothing to do
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    log = log_path.read_text()
+    assert "delivered" in log and "worker started" in log, log
+    assert "Running job" not in log and "executed successfully" not in log, log[-3000:]
