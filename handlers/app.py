@@ -75,6 +75,18 @@ def _request_setup(pool: ListenerPool, client: WebClient) -> Callable[..., None]
     return set_up
 
 
+class _TokenFromClientFilter(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment when it is given no token and, as it
+    is also given the desk's client, warns at every start that "`token` will be unused":
+    read by an operator as the bot token being ignored. The client carries that very token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+logging.getLogger("slack_bolt.App").addFilter(_TokenFromClientFilter())
+
+
 def build_app(settings: Settings, desk: Desk) -> App:
     """The Bolt app with every listener registered, order mattering for the catch-alls."""
     pool = ListenerPool(
