@@ -173,6 +173,11 @@ def load(roster: Path) -> None:
 def serve(host: str, port: int, workers: int, threads: int, socket_mode: bool) -> None:
     """Serve POST /slack/events, GET /healthz and GET /metrics (gunicorn, threaded workers),
     or with --socket-mode take Slack's requests over a WebSocket (one process)."""
+    from chatops.verification import SMTP_ENV, smtp_problem, smtp_url
+
+    problem = smtp_problem(smtp_url())  # found now, not when a caller is first verified
+    if problem:
+        raise SettingsError(f"{SMTP_ENV}: {problem}")
     if socket_mode:
         from handlers.socket_mode import run_socket_mode, socket_mode_settings
 

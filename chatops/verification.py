@@ -658,6 +658,23 @@ def smtp_url() -> str:
     return os.environ.get(SMTP_ENV, "").strip()
 
 
+def smtp_problem(url: str) -> str | None:
+    """Why codes could not be e-mailed with `url` (never repeating it: it may hold a
+    password), or None when it is usable or not set."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("smtp", "smtps", "smtp+starttls"):
+        return "not an smtp://, smtps:// or smtp+starttls:// URL"
+    try:
+        parts.port  # noqa: B018  (a port that is not a number raises here)
+    except ValueError:
+        return "the port is not a number (or out of range)"
+    if not parts.hostname:
+        return "no host (smtp://host:port?from=addr)"
+    return None
+
+
 def send_code_email(
     outcome: StartOutcome,
     timezone: str,
@@ -674,17 +691,14 @@ def send_code_email(
     recipients = [a.email for a in outcome.admins if a.email]
     if not recipients:
         return []
+    problem = smtp_problem(url)
+    if problem:
+        log.error("%s: %s", SMTP_ENV, problem)
+        return []
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
-        log.error("%s is not an smtp://, smtps:// or smtp+starttls:// URL", SMTP_ENV)
-        return []
-    host = parts.hostname
-    try:
-        port = parts.port or (465 if scheme == "smtps" else 25)
-    except ValueError:
-        log.error("%s has an invalid port", SMTP_ENV)
-        return []
+    host = str(parts.hostname)
+    port = parts.port or (465 if scheme == "smtps" else 25)
     sender = parse_qs(parts.query).get("from", [f"support-desk@{host}"])[0]
     until = format_instant(outcome.expires_at, timezone, zone_label) if outcome.expires_at else ""
     message = EmailMessage()

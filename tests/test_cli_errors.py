@@ -370,3 +370,32 @@ def test_serve_refuses_a_port_or_a_count_it_cannot_serve_with(
     assert result.returncode == 2, output
     assert "Traceback" not in output and "gunicorn" not in output, output
     assert f"Invalid value for '{option}'" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        (f"smpt://desk:{PASSWORD}@mail.example:25", "not an smtp://, smtps:// or smtp+starttls://"),
+        (f"smtp://desk:{PASSWORD}@:25", "no host"),
+        (f"smtp://desk:{PASSWORD}@mail.example:port", "the port is not a number"),
+    ],
+    ids=["scheme", "host", "port"],
+)
+def test_serve_refuses_an_smtp_url_it_could_not_send_with(
+    tmp_path: Path, url: str, says: str
+) -> None:
+    """Found at start-up, not in a log line when an agent first verifies a caller."""
+    result = _cli(
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'd.db'}",
+        CHATOPS_SMTP_URL=url,
+        **SLACK_ENV,
+    )
+    assert result.returncode == 2, result.stderr
+    line = _error_line(result)
+    assert line.startswith("error: CHATOPS_SMTP_URL: ") and says in line, line
+    assert PASSWORD not in result.stdout + result.stderr
