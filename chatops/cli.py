@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
@@ -305,6 +306,22 @@ def outbox() -> None:
     """Inspect the outbox."""
 
 
+def _age(age: timedelta) -> str:
+    """An age as a person reads it, to the unit that matters: "42 s", "5 min 12 s",
+    "3 h 5 min", "8 d 11 h" (none below 0: a row `tick --at` wrote for a later instant)."""
+    seconds = max(0, int(age.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {seconds} s"
+    return f"{seconds} s"
+
+
 @outbox.command("status")
 def outbox_status_command() -> None:
     """Pending, sent and parked notifications, and the oldest pending one's age.
@@ -326,7 +343,7 @@ def outbox_status_command() -> None:
         )
     )
     if status["oldest_pending_age"] is not None:
-        click.echo(f"oldest pending: {status['oldest_pending_age']} old")
+        click.echo(f"oldest pending: {_age(status['oldest_pending_age'])} old")
     for key, kind, attempts, error in status["parked"]:
         click.echo(f"PARKED {key} ({kind}) after {attempts} attempt(s): {error}")
     if status["parked"]:

@@ -471,6 +471,10 @@ def test_outbox_status_lists_parked_rows_and_exits_1(world: World) -> None:
     assert status.returncode == 0, status.stderr
     assert "pending 2, sent 0, parked 0" in status.stdout
     assert "PARKED" not in status.stdout
+    # the age as a person reads it: "8 d 11 h", not "8 days, 11:41:07.529326"
+    [age] = [line for line in status.stdout.splitlines() if line.startswith("oldest pending")]
+    units = r"\d+ d \d+ h|\d+ h \d+ min|\d+ min \d+ s|\d+ s"
+    assert re.fullmatch(rf"oldest pending: ({units}) old", age), age
 
     world.standin.fail_next("chat.postMessage", error="channel_not_found")
     run_tick(world, T0)
