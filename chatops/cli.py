@@ -219,17 +219,21 @@ def migrate() -> None:
 )
 def report(days: int, until_text: str | None) -> None:
     """First-response SLA report over the cases opened in the last DAYS days (default 7)."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
     from sqlmodel import Session
 
+    from chatops.clock import clock_for
     from chatops.reports import format_report_text, sla_report
 
     settings = load_settings(require_slack=False)
     rules = _policy(settings.policy_file)
     zone = ZoneInfo(rules.policy.support_timezone)
-    until = datetime.now(UTC)
+    # The process clock, as `serve` and `worker` use: in a drill the desk's "now" is the
+    # clock file's instant, and the report must not judge the desk against another one.
+    now = clock_for(settings.clock_file).now().astimezone(zone)
+    until = now
     if until_text:
         try:
             until = datetime.fromisoformat(until_text)
@@ -239,7 +243,11 @@ def report(days: int, until_text: str | None) -> None:
             until = until.replace(tzinfo=zone)
     until = until.astimezone(zone)
     with Session(_database(settings)) as session:
-        result = sla_report(session, until - timedelta(days=days), until, rules)
+        # A period ending later than now (this week, to Monday 00:00) is judged as of now:
+        # a due still ahead is pending, not breached, and nothing later has happened yet.
+        result = sla_report(
+            session, until - timedelta(days=days), until, rules, as_of=min(until, now)
+        )
     click.echo(format_report_text(result), nl=False)
 
 

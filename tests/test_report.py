@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import Session
 
+from chatops.clock import FileClock
 from chatops.db import transaction
 from chatops.reports import (
     SlaReport,
@@ -24,6 +26,7 @@ from chatops.reports import (
 from chatops.standin.webapi import validate_blocks
 from models import Case, SurveyAnswer
 from tests.conftest import OPEN_HOURS, Desk
+from tests.test_cli_errors import _cli
 
 T0 = OPEN_HOURS  # Wed 25 Nov 2026, 10:00 Beijing time (02:00 UTC)
 AS_OF = T0 + timedelta(days=2)  # Fri 27 Nov, 10:00 Beijing time
@@ -265,3 +268,34 @@ def test_nearest_rank_percentiles() -> None:
         "3 h 10 min",
     ]
     assert format_duration(52 * H) == "2 d 4 h" and format_duration(48 * H) == "2 d"
+
+
+def test_chatops_report_judges_cases_as_of_now_not_a_later_until(
+    desk: Desk, week: dict[str, Case], tmp_path: Path
+) -> None:
+    # A lead reviews the week on Friday with `--until` the coming Monday 00:00: a case whose
+    # due is still ahead (Sev C, due Saturday) has not breached, and a survey answered after
+    # now has not been given. "Now" is the process clock: a drill's clock file when set.
+    clock = tmp_path / "clock.txt"
+    FileClock.write(clock, AS_OF)
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'desk.db'}", "CHATOPS_CLOCK_FILE": str(clock)}
+    result = _cli("report", "7", "--until", "2026-11-30T00:00", **env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "First-response SLA report: cases opened 2026-11-23T00:00:00+08:00 .. "
+        "2026-11-30T00:00:00+08:00 (as of 2026-11-27T10:00:00+08:00)"
+    )
+    overall = next(line for line in lines if line.startswith("All cases")).split()
+    assert overall[2:9] == ["6", "3", "1", "1", "1", "60.0%", "2"]  # the Sev C case pending
+    assert overall[-2:] == ["4.00", "(3)"]  # the billing answer of Saturday not counted yet
+
+    # Without --until the period ends now, on the same clock the desk runs on.
+    result = _cli("report", **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "First-response SLA report: cases opened 2026-11-20T10:00:00+08:00 .. "
+        "2026-11-27T10:00:00+08:00"
+    )
+    overall = next(line for line in result.stdout.splitlines() if line.startswith("All cases"))
+    assert overall.split()[2:9] == ["6", "3", "1", "1", "1", "60.0%", "2"]
