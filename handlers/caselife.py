@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from chatops.cases import lifecycle
 from chatops.cases.clock import ClockChangeRefused, change_severity
-from chatops.directory import find_person, is_agent, organisation_of
+from chatops.directory import find_person, is_agent
 from chatops.queues import find_case, parse_case_reference
 from handlers import blocks
 from handlers.desk import Desk
@@ -430,7 +430,8 @@ def case_detail(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
         if case is None or person is None:
             # the same answer whether it exists or not: no probing other organisations
             return blocks.plain(f"No case CS-{case_id:05d} that you can see.")
-        organisation = organisation_of(session, session.get(Person, case.requester_id))  # type: ignore[arg-type]
+        # the case's own organisation: its requester may have moved to another one since
+        organisation = session.get(Organisation, case.organisation_id)
         events = session.exec(
             select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)  # type: ignore[arg-type]
         ).all()

@@ -419,3 +419,20 @@ def test_every_case_line_is_bounded(desk: Desk) -> None:
     assert "&amp;" * 15 + "…" in text  # cut at 80 characters, never inside an entity
     assert re.search(r"&(?!amp;|lt;|gt;)", text) is None
     assert len(text) < 400
+
+
+def test_case_detail_names_the_cases_organisation_after_its_requester_moves(desk: Desk) -> None:
+    # Alice opened the case for Contoso, then moved to Fabrikam (a roster load): the case is
+    # still Contoso's, and Contoso's admins must not read another organisation's name on it.
+    case = desk.open_case("U0ALICE", title="Contoso mail down")
+    with transaction(desk.engine) as session:
+        alice = _person(session, "U0ALICE")
+        frank = _person(session, "U0FRANK")
+        assert alice is not None and frank is not None
+        alice.organisation_id = frank.organisation_id
+        session.add(alice)
+    for user in ("U0HELEN", "U0AGENT1"):
+        body = _text(desk.ask(user, f"case {case.number}"))
+        assert "Contoso mail down" in body, user
+        assert "Contoso Trading Co." in body and "Fabrikam" not in body, (user, body)
+    assert "No case" in _text(desk.ask("U0FRANK", f"case {case.number}"))
