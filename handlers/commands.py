@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+import logging
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, Respond
 
 from chatops.cases.intake import refusal_for_requester
 from chatops.db import reading
@@ -15,8 +15,11 @@ from chatops.kb import search_articles
 from chatops.policy.hours import support_lines
 from handlers import blocks, extensions
 from handlers.desk import Desk
+from handlers.extensions import AfterAck, Subcommand
 from handlers.oncall import oncall_reply
 from handlers.text import escape
+
+log = logging.getLogger(__name__)
 
 # Slack sends at most a few thousand characters; a question longer than this belongs in the
 # case description, not in the search box.
@@ -35,7 +38,7 @@ WITHOUT_ARGUMENTS = ("help", "hours")
 
 
 def register(app: App, desk: Desk) -> None:
-    handlers: dict[str, Callable[[Desk, str, str], list[dict[str, Any]]]] = {
+    handlers: dict[str, Subcommand] = {
         "help": lambda _desk, _user, _rest: blocks.usage(SUBCOMMANDS),
         "hours": lambda desk, user, _rest: blocks.support_hours(
             support_lines(desk.rules, desk.clock.now()), desk.rules, _reader_tz(desk, user)
@@ -52,7 +55,7 @@ def register(app: App, desk: Desk) -> None:
     handlers["help"] = lambda _desk, _user, _rest: blocks.usage(usage_lines, WITHOUT_ARGUMENTS)
 
     @app.command("/support")
-    def support(ack: Ack, command: dict[str, Any]) -> None:
+    def support(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         text = (command.get("text") or "").strip()
         user_id = command["user_id"]
         if not text:
@@ -68,12 +71,27 @@ def register(app: App, desk: Desk) -> None:
         word, _, rest = text.partition(" ")
         word = word.lower()
         if word in handlers and not (rest and word in WITHOUT_ARGUMENTS):
-            ack(blocks=handlers[word](desk, user_id, rest), text="/support")
+            answer = handlers[word](desk, user_id, rest)
+            if isinstance(answer, AfterAck):
+                ack(blocks=blocks.plain(answer.notice), text=answer.notice)
+                _answer_after_ack(respond, answer, word)
+                return
+            ack(blocks=answer, text="/support")
             return
         if not rest:
             ack(blocks=blocks.plain(_unknown_subcommand(word, list(handlers))), text="Unknown")
             return
         ack(blocks=question_reply(desk, user_id, text), text="Support")
+
+
+def _answer_after_ack(respond: Respond, answer: AfterAck, word: str) -> None:
+    """Put a slow subcommand's answer where its notice is (only the asker sees either)."""
+    try:
+        body = answer.answer()
+    except Exception:
+        log.exception("/support %s failed after its ack", word)
+        body = blocks.plain(f"`/support {word}` failed; nothing was changed. Try again.")
+    respond(blocks=body, text="/support", response_type="ephemeral", replace_original=True)
 
 
 def _reader_tz(desk: Desk, user_id: str) -> str | None:

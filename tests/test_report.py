@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
+import handlers.queues
 from chatops.clock import FileClock
 from chatops.db import transaction
 from chatops.reports import (
@@ -214,6 +215,27 @@ def test_support_report_for_agents(desk: Desk, week: dict[str, Case]) -> None:
     assert "First-response SLA — last 1 day" in short
     assert "*All cases*: no cases" in short
     assert "6 cases" in _text(desk.ask("U0AGENT2", "report 365"))
+
+
+def test_a_report_over_many_cases_follows_the_ack(
+    desk: Desk, week: dict[str, Case], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A year of a busy desk takes longer than Slack waits for a command's answer: above
+    # REPORT_IN_ACK_CASES cases the lead is told at once, and the report takes that
+    # message's place when it is ready. (Six cases stand in for tens of thousands here.)
+    monkeypatch.setattr(handlers.queues, "REPORT_IN_ACK_CASES", 5)
+    reply = desk.ask("U0LEAD", "report 7")
+    assert "Working out the SLA report of the last 7 days (6 cases)" in _text(reply)
+    assert "%" not in _text(reply)
+    desk.settle()
+    [shown] = desk.standin.ephemerals("U0LEAD")  # replaced, not a second message
+    assert validate_blocks(shown["blocks"], surface="message") == []
+    assert "First-response SLA — last 7 days" in _text(shown["blocks"])
+    assert "*All cases*: 6 cases · *60.0%*" in _text(shown["blocks"])
+    assert "Working out" not in _text(shown)
+    # at the threshold it is the answer itself, as for any week of a smaller desk
+    monkeypatch.setattr(handlers.queues, "REPORT_IN_ACK_CASES", 6)
+    assert "*All cases*: 6 cases · *60.0%*" in _text(desk.ask("U0LEAD", "report 7"))
 
 
 def test_support_report_is_refused_to_customers_and_checks_days(
