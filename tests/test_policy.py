@@ -99,6 +99,24 @@ def test_operator_dates_beat_the_holiday_package_sc20(tmp_path: Path) -> None:
             "categories.billing.max_severity",
         ),
         ('weekdays: "09:00-17:00"', 'weekdays: "17:00-09:00"', "calendars"),
+        # These run in real time, with no calendar to say how long a business day is: a
+        # file that passed `policy check` with them made opening a Sev A case and every
+        # worker pass fail.
+        (
+            "downgrade_after_silence: {minutes: 120}",
+            "downgrade_after_silence: {business_days: 1}",
+            "sev_a.downgrade_after_silence",
+        ),
+        (
+            "sev_a_update_every: {minutes: 60}",
+            "sev_a_update_every: {business_days: 1}",
+            "notifications.sev_a_update_every",
+        ),
+        (
+            "acknowledge_within: {minutes: 5}",
+            "acknowledge_within: {business_days: 1}",
+            "paging.acknowledge_within",
+        ),
     ],
 )
 def test_bad_policy_names_the_key(tmp_path: Path, old: str, new: str, expected: str) -> None:

@@ -37,6 +37,17 @@ class Duration(Strict):
         return self
 
 
+class RealTimeDuration(Duration):
+    """A span of real time (a reminder interval, a silence, a page's wait): nothing names a
+    calendar for it, so `business_days` has no length here."""
+
+    @model_validator(mode="after")
+    def _no_business_days(self) -> RealTimeDuration:
+        if self.business_days is not None:
+            raise ValueError("business_days needs a calendar; give minutes or hours here")
+        return self
+
+
 class CalendarSpec(Strict):
     label: str
     timezone: str
@@ -107,16 +118,16 @@ class OutOfScopeSpec(Strict):
 class SevARules(Strict):
     requires_agreement: bool = True
     requires: list[Literal["business_impact", "available_contact"]] = []
-    downgrade_after_silence: Duration
+    downgrade_after_silence: RealTimeDuration
 
 
 class NotificationRules(Strict):
     sla_warning_before: dict[Literal["A", "B", "C"], Duration]
-    sev_a_update_every: Duration
+    sev_a_update_every: RealTimeDuration
 
 
 class PagingRules(Strict):
-    acknowledge_within: Duration
+    acknowledge_within: RealTimeDuration
     escalation: list[str]
     repeats: int = Field(ge=1, le=10)
 
