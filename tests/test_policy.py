@@ -54,6 +54,19 @@ def test_calendars_sc19_sc20() -> None:
     assert tech.is_open(datetime(2026, 10, 5, 3, 0, tzinfo=UTC))  # every day of the year
 
 
+def test_holidays_close_billing_in_later_years_too_sc20() -> None:
+    # The billing calendar knew Chinese holidays only up to 2040: from 2041 a billing case
+    # opened on New Year's Eve was due on New Year's Day, and National Day was a work week.
+    # The `holidays` package computes them (lunar ones included) up to 2100.
+    billing = RULES.calendars["business_days"]
+    new_years_eve_16 = datetime(2040, 12, 31, 8, 0, tzinfo=UTC)  # Mon 16:00 Beijing
+    assert RULES.first_response_due("billing", "B", new_years_eve_16) == datetime(
+        2041, 1, 2, 8, 0, tzinfo=UTC
+    )  # Wed 16:00: Tue 1 Jan is a holiday
+    for day in (date(2041, 10, 1), date(2070, 1, 1), date(2100, 10, 1)):
+        assert billing.windows_on(day) == (), day
+
+
 def _write(tmp_path: Path, old: str, new: str) -> Path:
     text = default_policy_path().read_text()
     assert old in text

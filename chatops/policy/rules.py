@@ -10,8 +10,10 @@ from chatops.calendars import BusinessCalendar, adjusted_working_days, public_ho
 from chatops.policy.model import SEVERITY_ORDER, CalendarSpec, Duration, Policy
 from chatops.yamlfile import FileError, load_model
 
-# Holidays are expanded for this many years around today; the calendar is rebuilt at start-up.
-_HOLIDAY_YEARS = range(2020, 2041)
+# The years whose holidays the calendars know: up to 2100, where the `holidays` package's
+# Chinese lunar tables end (a shorter span left a desk running past it without holidays,
+# and nothing said so). It costs a few milliseconds at start-up.
+_HOLIDAY_YEARS = range(2020, 2101)
 
 
 class PolicyError(FileError):
