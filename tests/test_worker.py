@@ -104,6 +104,23 @@ def test_no_warning_while_the_clock_is_stopped_overnight(desk: Desk) -> None:
     assert "<@U0LEAD>" in text and "<@U0AGENT2>" in text
 
 
+def test_a_warning_that_falls_on_closing_time_comes_at_the_next_opening(desk: Desk) -> None:
+    """SC-17, SC-19: a Sev B technical case opened Wed 11:00 Beijing is due Thu 11:00; two
+    business hours before that is Wed 24:00 as much as Thu 09:00. At 24:00 the desk has
+    just closed, so the warning comes at 09:00, when someone is there to act on it."""
+    wed_11 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+    thu_09 = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+    desk.clock.set(wed_11)
+    case = desk.open_case("U0ALICE")
+    assert case.first_response_due == datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+    assert case.sla_warn_at == thu_09
+    desk.run_worker(thu_09 - timedelta(minutes=1), step=timedelta(minutes=15))
+    assert _rows(desk, "sla.warning") == []
+    desk.run_worker(thu_09)
+    warnings = _rows(desk, "sla.warning")
+    assert warnings and {m.created_at for m in warnings} == {thu_09}
+
+
 def test_a_severity_change_at_night_warns_when_the_clock_starts_again(desk: Desk) -> None:
     """SC-17, SC-19: the pre-breach warning comes in business time. A change that leaves a
     case inside its warning lead while its calendar is closed warns when the calendar

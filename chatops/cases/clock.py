@@ -66,8 +66,9 @@ def run_clock(case: Case, rules: SupportRules, elapsed: float, now: datetime) ->
     due, the pre-breach warning instant, and forget the notices sent for an earlier due.
 
     The warning comes `notifications.sla_warning_before[severity]` of *business* time before
-    the due, so a clock that is stopped overnight does not warn at 03:00 (SC-17, SC-19). A
-    case already inside that lead is warned now if its calendar is open, else when it opens.
+    the due, so a clock that is stopped overnight does not warn at 03:00 (SC-17, SC-19), nor
+    at the instant its calendar closes. A case already inside that lead is warned now if
+    its calendar is open, else when it opens.
     """
     calendar = rules.calendar_for(case.category, case.severity)
     target = rules.target_minutes(case.category, case.severity)
@@ -83,7 +84,11 @@ def run_clock(case: Case, rules: SupportRules, elapsed: float, now: datetime) ->
     case.sla_elapsed_minutes = elapsed
     case.sla_checkpoint_at = now
     case.first_response_due = due
-    case.sla_warn_at = calendar.add_business_minutes(now, max(remaining - lead, 0))
+    # Two business hours before an 11:00 due are as much 09:00 as the previous day's closing
+    # instant: the warning comes at the opening, when someone is there to act on it.
+    case.sla_warn_at = calendar.next_opening(
+        calendar.add_business_minutes(now, max(remaining - lead, 0))
+    )
     case.sla_warning_sent_at = None
     case.sla_breach_sent_at = None
 
