@@ -730,3 +730,23 @@ def test_prop_always_open_equals_timedelta(tz: str, start: datetime, minutes: in
     ):
         assert cal.add_business_minutes(start, minutes) == start + minutes * MINUTE
         assert cal.business_minutes_between(start, start + minutes * MINUTE) == minutes
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data(), name=CAL_NAMES, minutes=AMOUNTS, later=st.integers(0, 60 * 24 * 20))
+def test_prop_a_later_start_is_never_due_earlier(
+    data: st.DataObject, name: str, minutes: int, later: int
+) -> None:
+    """A case opened later is never due earlier, and its due moves by exactly the open time
+    between the two openings."""
+    cal = CALENDARS[name]
+    start = data.draw(instants(cal))
+    moved = start + timedelta(minutes=later, microseconds=data.draw(st.integers(0, 10**6)))
+    due, moved_due = (
+        cal.add_business_minutes(start, minutes),
+        cal.add_business_minutes(moved, minutes),
+    )
+    assert moved_due >= due
+    assert cal.next_opening(moved) >= cal.next_opening(start)
+    # the later start lost exactly the open time between the two starts
+    assert cal.business_time_between(due, moved_due) == cal.business_time_between(start, moved)

@@ -312,3 +312,56 @@ def test_prop_severity_change_counts_elapsed_time(
     else:
         assert due > changed or new_target - elapsed == 0
         assert new.business_minutes_between(changed, due) == new_target - elapsed
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.sampled_from(sorted(CALS)),
+    opened_offset=OFFSETS,
+    later=st.integers(0, 60 * 24 * 10),
+    target=st.integers(0, 5_000),
+    pauses=pause_lists(),
+)
+def test_prop_a_later_opening_is_never_due_earlier(
+    name: str,
+    opened_offset: int,
+    later: int,
+    target: int,
+    pauses: list[tuple[datetime, datetime | None]],
+) -> None:
+    cal = CALS[name]
+    opened = BASE + opened_offset * MINUTE
+    due = due_at(cal, opened, target, pauses)
+    moved = due_at(cal, opened + later * MINUTE, target, pauses)
+    if due is None:
+        assert moved is None
+    elif moved is not None:
+        assert moved >= due
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.sampled_from(sorted(CALS)),
+    opened_offset=OFFSETS,
+    change_after=st.integers(0, 60 * 24 * 10),
+    target=st.integers(1, 5_000),
+    pauses=pause_lists(),
+)
+def test_prop_banking_at_a_change_to_the_same_calendar_keeps_the_due(
+    name: str,
+    opened_offset: int,
+    change_after: int,
+    target: int,
+    pauses: list[tuple[datetime, datetime | None]],
+) -> None:
+    """Banking the time spent at a change and running the rest from there (what a case
+    does at every severity change) gives the due the uninterrupted clock gives, when the
+    calendar and target stay the same and the target is not used up yet."""
+    cal = CALS[name]
+    opened = BASE + opened_offset * MINUTE
+    changed = opened + change_after * MINUTE
+    elapsed = elapsed_business_minutes(cal, opened, changed, pauses)
+    if elapsed >= target:
+        return
+    banked = recompute_due_on_severity_change(cal, opened, changed, elapsed, target, pauses)
+    assert banked == due_at(cal, opened, target, pauses)
