@@ -97,6 +97,28 @@ def test_operator_dates_beat_the_holiday_package_sc20(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "hours",
+    [
+        'Weekdays: "09:00-17:00"',
+        '{monday: "09:00-17:00", tuesday: "09:00-17:00", wednesday: "09:00-17:00", '
+        'thursday: "09:00-17:00", friday: "09:00-17:00"}',
+    ],
+)
+def test_make_up_working_days_with_any_spelling_of_weekday_hours_sc20(
+    tmp_path: Path, hours: str
+) -> None:
+    # Day names are accepted in any case and spelled out, but official make-up working
+    # days only looked for `weekdays`, `mon` or `daily`: such a file stopped start-up with
+    # "official working days need weekday hours".
+    old = '    hours:\n      weekdays: "09:00-17:00"'
+    new = f"    hours: {hours}" if hours.startswith("{") else f"    hours:\n      {hours}"
+    rules = load_policy(_write(tmp_path, old, new))
+    billing = rules.calendars["business_days"]
+    assert billing.windows_on(date(2026, 10, 10)) == ((540, 1020),)  # make-up Saturday
+    assert billing.windows_on(date(2026, 10, 5)) == ()  # National Day
+
+
+@pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
         ("{minutes: 60}", "{minutes: -5}", "categories.technical.targets.A.first_response"),

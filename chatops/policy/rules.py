@@ -6,7 +6,13 @@ from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 
-from chatops.calendars import BusinessCalendar, adjusted_working_days, public_holidays
+from chatops.calendars import (
+    BusinessCalendar,
+    DayWindows,
+    adjusted_working_days,
+    parse_windows,
+    public_holidays,
+)
 from chatops.policy.model import SEVERITY_ORDER, CalendarSpec, Duration, Policy
 from chatops.yamlfile import FileError, load_model
 
@@ -49,32 +55,34 @@ def build_calendar(spec: CalendarSpec) -> BusinessCalendar:
     """
     if spec.always_open:
         return BusinessCalendar.always(spec.timezone)
+    # The weekly hours as the calendar reads them (day names in any case, spelled out or
+    # not, a day beating `weekdays` beating `daily`), so make-up days follow the same reading.
+    weekly = BusinessCalendar.from_spec(spec.timezone, spec.hours).weekly_hours
     closed: set[date] = set()
-    open_dates: dict[date, str] = {}
+    open_dates: dict[date, DayWindows] = {}
     if spec.public_holidays:
         closed |= public_holidays(spec.public_holidays, _HOLIDAY_YEARS)
         if spec.official_working_days:
-            workday_hours = _weekday_hours(spec)
+            workday_hours = _weekday_hours(weekly)
             for day in adjusted_working_days(spec.public_holidays, _HOLIDAY_YEARS):
                 open_dates[day] = workday_hours
     closed -= set(open_dates)
     for day in spec.closed_dates:
         open_dates.pop(day, None)
     closed |= set(spec.closed_dates)
-    open_dates.update(spec.open_dates)
+    for day, hours in spec.open_dates.items():
+        open_dates[day] = parse_windows(hours, where=f"open_dates[{day.isoformat()}]")
     closed -= set(spec.open_dates)
-    return BusinessCalendar.from_spec(
-        timezone=spec.timezone,
-        hours=spec.hours,
-        closed_dates=frozenset(closed),
-        extra_open_dates=open_dates,
+    return BusinessCalendar(
+        spec.timezone, weekly, closed_dates=frozenset(closed), extra_open_dates=open_dates
     )
 
 
-def _weekday_hours(spec: CalendarSpec) -> str:
-    for key in ("weekdays", "mon", "daily"):
-        if spec.hours.get(key):
-            return spec.hours[key]
+def _weekday_hours(weekly: tuple[DayWindows, ...]) -> DayWindows:
+    """A make-up working day works like a normal weekday: the first of Monday..Friday open."""
+    for windows in weekly[:5]:
+        if windows:
+            return windows
     raise ValueError("official working days need weekday hours")
 
 
