@@ -620,10 +620,14 @@ def code_notice_text(
     now: datetime,
     timezone: str,
     zone_label: str | None = None,
+    *,
+    admin_roles: set[str],
 ) -> str | None:
     """The DM to an admin for an outbox row of kind `verification.code` (mrkdwn), or None
     when there is nothing worth sending any more (code blanked, verification no longer
-    pending, or expired)."""
+    pending, or expired) or the recipient is no longer an admin of the case's organisation
+    (a DM that waited for a retry while the roster dropped them: SC-22 sends the code to
+    the admins registered on the profile, and only to them)."""
     code = payload.get("code")
     row = session.get(CallerVerification, payload.get("verification_id") or -1)
     case = session.get(Case, case_id) if case_id is not None else None
@@ -634,6 +638,13 @@ def code_notice_text(
         or row.status != PENDING
         or row.expires_at is None
         or row.expires_at <= now
+    ):
+        return None
+    recipient = find_person(session, payload.get("user") or "")
+    if (
+        recipient is None
+        or recipient.organisation_id != case.organisation_id
+        or not admin_roles.intersection(recipient.roles)
     ):
         return None
     organisation = session.get(Organisation, case.organisation_id)

@@ -168,9 +168,11 @@ def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: date
             now,
             rules.policy.support_timezone,
             rules.policy.support_timezone_label,
+            admin_roles=set(rules.policy.admin_roles),
         )
         if text is None:
-            return Outgoing(text="", skip=True)  # blanked, verification over, or expired
+            # blanked, verification over or expired, or the admin left the roster
+            return Outgoing(text="", skip=True)
         out = _routed(session, case, payload, text, [])
         out.text = f"Verification code requested for {case.number}"  # no code in previews
         return out

@@ -601,18 +601,32 @@ def test_dm_text_for_the_admins(desk: Desk) -> None:
     [row] = [r for r in code_rows(desk) if r.payload["user"] == "U0ALICE"]
     assert row.payload["code"] is None
     payload = {**row.payload, "code": code}
+    admins = set(desk.service.rules.policy.admin_roles)
     with Session(desk.engine) as session:
         text = code_notice_text(
-            session, case.id, payload, desk.clock.now(), "Asia/Shanghai", "Beijing time"
+            session,
+            case.id,
+            payload,
+            desk.clock.now(),
+            "Asia/Shanghai",
+            "Beijing time",
+            admin_roles=admins,
         )
         assert text is not None
         assert f"`{code}`" in text and "CS-00001" in text and "<@U0AGENT1> (Dana Park)" in text
         assert "only if you are on that call with them" in text
         assert "Wed 25 Nov, 10:10 Beijing time" in text and "+442079460000" in text
         later = desk.clock.now() + timedelta(minutes=10)
-        assert code_notice_text(session, case.id, payload, later, "Asia/Shanghai") is None
+        assert (
+            code_notice_text(session, case.id, payload, later, "Asia/Shanghai", admin_roles=admins)
+            is None
+        )
         now = desk.clock.now()
-        assert code_notice_text(session, case.id, row.payload, now, "Asia/Shanghai") is None
+        blanked = row.payload
+        assert (
+            code_notice_text(session, case.id, blanked, now, "Asia/Shanghai", admin_roles=admins)
+            is None
+        )
 
 
 def test_a_non_admins_phone_is_not_a_registered_number(desk: Desk, tmp_path: Path) -> None:
@@ -634,3 +648,48 @@ def test_a_non_admins_phone_is_not_a_registered_number(desk: Desk, tmp_path: Pat
     assert "Caller verified" not in json.dumps(view)
     assert {"U0ALICE", "U0BILL"} <= {row.payload["user"] for row in code_rows(desk)}
     assert "U0CARL" not in {row.payload["user"] for row in code_rows(desk)}
+
+
+# --- while the code is out -----------------------------------------------------------------
+
+
+def code_dms_to(desk: Desk, user: str) -> list[dict[str, Any]]:
+    """The code DMs `user` has received."""
+    return [
+        m
+        for m in desk.standin.messages(desk.standin.dm_channel(user))
+        if "Verification code for support case" in json.dumps(m)
+    ]
+
+
+def code_dms_held_back(desk: Desk) -> None:
+    """The card is out; Slack answers the next code DMs with a 500, so they wait in the
+    outbox for their retry."""
+    desk.settle()
+    desk.standin.fail_next("chat.postMessage", status=500, times=len(CONTOSO_ADMINS))
+
+
+def test_a_waiting_code_dm_does_not_go_to_an_admin_dropped_meanwhile(
+    desk: Desk, tmp_path: Path
+) -> None:
+    # SC-22: the code goes to the admins registered on the profile *when it is sent*; the
+    # roster says a person no longer in it gets no verification code (SC-1)
+    import yaml
+
+    case = desk.open_case("U0ALICE")
+    code_dms_held_back(desk)
+    enter_number(desk, case, UNREGISTERED)
+    desk.settle()
+    assert {r.status for r in code_rows(desk)} == {"pending"}
+    data = yaml.safe_load(ROSTER.read_text())
+    data["people"] = [p for p in data["people"] if p["slack_id"] != "U0BILL"]  # Bill left
+    for person in data["people"]:
+        if person["slack_id"] == "U0HELEN":
+            person["roles"] = []  # Helen is no longer an admin
+    roster = tmp_path / "without-bill.yml"
+    roster.write_text(yaml.safe_dump(data))
+    load_roster(desk.engine, roster, desk.service.rules.policy)
+    desk.run_worker(desk.clock.now() + timedelta(minutes=1), step=timedelta(seconds=10))
+    assert len(code_dms_to(desk, "U0ALICE")) == 1
+    assert code_dms_to(desk, "U0BILL") == [] and code_dms_to(desk, "U0HELEN") == []
+    assert all(r.payload.get("code") is None for r in code_rows(desk))
