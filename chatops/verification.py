@@ -31,6 +31,8 @@ Rules for the code:
   number) — never the code. Nothing here logs the code.
 * Only the agent who asked for a code can enter it; starting a new verification of the same
   case supersedes a pending one (its code stops working).
+* Only an open case verifies a caller: a code read back after the case was resolved or
+  closed is refused (not counted), and a code DM still waiting for Slack is not sent.
 
 While the DM is waiting in the outbox its payload holds the code (a conscious trade-off: the
 outbox guarantees the DM is not lost and not sent twice, and the code has to be somewhere for
@@ -185,12 +187,13 @@ class StartOutcome:
 
     outcome: "verified" (registered number) | "code_sent" | "no_contact" (the organisation
     has no registered admin to send a code to) | "invalid_number" | "not_agent" | "no_case" |
-    "case_closed".
+    "case_closed" (resolved or closed: `case_status` says which).
     """
 
     outcome: str
     case_id: int | None = None
     case_number: str | None = None
+    case_status: str | None = None
     organisation: str | None = None
     verification_id: int | None = None
     number: str | None = None
@@ -209,12 +212,14 @@ class CheckOutcome:
 
     outcome: "verified" | "wrong" (attempts left) | "locked" (this attempt or an earlier one
     used up the five) | "expired" | "malformed" (not six digits; not counted) |
-    "already_verified" | "superseded" | "not_requester" | "not_agent" | "no_verification".
+    "already_verified" | "superseded" | "not_requester" | "not_agent" | "no_verification" |
+    "case_closed" (the case was resolved or closed meanwhile; not counted).
     """
 
     outcome: str
     case_id: int | None = None
     case_number: str | None = None
+    case_status: str | None = None
     verification_id: int | None = None
     number: str | None = None
     attempt: int | None = None
@@ -254,6 +259,7 @@ def start_verification(
         base: dict[str, Any] = {
             "case_id": case.id,
             "case_number": case.number,
+            "case_status": case.status,
             "organisation": organisation.name,
             "agent_name": agent.name,
         }
@@ -400,11 +406,13 @@ def check_code(
         row = session.get(CallerVerification, verification_id)
         if row is None:
             return CheckOutcome("no_verification")
-        case = session.get(Case, row.case_id)
+        # Locked like a resolve locks it, so the two cannot cross.
+        case = session.get(Case, row.case_id, with_for_update=True)
         assert case is not None
         base: dict[str, Any] = {
             "case_id": case.id,
             "case_number": case.number,
+            "case_status": case.status,
             "verification_id": row.id,
             "number": row.number,
             "expires_at": row.expires_at,
@@ -417,6 +425,11 @@ def check_code(
         if row.requested_by != agent.slack_user_id:
             _audit(session, case.id or 0, agent, now, "not_requester", row)
             return CheckOutcome("not_requester", **base)
+        if case.status not in OPEN_STATUSES:
+            # resolved or closed while the caller was reading the code: starting a
+            # verification needs an open case, and so does finishing one
+            _audit(session, case.id or 0, agent, now, "case_closed", row)
+            return CheckOutcome("case_closed", **base)
         if candidate is None or row.code_hash is None:
             if row.code_hash is None:  # no code to check (registered number, no admins)
                 outcome = "already_verified" if row.status == VERIFIED else "locked"
@@ -625,9 +638,9 @@ def code_notice_text(
 ) -> str | None:
     """The DM to an admin for an outbox row of kind `verification.code` (mrkdwn), or None
     when there is nothing worth sending any more (code blanked, verification no longer
-    pending, or expired) or the recipient is no longer an admin of the case's organisation
-    (a DM that waited for a retry while the roster dropped them: SC-22 sends the code to
-    the admins registered on the profile, and only to them)."""
+    pending, or expired, case resolved or closed) or the recipient is no longer an admin
+    of the case's organisation (a DM that waited for a retry while the roster dropped
+    them: SC-22 sends the code to the admins registered on the profile, and only to them)."""
     code = payload.get("code")
     row = session.get(CallerVerification, payload.get("verification_id") or -1)
     case = session.get(Case, case_id) if case_id is not None else None
@@ -635,6 +648,7 @@ def code_notice_text(
         not code
         or row is None
         or case is None
+        or case.status not in OPEN_STATUSES
         or row.status != PENDING
         or row.expires_at is None
         or row.expires_at <= now

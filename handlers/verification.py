@@ -24,7 +24,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 from sqlmodel import Session
 
-from chatops.cases.states import OPEN_STATUSES
+from chatops.cases.states import OPEN_STATUSES, not_open_reason
 from chatops.directory import find_person, is_agent
 from chatops.verification import (
     CODE_TTL,
@@ -49,6 +49,7 @@ CODE_CALLBACK = "verify_caller_code"  # the second modal: the code read back
 NUMBER_BLOCK, NUMBER_ACTION = "caller_number", "number"
 CODE_BLOCK, CODE_ACTION = "verification_code", "code"
 TITLE = "Verify caller"
+VERIFY_TO_DO = "verify a caller"  # as in "CS-00042 is resolved; reopen it to verify a caller"
 
 SUBCOMMANDS: dict[str, Any] = {}
 
@@ -178,7 +179,6 @@ def _typed(view: dict[str, Any], block_id: str, action_id: str) -> str | None:
 _START_REFUSALS = {
     "not_agent": "Only support agents can verify callers. Nothing was changed.",
     "no_case": "That case does not exist any more.",
-    "case_closed": "This case is no longer open; reopen it before verifying a caller.",
     "invalid_number": "That is not a phone number: 7 to 15 digits, optionally starting "
     "with + and the country code (spaces, dashes and brackets are fine).",
     "no_contact": "The organisation has no registered admin to send a code to, so this "
@@ -242,7 +242,7 @@ def register(app: App, desk: Desk) -> None:
             desk.deliver(outcome.case_id)
             return
         if outcome.outcome != "code_sent":
-            ack(response_action="errors", errors={NUMBER_BLOCK: _START_REFUSALS[outcome.outcome]})
+            ack(response_action="errors", errors={NUMBER_BLOCK: _start_refusal(outcome)})
             return
         emailed = bool(smtp_url()) and any(a.email for a in outcome.admins)
         ack(response_action="update", view=code_modal(outcome, desk, emailed))
@@ -281,11 +281,19 @@ def _number_modal_for(desk: Desk, user_id: str, case_id: int) -> tuple[dict[str,
         if case is None or organisation is None:
             return None, _START_REFUSALS["no_case"]
         if case.status not in OPEN_STATUSES:
-            return None, f"{case.number}: " + _START_REFUSALS["case_closed"]
+            return None, not_open_reason(case.number, case.status, VERIFY_TO_DO)
         return number_modal(case, organisation), ""
 
 
+def _start_refusal(outcome: StartOutcome) -> str:
+    if outcome.outcome == "case_closed":
+        return not_open_reason(outcome.case_number or "", outcome.case_status or "", VERIFY_TO_DO)
+    return _START_REFUSALS[outcome.outcome]
+
+
 def _check_error(outcome: CheckOutcome) -> str:
+    if outcome.outcome == "case_closed":
+        return not_open_reason(outcome.case_number or "", outcome.case_status or "", VERIFY_TO_DO)
     if outcome.outcome == "wrong":
         left = outcome.attempts_left or 0
         return f"That is not the code. {left} attempt{'s' if left != 1 else ''} left."

@@ -693,3 +693,49 @@ def test_a_waiting_code_dm_does_not_go_to_an_admin_dropped_meanwhile(
     assert len(code_dms_to(desk, "U0ALICE")) == 1
     assert code_dms_to(desk, "U0BILL") == [] and code_dms_to(desk, "U0HELEN") == []
     assert all(r.payload.get("code") is None for r in code_rows(desk))
+
+
+def test_a_code_is_not_accepted_once_the_case_is_resolved(desk: Desk) -> None:
+    case = desk.open_case("U0ALICE")
+    enter_number(desk, case, UNREGISTERED)
+    code = the_code(desk)
+    desk.press("U0AGENT2", case, "case_resolve")  # a colleague resolves it meanwhile
+    desk.wait_until(lambda: desk.standin.open_view("U0AGENT2"), "the resolve form")
+    desk.submit_modal("U0AGENT2", text="Fixed by the customer's own network team.")
+    desk.wait_until(lambda: desk.fresh(case).status == "resolved", "resolved")
+    message = errors_of(enter_code(desk, code))["verification_code"]
+    assert message == "CS-00001 is resolved; reopen it to verify a caller."
+    [row] = verifications(desk)
+    assert row.status == "pending" and row.attempts == 0 and row.verified_at is None
+    assert outcomes(desk) == ["code_sent", "case_closed"]
+    assert line_for(desk, case) is None
+
+
+def test_a_number_entered_after_the_case_was_closed_is_not_told_to_reopen_it(
+    desk: Desk,
+) -> None:
+    case = desk.open_case("U0ALICE")
+    verify_modal(desk, case)
+    with transaction(desk.engine) as session:  # auto-closed while the form was open
+        stored = session.get(Case, case.id)
+        assert stored is not None
+        stored.status = "closed"
+    response = desk.slack.submit_view(AGENT, {"caller_number": UNREGISTERED})
+    assert errors_of(response)["caller_number"] == (
+        "CS-00001 is closed, so you cannot verify a caller; a closed case is not reopened."
+    )
+    assert verifications(desk) == [] and code_rows(desk) == []
+
+
+def test_a_waiting_code_dm_is_not_sent_once_the_case_is_resolved(desk: Desk) -> None:
+    case = desk.open_case("U0ALICE")
+    code_dms_held_back(desk)
+    enter_number(desk, case, UNREGISTERED)
+    desk.settle()
+    with transaction(desk.engine) as session:  # resolved from elsewhere while Slack was down
+        stored = session.get(Case, case.id)
+        assert stored is not None
+        stored.status = "resolved"
+    desk.run_worker(desk.clock.now() + timedelta(minutes=1), step=timedelta(seconds=10))
+    assert not any(code_dms_to(desk, admin) for admin in CONTOSO_ADMINS)
+    assert all(r.payload.get("code") is None for r in code_rows(desk))
