@@ -787,6 +787,10 @@ class OutboxDelivery:
                 attempts = row.attempts if retry_after is not None else row.attempts + 1
                 delay = retry_after or timedelta(seconds=min(300, 2**attempts))
                 status_after = "parked" if attempts >= MAX_ATTEMPTS else "pending"
+                values: dict[str, Any] = {}
+                if status_after == "parked" and row.kind == CODE_NOTICE:
+                    # as in _finish: a parked code DM is never sent again, so its code goes
+                    values["payload"] = {**(row.payload or {}), "code": None}
                 session.exec(  # type: ignore[call-overload]
                     update(OutboxMessage)
                     .where(OutboxMessage.id == row.id, OutboxMessage.lease_owner == self.owner)
@@ -797,6 +801,7 @@ class OutboxDelivery:
                         lease_owner=None,
                         lease_until=None,
                         last_error=error,
+                        **values,
                     )
                 )
                 outcomes.append((row, attempts, status_after))

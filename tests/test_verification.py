@@ -739,3 +739,18 @@ def test_a_waiting_code_dm_is_not_sent_once_the_case_is_resolved(desk: Desk) -> 
     desk.run_worker(desk.clock.now() + timedelta(minutes=1), step=timedelta(seconds=10))
     assert not any(code_dms_to(desk, admin) for admin in CONTOSO_ADMINS)
     assert all(r.payload.get("code") is None for r in code_rows(desk))
+
+
+def test_a_code_dm_parked_after_failed_retries_keeps_no_code(desk: Desk) -> None:
+    # the outbox keeps a code only until its DM is done or parked (chatops outbox retry
+    # leaves such a row parked): Slack failing until the row parks is no exception
+    case = desk.open_case("U0ALICE")
+    desk.settle()
+    desk.standin.fail_next("chat.postMessage", status=500, times=1000)
+    enter_number(desk, case, UNREGISTERED)
+    desk.run_worker(desk.clock.now() + timedelta(minutes=6), step=timedelta(seconds=10))
+    rows = code_rows(desk)
+    assert rows and {r.status for r in rows} == {"parked"}
+    assert all(r.payload.get("code") is None for r in rows)
+    [row] = verifications(desk)
+    assert row.status == "pending"  # nothing else touched the case to scrub it
