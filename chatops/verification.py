@@ -251,7 +251,10 @@ def start_verification(
         if not is_agent(agent):
             return StartOutcome("not_agent")
         assert agent is not None
-        case = session.get(Case, case_id)
+        # Locked, so that two agents starting at once take turns: the second supersedes the
+        # first's pending code rather than missing it (not committed yet) and leaving two
+        # codes working; and a resolve cannot cross it.
+        case = session.get(Case, case_id, with_for_update=True)
         if case is None:
             return StartOutcome("no_case")
         organisation = session.get(Organisation, case.organisation_id)

@@ -469,6 +469,39 @@ def test_ten_threads_check_code_on_postgres(pg_engine: Any) -> None:
         assert row is not None and (row.attempts, row.status) == (5, "failed")
 
 
+@pytest.mark.postgres
+def test_two_agents_starting_at_once_leave_one_live_code_on_postgres(pg_engine: Any) -> None:
+    # a new verification supersedes a pending one: two agents pressing "Check number" on
+    # the same case at the same instant must not leave two codes working
+    rules = load_policy()
+    create_schema(pg_engine)
+    load_roster(pg_engine, ROSTER, rules.policy)
+    form = IntakeForm(
+        **{**INTAKE_DEFAULTS, "phone": "+86 10 5555 0101", "email": "alice@contoso.example"}
+    )
+    case = open_case(pg_engine, "U0ALICE", form, rules, OPEN_HOURS)
+    agents = ["U0AGENT1", "U0AGENT2", "U0LEAD"] * 2
+    barrier = threading.Barrier(len(agents))
+    results: list[str] = []
+
+    def start(agent: str) -> None:
+        barrier.wait()
+        outcome = start_verification(
+            pg_engine, case.id or 0, agent, UNREGISTERED, OPEN_HOURS, rules
+        )
+        results.append(outcome.outcome)
+
+    threads = [threading.Thread(target=start, args=(agent,)) for agent in agents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["code_sent"] * len(agents)
+    with Session(pg_engine) as session:
+        statuses = Counter(v.status for v in session.exec(select(CallerVerification)).all())
+    assert statuses == {"pending": 1, "superseded": len(agents) - 1}
+
+
 # --- e-mail --------------------------------------------------------------------------------
 
 
