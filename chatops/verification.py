@@ -41,11 +41,12 @@ were already sent or parked, or whose verification is no longer pending, are bla
 (`scrub_codes`).
 
 Number matching: spaces, dashes, dots, slashes and brackets are ignored; a leading `+` or
-`00` marks an international number (country code included). A number must then have 7 to 15
-digits (E.164). Two international numbers match when their digits are equal. A national
-number (no `+`/`00`) loses one leading trunk `0` and matches an international number that
-ends with it after a 0–3 digit country code ("010 5555 0101" or "10 5555 0101" match
-"+86 10 5555 0101"; "+1 10 5555 0101" does not). Two national numbers match when equal
+`00` marks an international number (country code included), in which a bracketed trunk zero
+("+44 (0)20 7946 0000") is dropped: it is not dialled from abroad. A number must then have 7
+to 15 digits (E.164). Two international numbers match when their digits are equal. A
+national number (no `+`/`00`) loses one leading trunk `0` and matches an international
+number that ends with it after a 0–3 digit country code ("010 5555 0101" or "10 5555 0101"
+match "+86 10 5555 0101"; "+1 10 5555 0101" does not). Two national numbers match when equal
 without their trunk `0`. At least 7 significant digits must match, so a bare extension or a
 local number without its area code never matches.
 """
@@ -100,6 +101,7 @@ SMTP_ENV = "CHATOPS_SMTP_URL"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 KDF = "scrypt:n=16384,r=8,p=1,dklen=32"
 _SEPARATORS = re.compile(r"[\s\-./()\[\]]")
+_BRACKETED_TRUNK = re.compile(r"\(\s*0\s*\)")
 _DIGITS = re.compile(r"[0-9]{7,15}")
 _CODE_SEPARATORS = re.compile(r"[\s\-]")
 _CODE = re.compile(rf"[0-9]{{{CODE_DIGITS}}}")
@@ -113,8 +115,13 @@ MAX_COUNTRY_CODE = 3
 def normalise_number(text: str | None) -> str | None:
     """`+` and digits for an international number, digits for a national one; None when it
     is not a phone number (letters, extensions, fewer than 7 or more than 15 digits)."""
-    raw = _SEPARATORS.sub("", (text or "").strip())
+    text = (text or "").strip()
+    raw = _SEPARATORS.sub("", text)
     international = False
+    if raw.startswith(("+", "00")):
+        # "+44 (0)20 …" (a common way to write a number on file): the 0 is the trunk prefix
+        # of national dialling, never part of the number a call from it shows
+        raw = _SEPARATORS.sub("", _BRACKETED_TRUNK.sub("", text))
     if raw.startswith("+"):
         raw, international = raw[1:], True
     elif raw.startswith("00"):

@@ -610,6 +610,13 @@ def test_email_failure_is_logged_without_the_code(
         # a national number on file says nothing of its country: no foreign caller matches
         ("+44 10 5555 0101", "010 5555 0101", False),
         ("+86 10 5555 0101", "010 5555 0101", False),
+        # "+44 (0)20 …": the bracketed trunk 0 is not dialled from abroad (nor shown as the
+        # caller's number), however the number is written on file
+        ("+44 20 7946 0000", "+44 (0)20 7946 0000", True),
+        ("+44 (0) 20 7946 0000", "+44 20 7946 0000", True),
+        ("0044 (0)20 7946 0000", "+44 20 7946 0000", True),
+        ("020 7946 0000", "+44 (0)20 7946 0000", True),
+        ("+44 (0)20 7946 0001", "+44 20 7946 0000", False),
     ],
 )
 def test_number_matching(caller: str, registered: str, same: bool) -> None:
@@ -787,3 +794,21 @@ def test_a_code_dm_parked_after_failed_retries_keeps_no_code(desk: Desk) -> None
     assert all(r.payload.get("code") is None for r in rows)
     [row] = verifications(desk)
     assert row.status == "pending"  # nothing else touched the case to scrub it
+
+
+def test_a_number_on_file_with_a_bracketed_trunk_zero_is_registered(
+    desk: Desk, tmp_path: Path
+) -> None:
+    import yaml
+
+    data = yaml.safe_load(ROSTER.read_text())
+    for person in data["people"]:
+        if person["slack_id"] == "U0HELEN":  # on file as many UK admins write it
+            person["phone"] = "+44 (0)20 7946 0000"
+    roster = tmp_path / "helen-in-london.yml"
+    roster.write_text(yaml.safe_dump(data))
+    load_roster(desk.engine, roster, desk.service.rules.policy)
+    case = desk.open_case("U0ALICE")
+    shown = enter_number(desk, case, UNREGISTERED)  # her line as the phone shows it
+    assert "Caller verified" in json.dumps(shown) and "Helen Wu" in json.dumps(shown)
+    assert code_rows(desk) == []
