@@ -676,6 +676,8 @@ def code_notice_text(
     agent_text = f"<@{row.requested_by}>" + (f" ({_escape(agent.name)})" if agent else "")
     org = _escape(organisation.name) if organisation else "your organisation"
     until = format_instant(row.expires_at, timezone, zone_label)
+    if recipient.tz and recipient.tz != timezone:  # as the desk's other DMs: theirs first
+        until = f"{format_instant(row.expires_at, recipient.tz)} your time ({until})"
     return (
         f":lock: *Verification code for support case {case.number}*: `{code}`\n"
         f"{agent_text} from support is on the phone with someone who says they speak for "

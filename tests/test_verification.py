@@ -812,3 +812,29 @@ def test_a_number_on_file_with_a_bracketed_trunk_zero_is_registered(
     shown = enter_number(desk, case, UNREGISTERED)  # her line as the phone shows it
     assert "Caller verified" in json.dumps(shown) and "Helen Wu" in json.dumps(shown)
     assert code_rows(desk) == []
+
+
+def test_the_code_dm_tells_an_admin_abroad_the_expiry_in_their_own_time(
+    desk: Desk, tmp_path: Path
+) -> None:
+    # the desk's other DMs give a time in the reader's zone first (SC-19's Beijing time
+    # after it); a code that lives ten minutes is no place for mental arithmetic
+    import yaml
+
+    data = yaml.safe_load(ROSTER.read_text())
+    for person in data["people"]:
+        if person["slack_id"] == "U0HELEN":
+            person["tz"] = "Europe/London"
+    roster = tmp_path / "helen-in-london.yml"
+    roster.write_text(yaml.safe_dump(data))
+    load_roster(desk.engine, roster, desk.service.rules.policy)
+    case = desk.open_case("U0ALICE")
+    enter_number(desk, case, UNREGISTERED)
+    the_code(desk)
+    [helen] = code_dms_to(desk, "U0HELEN")
+    assert (
+        "expires at Wed 25 Nov, 02:10 GMT your time (Wed 25 Nov, 10:10 Beijing time)"
+        in json.dumps(helen)
+    )
+    [alice] = code_dms_to(desk, "U0ALICE")  # in Beijing: once is enough
+    assert "expires at Wed 25 Nov, 10:10 Beijing time." in json.dumps(alice)
