@@ -152,6 +152,18 @@ def test_make_up_working_days_with_any_spelling_of_weekday_hours_sc20(
             "acknowledge_within: {business_days: 1}",
             "paging.acknowledge_within",
         ),
+        # A 24×7 calendar never closes: dates or hours given with it were dropped without a
+        # word, and an operator believed them in force.
+        (
+            "    always_open: true",
+            "    always_open: true\n    closed_dates: [2026-12-25]",
+            "remove `closed_dates` or `always_open`",
+        ),
+        (
+            "    always_open: true",
+            "    always_open: true\n    public_holidays: CN\n    hours: {daily: 09:00-17:00}",
+            "remove `hours`, `public_holidays` or `always_open`",
+        ),
     ],
 )
 def test_bad_policy_names_the_key(tmp_path: Path, old: str, new: str, expected: str) -> None:

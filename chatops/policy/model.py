@@ -71,6 +71,19 @@ class CalendarSpec(Strict):
     def _hours_or_always(self) -> CalendarSpec:
         if not self.always_open and not self.hours:
             raise ValueError("a calendar needs `hours` unless it is `always_open`")
+        if self.always_open:
+            # a 24×7 calendar never closes: hours or dates given with it would be dropped
+            # without a word, and an operator would believe them in force
+            given = [
+                name
+                for name in ("hours", "public_holidays", "closed_dates", "open_dates")
+                if getattr(self, name)
+            ] + (["official_working_days"] if self.official_working_days else [])
+            if given:
+                raise ValueError(
+                    f"an `always_open` calendar is open around the clock every day: "
+                    f"remove {', '.join(f'`{name}`' for name in given)} or `always_open`"
+                )
         return self
 
 
