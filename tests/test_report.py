@@ -238,6 +238,24 @@ def test_a_report_over_many_cases_follows_the_ack(
     assert "*All cases*: 6 cases · *60.0%*" in _text(desk.ask("U0LEAD", "report 7"))
 
 
+def test_a_report_that_fails_after_the_ack_says_so(
+    desk: Desk, week: dict[str, Case], monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    # The notice must not be left promising a report that never comes.
+    monkeypatch.setattr(handlers.queues, "REPORT_IN_ACK_CASES", 5)
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(handlers.queues, "sla_report", broken)
+    assert "Working out" in _text(desk.ask("U0LEAD", "report 7"))
+    desk.settle()
+    [shown] = desk.standin.ephemerals("U0LEAD")
+    assert "`/support report` failed; nothing was changed. Try again." in _text(shown)
+    assert "Working out" not in _text(shown)
+    assert "/support report failed after its ack" in caplog.text
+
+
 def test_support_report_is_refused_to_customers_and_checks_days(
     desk: Desk, week: dict[str, Case]
 ) -> None:

@@ -28,7 +28,7 @@ from chatops.cases.intake import IntakeForm
 from chatops.cases.service import open_case
 from chatops.db import create_schema, transaction
 from chatops.directory.roster import load_roster
-from chatops.policy import load_policy
+from chatops.policy import SupportRules, load_policy
 from chatops.verification import (
     CODE_NOTICE,
     check_code,
@@ -436,15 +436,20 @@ def test_ten_parallel_wrong_codes_make_at_most_five_attempts(desk: Desk) -> None
     assert counted == {"code_sent": 1, "wrong": 4, "wrong_locked": 1, "locked": 5}
 
 
-@pytest.mark.postgres
-def test_ten_threads_check_code_on_postgres(pg_engine: Any) -> None:
+def _case_on_postgres(pg_engine: Any) -> tuple[SupportRules, Case]:
+    """The example roster on an empty PostgreSQL database, and Alice's case opened there."""
     rules = load_policy()
     create_schema(pg_engine)
     load_roster(pg_engine, ROSTER, rules.policy)
     form = IntakeForm(
         **{**INTAKE_DEFAULTS, "phone": "+86 10 5555 0101", "email": "alice@contoso.example"}
     )
-    case = open_case(pg_engine, "U0ALICE", form, rules, OPEN_HOURS)
+    return rules, open_case(pg_engine, "U0ALICE", form, rules, OPEN_HOURS)
+
+
+@pytest.mark.postgres
+def test_ten_threads_check_code_on_postgres(pg_engine: Any) -> None:
+    rules, case = _case_on_postgres(pg_engine)
     started = start_verification(pg_engine, case.id or 0, AGENT, UNREGISTERED, OPEN_HOURS, rules)
     assert started.outcome == "code_sent" and started.code
     bad = wrong(started.code)
@@ -473,13 +478,7 @@ def test_ten_threads_check_code_on_postgres(pg_engine: Any) -> None:
 def test_two_agents_starting_at_once_leave_one_live_code_on_postgres(pg_engine: Any) -> None:
     # a new verification supersedes a pending one: two agents pressing "Check number" on
     # the same case at the same instant must not leave two codes working
-    rules = load_policy()
-    create_schema(pg_engine)
-    load_roster(pg_engine, ROSTER, rules.policy)
-    form = IntakeForm(
-        **{**INTAKE_DEFAULTS, "phone": "+86 10 5555 0101", "email": "alice@contoso.example"}
-    )
-    case = open_case(pg_engine, "U0ALICE", form, rules, OPEN_HOURS)
+    rules, case = _case_on_postgres(pg_engine)
     agents = ["U0AGENT1", "U0AGENT2", "U0LEAD"] * 2
     barrier = threading.Barrier(len(agents))
     results: list[str] = []
