@@ -15,7 +15,8 @@ from typing import Any
 class AfterAck:
     """A subcommand's answer that takes too long to give before Slack's 3 s: `/support`
     acks with `notice` at once, then works `answer` out and puts it in the notice's place
-    (the command's response_url)."""
+    (the command's response_url). The replacement relies on Slack showing the ack first,
+    which holds for the answers this is for: they take far longer than the ack's way back."""
 
     notice: str
     answer: Callable[[], list[dict[str, Any]]]

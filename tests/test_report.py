@@ -222,8 +222,15 @@ def test_a_report_over_many_cases_follows_the_ack(
 ) -> None:
     # A year of a busy desk takes longer than Slack waits for a command's answer: above
     # REPORT_IN_ACK_CASES cases the lead is told at once, and the report takes that
-    # message's place when it is ready. (Six cases stand in for tens of thousands here.)
+    # message's place when it is ready. (Six cases stand in for tens of thousands here,
+    # and take as long: the report is ready once Slack shows the notice.)
     monkeypatch.setattr(handlers.queues, "REPORT_IN_ACK_CASES", 5)
+
+    def taking_its_time(*args: Any, **kwargs: Any) -> SlaReport:
+        desk.wait_until(lambda: desk.standin.ephemerals("U0LEAD"), "the notice shown")
+        return sla_report(*args, **kwargs)
+
+    monkeypatch.setattr(handlers.queues, "sla_report", taking_its_time)
     reply = desk.ask("U0LEAD", "report 7")
     assert "Working out the SLA report of the last 7 days (6 cases)" in _text(reply)
     assert "%" not in _text(reply)
@@ -245,6 +252,9 @@ def test_a_report_that_fails_after_the_ack_says_so(
     monkeypatch.setattr(handlers.queues, "REPORT_IN_ACK_CASES", 5)
 
     def broken(*_args: Any, **_kwargs: Any) -> None:
+        # fails once Slack shows the notice, as a report that takes its time would: a
+        # follow-up sent before Slack has shown the ack has nothing to replace yet
+        desk.wait_until(lambda: desk.standin.ephemerals("U0LEAD"), "the notice shown")
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(handlers.queues, "sla_report", broken)
