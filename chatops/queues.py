@@ -13,10 +13,10 @@ refuses one; `chatops.directory.is_agent`) is *not* staff (they see at most thei
 organisation's cases, and only if they are an admin of it).
 
 The queue functions return a :class:`Queue`: the total number of matching cases and the
-most urgent `limit` of them, most urgent first — by severity (A before B before C), then by
-first-response due (earliest first; cases whose clock is paused, with no due, last), then by
-case number. Counting happens in the database, so a queue of thousands costs one count and
-one bounded select.
+most urgent `limit` of them after the first `offset` (a page of the queue), most urgent
+first — by severity (A before B before C), then by first-response due (earliest first;
+cases whose clock is paused, with no due, last), then by case number. Counting happens in
+the database, so a queue of thousands costs one count and one bounded select.
 """
 
 from __future__ import annotations
@@ -70,16 +70,18 @@ def visible_cases(session: Session, person: Person | None, rules: SupportRules) 
 
 @dataclass(frozen=True)
 class Queue:
-    """A bounded slice of a queue: `total` matching cases, `cases` the most urgent of them."""
+    """A bounded slice of a queue: `total` matching cases, `cases` the most urgent of them
+    after the first `offset` (0: the head of the queue)."""
 
     name: str
     total: int
     cases: list[Case] = field(default_factory=list)
+    offset: int = 0
 
     @property
     def more(self) -> int:
-        """How many matching cases are not in `cases`."""
-        return max(0, self.total - len(self.cases))
+        """How many matching cases come after `cases`."""
+        return max(0, self.total - self.offset - len(self.cases))
 
 
 def urgency_order() -> tuple[Any, ...]:
@@ -97,13 +99,22 @@ def _open(query: Select[Any]) -> Select[Any]:
     return query.where(col(Case.status).in_(OPEN_STATUSES))
 
 
-def take(session: Session, name: str, query: Select[Any], limit: int) -> Queue:
-    """Count `query` and fetch its `limit` most urgent cases."""
-    if limit < 0:
-        raise ValueError("limit must be >= 0")
+def take(session: Session, name: str, query: Select[Any], limit: int, offset: int = 0) -> Queue:
+    """Count `query` and fetch its `limit` most urgent cases after the first `offset`.
+
+    A page is read at the moment it is asked for: a case claimed or resolved between two
+    pages moves the ones after it up, so the next page may start one case later than the
+    reader expects. The order's last term (the case id) makes it total, so a queue that did
+    not change never shows a case twice or skips one."""
+    if limit < 0 or offset < 0:
+        raise ValueError("limit and offset must be >= 0")
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = list(session.exec(query.order_by(*urgency_order()).limit(limit)).all()) if limit else []
-    return Queue(name=name, total=int(total), cases=rows)
+    rows = (
+        list(session.exec(query.order_by(*urgency_order()).offset(offset).limit(limit)).all())
+        if limit
+        else []
+    )
+    return Queue(name=name, total=int(total), cases=rows, offset=offset)
 
 
 def open_cases_for_org(
@@ -113,31 +124,42 @@ def open_cases_for_org(
     *,
     organisation_id: int | None = None,
     limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> Queue:
     """Open cases the person may see: for an admin, their organisation's. Staff may narrow
     to one organisation with `organisation_id` (a narrowing, never a widening)."""
     query = _open(visible_cases(session, person, rules))
     if organisation_id is not None:
         query = query.where(col(Case.organisation_id) == organisation_id)
-    return take(session, OPEN, query, limit)
+    return take(session, OPEN, query, limit, offset)
 
 
 def unclaimed(
-    session: Session, person: Person | None, rules: SupportRules, *, limit: int = DEFAULT_LIMIT
+    session: Session,
+    person: Person | None,
+    rules: SupportRules,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> Queue:
     """Open cases nobody owns yet."""
     query = _open(visible_cases(session, person, rules)).where(col(Case.assignee_id).is_(None))
-    return take(session, UNCLAIMED, query, limit)
+    return take(session, UNCLAIMED, query, limit, offset)
 
 
 def mine(
-    session: Session, person: Person | None, rules: SupportRules, *, limit: int = DEFAULT_LIMIT
+    session: Session,
+    person: Person | None,
+    rules: SupportRules,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> Queue:
     """Open cases `person` owns."""
     if person is None or person.id is None:
-        return Queue(MINE, 0, [])
+        return Queue(MINE, 0, [], offset)
     query = _open(visible_cases(session, person, rules)).where(col(Case.assignee_id) == person.id)
-    return take(session, MINE, query, limit)
+    return take(session, MINE, query, limit, offset)
 
 
 def at_risk_condition(now: datetime) -> Any:
@@ -158,22 +180,36 @@ def at_risk(
     now: datetime,
     *,
     limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> Queue:
     """Cases about to breach or in breach of their first-response due (see
     :func:`at_risk_condition`)."""
     query = visible_cases(session, person, rules).where(at_risk_condition(now))
-    return take(session, AT_RISK, query, limit)
+    return take(session, AT_RISK, query, limit, offset)
 
 
 def by_severity(
     session: Session, person: Person | None, rules: SupportRules, *, limit: int = DEFAULT_LIMIT
 ) -> dict[str, Queue]:
     """Open cases per severity, in the policy's order (A first); every severity is present."""
-    scope = _open(visible_cases(session, person, rules))
     return {
-        severity: take(session, severity, scope.where(col(Case.severity) == severity), limit)
+        severity: of_severity(session, person, rules, severity, limit=limit)
         for severity in SEVERITY_ORDER
     }
+
+
+def of_severity(
+    session: Session,
+    person: Person | None,
+    rules: SupportRules,
+    severity: str,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> Queue:
+    """Open cases of one severity."""
+    query = _open(visible_cases(session, person, rules)).where(col(Case.severity) == severity)
+    return take(session, severity, query, limit, offset)
 
 
 def find_case(

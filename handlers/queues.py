@@ -60,9 +60,11 @@ HOME_TOP = 10  # cases shown per section of the Home tab
 
 LIST_USAGE = (
     "Usage: `/support list` (a summary of the queues), `/support list unclaimed`, "
-    "`/support list mine`, `/support list risk` (about to breach or in breach) or "
-    "`/support list sev` (open cases by severity)."
+    "`/support list mine`, `/support list risk` (about to breach or in breach), "
+    "`/support list sev` (open cases by severity) or `/support list sev A` (one severity). "
+    f"A queue longer than {QUEUE_TOP} cases has pages: `/support list unclaimed 2`."
 )
+PAGE_MAX = 10_000  # pages of QUEUE_TOP: far beyond any desk's queue, and a bounded OFFSET
 REPORT_DEFAULT_DAYS = 7
 REPORT_MAX_DAYS = 365
 # Up to this many cases the report is the command's answer itself (well under a second);
@@ -161,16 +163,58 @@ def _queue_blocks(
     *,
     empty: str,
     more_hint: str = "",
+    pages: str | None = None,
 ) -> list[Block]:
-    """A queue as sections: heading with its total, its listed cases, "…and N more"."""
+    """A queue as sections: heading with its total, its listed cases, "…and N more".
+
+    `pages`: the command that shows this queue (`/support list unclaimed`); given, the
+    footer says which cases of the total these are and the commands for the next and the
+    previous page, instead of `more_hint`."""
     title = f"*{heading}* ({queue.total})"
     if not queue.cases:
         return [SectionBlock(text=MarkdownTextObject(text=f"{title}\n_{empty}_"))]
     out = _packed_sections(title, [f"• {line(case)}" for case in queue.cases])
-    if queue.more:
+    if pages is not None:
+        footer = _page_footer(queue, pages)
+        if footer:
+            out.append(ContextBlock(elements=[MarkdownTextObject(text=footer)]))
+    elif queue.more:
         text = f"…and {queue.more} more" + (f" — {more_hint}" if more_hint else "")
         out.append(ContextBlock(elements=[MarkdownTextObject(text=text)]))
     return out
+
+
+def _page_footer(queue: queues.Queue, command: str) -> str:
+    """Where this page is in its queue and how to turn it; "" for a queue of one page."""
+    page = queue.offset // QUEUE_TOP + 1
+    if page == 1 and not queue.more:
+        return ""
+    parts = []
+    if page > 1:
+        last = queue.offset + len(queue.cases)
+        parts.append(f"Cases {queue.offset + 1}–{last} of {queue.total}")
+    if queue.more:
+        parts.append(f"…and {queue.more} more — next page: `{command} {page + 1}`")
+    else:
+        parts.append("the last page")
+    if page > 1:
+        parts.append(f"previous: `{command} {page - 1}`")
+    return " · ".join(parts)
+
+
+def _past_the_end(heading: str, queue: queues.Queue, command: str, empty: str) -> list[Block]:
+    """A page after the queue's last: say how many pages there are, show nothing else."""
+    if not queue.total:
+        text = f"*{heading}* (0)\n_{empty}_"
+    else:
+        pages = -(-queue.total // QUEUE_TOP)
+        last = f"`{command} {pages}`" if pages > 1 else f"`{command}`"
+        text = (
+            f"*{heading}* ({queue.total}) has {pages} page{'s' if pages > 1 else ''} of "
+            f"{QUEUE_TOP} cases; page {queue.offset // QUEUE_TOP + 1} is past its end. "
+            f"The last page: {last}."
+        )
+    return [SectionBlock(text=MarkdownTextObject(text=text))]
 
 
 def _fit_blocks(items: list[Block], limit: int) -> list[Block]:
@@ -229,37 +273,59 @@ def _refusal(session: Session, person: Person | None, rules: SupportRules) -> li
 # --- /support list ----------------------------------------------------------------------
 
 
+def _list_words(rest: str) -> tuple[list[str], int | None]:
+    """The words of `/support list …` and its page (a trailing whole number), if any; a
+    page of 0 or past PAGE_MAX comes back as -1, for the usage answer."""
+    words = rest.lower().split()
+    if words and words[-1].isdecimal():
+        number = words.pop()
+        page = int(number) if len(number) <= 6 else -1
+        return words, page if 1 <= page <= PAGE_MAX else -1
+    return words, None
+
+
 def list_reply(desk: Desk, user_id: str, rest: str) -> list[dict[str, Any]]:
-    """`/support list [unclaimed|mine|risk|sev]`."""
-    which = rest.strip().lower()
+    """`/support list [unclaimed|mine|risk|sev [A|B|C]] [page]`."""
+    words, page = _list_words(rest)
     now = desk.clock.now()
     rules = desk.rules
     with Session(desk.engine) as session:
         person = find_person(session, user_id)
         if is_agent(person):
             assert person is not None
-            return _fit(_agent_list(session, person, rules, now, which), MESSAGE_BLOCKS_MAX)
+            return _fit(_agent_list(session, person, rules, now, words, page), MESSAGE_BLOCKS_MAX)
         if queues.is_customer_admin(person, rules):
             assert person is not None
-            return _fit(_admin_list(session, person, rules, now), MESSAGE_BLOCKS_MAX)
+            if page == -1:
+                return _fit(_usage(f"Usage: `/support list [page]`, from 1 to {PAGE_MAX}."), 1)
+            return _fit(_admin_list(session, person, rules, now, page or 1), MESSAGE_BLOCKS_MAX)
         return _fit(_refusal(session, person, rules), MESSAGE_BLOCKS_MAX)
 
 
+def _usage(text: str = LIST_USAGE) -> list[Block]:
+    return [SectionBlock(text=MarkdownTextObject(text=text))]
+
+
 def _admin_list(
-    session: Session, person: Person, rules: SupportRules, now: datetime
+    session: Session, person: Person, rules: SupportRules, now: datetime, page: int
 ) -> list[Block]:
     organisation = organisation_of(session, person)
     org_name = organisation.name if organisation else "your organisation"
-    queue = queues.open_cases_for_org(session, person, rules, limit=QUEUE_TOP)
+    offset = (page - 1) * QUEUE_TOP
+    queue = queues.open_cases_for_org(session, person, rules, limit=QUEUE_TOP, offset=offset)
     names = _Names(session, queue.cases)
     out: list[Block] = [HeaderBlock(text=escaped_clip(f"Open cases — {org_name}", 150))]
-    out += _queue_blocks(
-        "Open cases",
-        queue,
-        lambda c: case_line(c, names, rules, now, person.tz, with_organisation=False),
-        empty="Your organisation has no open cases.",
-        more_hint="the most urgent are shown",
-    )
+    empty = "Your organisation has no open cases."
+    if not queue.cases and page > 1:
+        out += _past_the_end("Open cases", queue, "/support list", empty)
+    else:
+        out += _queue_blocks(
+            "Open cases",
+            queue,
+            lambda c: case_line(c, names, rules, now, person.tz, with_organisation=False),
+            empty=empty,
+            pages="/support list",
+        )
     out.append(
         ContextBlock(
             elements=[
@@ -274,11 +340,22 @@ def _admin_list(
 
 
 def _agent_list(
-    session: Session, person: Person, rules: SupportRules, now: datetime, which: str
+    session: Session,
+    person: Person,
+    rules: SupportRules,
+    now: datetime,
+    words: list[str],
+    page: int | None,
 ) -> list[Block]:
     def line(names: _Names) -> Callable[[Case], str]:
         return lambda c: case_line(c, names, rules, now, person.tz, with_organisation=True)
 
+    which = words[0] if words else ""
+    if page == -1 or (page is not None and which in ("", "summary", "all")):
+        # the summary shows the head of each queue; its pages are the queues' own
+        return _usage()
+    if len(words) > (2 if which in ("sev", "severity") else 1):
+        return _usage()
     if which in ("", "summary", "all"):
         parts = {
             "unclaimed": queues.unclaimed(session, person, rules, limit=SUMMARY_TOP),
@@ -308,38 +385,64 @@ def _agent_list(
                 heading, parts[key], line(names), empty=empty, more_hint=f"`/support list {key}`"
             )
         return out
+    offset = ((page or 1) - 1) * QUEUE_TOP
     if which in ("unclaimed", "mine", "risk"):
         if which == "unclaimed":
-            queue = queues.unclaimed(session, person, rules, limit=QUEUE_TOP)
+            queue = queues.unclaimed(session, person, rules, limit=QUEUE_TOP, offset=offset)
             heading, empty = "Unclaimed", "Every open case has an owner."
         elif which == "mine":
-            queue = queues.mine(session, person, rules, limit=QUEUE_TOP)
+            queue = queues.mine(session, person, rules, limit=QUEUE_TOP, offset=offset)
             heading, empty = "Mine", "You own no open case."
         else:
-            queue = queues.at_risk(session, person, rules, now, limit=QUEUE_TOP)
+            queue = queues.at_risk(session, person, rules, now, limit=QUEUE_TOP, offset=offset)
             heading, empty = "At risk or in breach", "Nothing about to breach."
-        names = _Names(session, queue.cases)
-        return [
-            HeaderBlock(text=heading),
-            *_queue_blocks(
-                heading, queue, line(names), empty=empty, more_hint="the most urgent are shown"
-            ),
-        ]
-    if which in ("sev", "severity"):
+        return _queue_page(session, heading, queue, line, empty, f"/support list {which}")
+    if which in ("sev", "severity") and len(words) == 2:
+        severity = words[1].upper().removeprefix("SEV")
+        if severity not in SEVERITY_ORDER:
+            return _usage()
+        queue = queues.of_severity(session, person, rules, severity, limit=QUEUE_TOP, offset=offset)
+        heading = _severity_label(rules, severity)
+        return _queue_page(
+            session, heading, queue, line, "None open.", f"/support list sev {severity}"
+        )
+    if which in ("sev", "severity") and page is None:
         severities = queues.by_severity(session, person, rules, limit=SUMMARY_TOP)
         names = _Names(session, [c for q in severities.values() for c in q.cases])
         out = [HeaderBlock(text="Open cases by severity")]
         for severity, queue in severities.items():
-            spec = rules.policy.severities.get(severity)  # type: ignore[call-overload]
             out += _queue_blocks(
-                spec.label if spec else f"Sev {severity}",
+                _severity_label(rules, severity),
                 queue,
                 line(names),
                 empty="None open.",
-                more_hint="the most urgent are shown",
+                more_hint=f"`/support list sev {severity}`",
             )
         return out
-    return [SectionBlock(text=MarkdownTextObject(text=LIST_USAGE))]
+    return _usage()
+
+
+def _severity_label(rules: SupportRules, severity: str) -> str:
+    spec = rules.policy.severities.get(severity)  # type: ignore[call-overload]
+    return spec.label if spec else f"Sev {severity}"
+
+
+def _queue_page(
+    session: Session,
+    heading: str,
+    queue: queues.Queue,
+    line: Callable[[_Names], Callable[[Case], str]],
+    empty: str,
+    command: str,
+) -> list[Block]:
+    """One page of one queue, or where its pages end when asked past them."""
+    if not queue.cases and queue.offset:
+        return [HeaderBlock(text=heading), *_past_the_end(heading, queue, command, empty)]
+    names = _Names(session, queue.cases)
+    return [
+        HeaderBlock(text=heading),
+        *_queue_blocks(heading, queue, line(names), empty=empty, pages=command),
+    ]
 
 
 # --- /support report --------------------------------------------------------------------
@@ -592,7 +695,7 @@ def _health_blocks(session: Session, rules: SupportRules, reader_tz: str | None)
 SUBCOMMANDS: dict[str, tuple[str, Subcommand]] = {
     "list": (
         "open cases: admins see their organisation's; agents the queues "
-        "(`list unclaimed|mine|risk|sev`)",
+        "(`list unclaimed|mine|risk|sev [A|B|C]`); a page number shows more (`list mine 2`)",
         list_reply,
     ),
     "report": (

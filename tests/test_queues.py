@@ -17,7 +17,7 @@ from chatops.db import transaction
 from chatops.directory import find_person
 from chatops.standin.webapi import validate_blocks
 from models import Case, Person
-from tests.conftest import OPEN_HOURS, TRIAGE, Desk
+from tests.conftest import INTAKE_DEFAULTS, OPEN_HOURS, TRIAGE, Desk
 
 AGENTS = ("U0AGENT1", "U0LEAD")
 
@@ -436,3 +436,113 @@ def test_case_detail_names_the_cases_organisation_after_its_requester_moves(desk
         assert "Contoso mail down" in body, user
         assert "Contoso Trading Co." in body and "Fabrikam" not in body, (user, body)
     assert "No case" in _text(desk.ask("U0FRANK", f"case {case.number}"))
+
+
+# --- pages of a long queue --------------------------------------------------------------
+
+_CONTACTS = {
+    "U0ALICE": ("+86 10 5555 0101", "alice@contoso.example"),
+    "U0FRANK": ("+86 21 5555 0201", "frank@fabrikam.example"),
+}
+
+
+def _open_many(desk: Desk, user: str, count: int, severity: str = "B") -> list[str]:
+    """`count` cases opened through the core (the intake itself is tested elsewhere), one a
+    minute apart so their first-response dues, and so the queue's order, differ."""
+    from chatops.cases.intake import IntakeForm
+    from chatops.cases.service import open_case
+
+    phone, email = _CONTACTS[user]
+    numbers = []
+    for n in range(count):
+        desk.clock.set(OPEN_HOURS + timedelta(minutes=n))
+        form = IntakeForm(
+            **{**INTAKE_DEFAULTS, "severity": severity, "title": f"Paged case {user} {n:02d}"},
+            phone=phone,
+            email=email,
+        )
+        case = open_case(desk.engine, user, form, desk.service.rules, desk.clock.now())
+        numbers.append(case.number)
+    return numbers
+
+
+def _listed(reply: dict[str, Any]) -> list[str]:
+    return re.findall(r"\*(CS-\d+)\*", _text(reply))
+
+
+def _footer(reply: dict[str, Any]) -> str:
+    context = [b for b in reply["blocks"] if b["type"] == "context"]
+    return context[0]["elements"][0]["text"] if context else ""
+
+
+def test_a_long_queue_is_read_page_by_page(desk: Desk) -> None:
+    numbers = _open_many(desk, "U0ALICE", 45)
+    first = desk.ask("U0AGENT1", "list unclaimed")
+    assert _listed(first) == numbers[:20]  # the most urgent: the earliest due first
+    assert _footer(first) == "…and 25 more — next page: `/support list unclaimed 2`"
+    second = desk.ask("U0AGENT1", "list unclaimed 2")
+    assert _listed(second) == numbers[20:40]
+    assert _footer(second) == (
+        "Cases 21–40 of 45 · …and 5 more — next page: `/support list unclaimed 3` · "
+        "previous: `/support list unclaimed 1`"
+    )
+    third = desk.ask("U0AGENT1", "list unclaimed 3")
+    assert _listed(third) == numbers[40:]
+    assert _footer(third) == (
+        "Cases 41–45 of 45 · the last page · previous: `/support list unclaimed 2`"
+    )
+    for reply in (first, second, third):
+        assert "*Unclaimed* (45)" in _text(reply)
+        assert validate_blocks(reply["blocks"], surface="message") == []
+    past = _text(desk.ask("U0AGENT1", "list unclaimed 4"))
+    assert "has 3 pages of 20 cases; page 4 is past its end" in past
+    assert "The last page: `/support list unclaimed 3`" in past
+    assert _listed(desk.ask("U0AGENT1", "list unclaimed 4")) == []
+
+
+def test_pages_of_one_severity_and_of_mine(desk: Desk) -> None:
+    sev_c = _open_many(desk, "U0ALICE", 22, severity="C")
+    summary = _text(desk.ask("U0AGENT1", "list sev"))
+    assert "…and 17 more — `/support list sev C`" in summary
+    page = desk.ask("U0AGENT1", "list sev c 2")  # letter case and "sev" as typed
+    assert _listed(page) == sev_c[20:]
+    assert "previous: `/support list sev C 1`" in _footer(page)
+    assert _listed(desk.ask("U0AGENT1", "list sev B")) == []
+    assert "None open." in _text(desk.ask("U0AGENT1", "list sev B"))
+    # a queue of one page has no page footer
+    assert _footer(desk.ask("U0AGENT1", "list mine")) == ""
+
+
+def test_an_admins_pages_hold_only_their_organisations_cases(desk: Desk) -> None:
+    contoso = _open_many(desk, "U0ALICE", 25)
+    _open_many(desk, "U0FRANK", 25)
+    first = desk.ask("U0ALICE", "list")
+    assert _footer(first) == "…and 5 more — next page: `/support list 2`"
+    second = desk.ask("U0ALICE", "list 2")
+    assert _listed(first) + _listed(second) == contoso
+    assert "Fabrikam" not in _text(second) and "U0FRANK" not in _text(second)
+    assert "*Open cases* (25)" in _text(second)
+    # Frank's second page is Fabrikam's, not Contoso's
+    assert not set(_listed(desk.ask("U0FRANK", "list 2"))) & set(contoso)
+    assert "page 3 is past its end" in _text(desk.ask("U0ALICE", "list 3"))
+
+
+def test_a_page_that_cannot_be_gets_the_usage(desk: Desk) -> None:
+    _open_many(desk, "U0ALICE", 3)
+    for words in (
+        "list unclaimed 0",
+        "list unclaimed 99999999",
+        "list 2",  # the agents' summary has no pages; each queue has its own
+        "list sev D",
+        "list sev 2",
+        "list unclaimed mine",
+        "list mine 1 2",
+    ):
+        reply = _text(desk.ask("U0AGENT1", words))
+        assert "Usage: `/support list`" in reply, words
+        assert "CS-" not in reply, words
+    assert "Usage: `/support list [page]`" in _text(desk.ask("U0ALICE", "list 0"))
+    # page 1 is the list itself
+    assert _listed(desk.ask("U0AGENT1", "list unclaimed 1")) == _listed(
+        desk.ask("U0AGENT1", "list unclaimed")
+    )
