@@ -233,6 +233,10 @@ class CheckOutcome:
     attempts_left: int | None = None
     expires_at: datetime | None = None
     requested_by: str | None = None
+    # "superseded": who started the newer verification (Slack id, name), so the agent
+    # holding the old form knows whose form the caller's new code belongs in
+    superseded_by: str | None = None
+    superseded_by_name: str | None = None
 
 
 # --- starting ------------------------------------------------------------------------------
@@ -463,6 +467,8 @@ def check_code(
             assert row is not None
             _audit(session, case.id or 0, agent, now, outcome, row)
             scrub_codes(session, case.id or 0, now)
+            if outcome == "superseded":
+                base.update(_newer_requester(session, row))
             return CheckOutcome(outcome, attempts_left=0, **base)
         row = session.get(CallerVerification, verification_id, populate_existing=True)
         assert row is not None and row.code_hash is not None
@@ -522,6 +528,26 @@ def _why_not_counted(session: Session, verification_id: int, now: datetime) -> s
         EXPIRED: "expired",
         SUPERSEDED: "superseded",
     }.get(row.status, "locked")
+
+
+def _newer_requester(session: Session, row: CallerVerification) -> dict[str, str | None]:
+    """Who started the verification that superseded `row` (the newest one of its case)."""
+    newer = session.exec(
+        select(CallerVerification)
+        .where(
+            col(CallerVerification.case_id) == row.case_id,
+            col(CallerVerification.id) > (row.id or 0),
+        )
+        .order_by(col(CallerVerification.id).desc())
+        .limit(1)
+    ).first()
+    if newer is None:
+        return {}
+    person = find_person(session, newer.requested_by)
+    return {
+        "superseded_by": newer.requested_by,
+        "superseded_by_name": person.name if person else None,
+    }
 
 
 # --- shared pieces -------------------------------------------------------------------------

@@ -297,4 +297,16 @@ def _check_error(outcome: CheckOutcome) -> str:
     if outcome.outcome == "wrong":
         left = outcome.attempts_left or 0
         return f"That is not the code. {left} attempt{'s' if left != 1 else ''} left."
+    if outcome.outcome == "superseded" and outcome.superseded_by:
+        # An input error is plain text: a name, not a mention.
+        if outcome.superseded_by == outcome.requested_by:
+            return (
+                "You sent a newer code for this case; this one no longer works. Enter the "
+                "caller's code in the newer form."
+            )
+        name = outcome.superseded_by_name or "another agent"
+        return (
+            f"{name} sent a newer code for this case; this one no longer works. Only "
+            f'{name} can enter it, or press "Verify caller" again to send another.'
+        )
     return _CHECK_ERRORS.get(outcome.outcome, "That did not work. Nothing was changed.")

@@ -295,7 +295,29 @@ def test_a_new_code_supersedes_the_pending_one(desk: Desk) -> None:
     stale = copy.deepcopy(first_view)
     stale["state"] = {"values": {"verification_code": {"code": {"value": first}}}}
     refused = desk.slack.raw_view_submission(AGENT, stale)
-    assert "newer code" in errors_of(refused)["verification_code"]
+    assert errors_of(refused)["verification_code"] == (
+        "You sent a newer code for this case; this one no longer works. Enter the caller's "
+        "code in the newer form."
+    )
+
+
+def test_an_agent_whose_code_was_superseded_is_told_by_whom(desk: Desk) -> None:
+    case = desk.open_case("U0ALICE")
+    enter_number(desk, case, UNREGISTERED)
+    first = the_code(desk)
+    first_view = desk.standin.open_view(AGENT)
+    assert first_view is not None
+    enter_number(desk, case, UNREGISTERED, agent="U0AGENT2")  # a colleague takes the call
+    stale = copy.deepcopy(first_view)
+    stale["state"] = {"values": {"verification_code": {"code": {"value": first}}}}
+    refused = desk.slack.raw_view_submission(AGENT, stale)
+    name = "Eli Gomez"  # U0AGENT2 in the example roster
+    assert errors_of(refused)["verification_code"] == (
+        f"{name} sent a newer code for this case; this one no longer works. Only {name} can "
+        'enter it, or press "Verify caller" again to send another.'
+    )
+    old, new = sorted(verifications(desk), key=lambda v: v.id or 0)
+    assert (old.status, new.status, new.requested_by) == ("superseded", "pending", "U0AGENT2")
 
 
 # --- who may, and for whom -----------------------------------------------------------------
