@@ -328,3 +328,26 @@ def test_a_start_without_an_offset_is_read_in_the_support_time_zone(tmp_path: Pa
     )
     assert result.returncode == 0, result.stderr
     assert "Wed 25 Nov 2026, 00:40 UTC · Wed 25 Nov, 08:40 Beijing time" in _flat(result.stdout)
+
+
+def test_messages_sent_while_a_form_stays_open_are_shown(tmp_path: Path) -> None:
+    """Verify caller keeps its form open for the code while the code goes to the admins by
+    DM: the agent playing every part must see that DM to read the code back."""
+    script = (
+        "/support outlook stopped forwarding mail\npress 1\n" + FILL_SEV_B + "as dana\n"
+        "press Verify caller\n"
+        "+1 555 0000\n"  # not on the organisation's profile: a code goes to the admins
+        "cancel\n"  # at the code prompt
+        "now\n"
+    )
+    code, transcript = _demo(tmp_path, script)
+    assert code == 0
+    form, _, after = transcript.partition("Code the caller reads back")
+    assert after, transcript
+    # the code DM, shown before the prompt for the code (and only once)
+    assert "DM to Alice Chen" in form.split("[Check number] pressed", 1)[1]
+    assert _flat(form).count("Verification code for support case CS-00001") == 3
+    assert "Verification code for support case" not in after
+    # the code went out: closing the form does not claim that nothing was sent
+    assert "nothing was sent" not in after.split("dana> now", 1)[0]
+    assert "Form closed; the last step was not sent." in after

@@ -81,6 +81,7 @@ class ModalWalker:
         self.answered: set[str] = set()
         self.errors: dict[str, str] = {}
         self.shown: set[str] = set()  # static blocks already shown (by their text)
+        self.submitted = False  # a submission reached the app, so closing now sends nothing
 
     # --- the walk ------------------------------------------------------------------------
 
@@ -99,18 +100,23 @@ class ModalWalker:
                 submitted_at = len(self.world.standin.calls())
                 view = self._submit(view)
         except (Cancelled, KeyboardInterrupt):
-            self._close("Form closed; nothing was sent.")
+            self._close("Form closed" + self._unsent() + ".")
             return WalkResult(None, False)
         except InputEnded:
-            self._close("The input ended with the form open: closed it, nothing was sent.")
+            self._close("The input ended with the form open: closed it" + self._unsent() + ".")
             return WalkResult(None, True)
         except ScriptMismatch as mismatch:
             self.shell.warn(f"The script is out of step with the form: {mismatch}. Stopping here.")
-            self._close("Closed the form; nothing was sent.")
+            self._close("Closed the form" + self._unsent() + ".")
             return WalkResult(None, True, failed=True)
         except _Closed:
             return WalkResult(None, False)
         return WalkResult(submitted_at, False)
+
+    def _unsent(self) -> str:
+        """What closing leaves unsent: all of it, or (after a step that reached the app,
+        such as a caller's number) only the step on screen."""
+        return "; the last step was not sent" if self.submitted else "; nothing was sent"
 
     def _fields(self, view: JSONDict) -> JSONDict | None:
         """Ask every unanswered input; return the new view when the app changed it."""
@@ -340,7 +346,9 @@ class ModalWalker:
         submit = shell.renderer.text(view.get("submit")) or "Submit"
         shell.write("")
         shell.write("  " + style.accent(f"[{submit}]") + style.dim(" pressed"))
+        since = len(self.world.standin.calls())
         response = self.world.sender.submit_view(self.user, self.entered)
+        self.submitted = True
         for problem in response.problems:
             shell.warn(problem)
         if response.status != 200:
@@ -348,12 +356,13 @@ class ModalWalker:
             self._close("Closed the form.")
             return None
         body = response.json()
-        if isinstance(body, dict) and body.get("response_action") == "errors":
-            return self._errors(view, body.get("errors") or {})
         still_open = self.world.standin.open_view(self.user)
         if still_open is None:
             shell.write("  " + style.good("✓ Sent; the form closed."))
             return None
+        shell.show_meanwhile(since)
+        if isinstance(body, dict) and body.get("response_action") == "errors":
+            return self._errors(view, body.get("errors") or {})
         if still_open.get("id") != view.get("id") or still_open.get("hash") != view.get("hash"):
             self.entered, self.answered, self.errors, self.shown = {}, set(), {}, set()
             self._header(still_open)

@@ -374,17 +374,23 @@ class Shell:
         while self.world.standin.open_view(self.me.slack_id) is not None:
             result = ModalWalker(self).walk()
             shown = True
-            # the form walk showed its own updates; carry on from the submission
-            self.cursor = result.submitted_at or len(self.world.standin.calls())
             if result.ended:
                 self.ended = True
                 self.failed = self.failed or result.failed
                 return
             if result.submitted_at is None:
+                self.catch_up()
                 break
-            self._show_new(self.world.settle(self.cursor, expect=True))
+            self.world.settle(result.submitted_at, expect=True)
+            self.catch_up()
         if not shown:
             self.note("(Nothing visible happened.)")
+
+    def show_meanwhile(self, since: int) -> None:
+        """Show what the app sent while a form stays open: a caller-verification code goes
+        to the admins by DM while the agent's form waits for it to be read back."""
+        self.world.settle(since)
+        self.catch_up()
 
     def catch_up(self) -> None:
         """Show what arrived after the last wait (a slow delivery) before the next command."""
