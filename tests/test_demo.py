@@ -351,3 +351,13 @@ def test_messages_sent_while_a_form_stays_open_are_shown(tmp_path: Path) -> None
     # the code went out: closing the form does not claim that nothing was sent
     assert "nothing was sent" not in after.split("dana> now", 1)[0]
     assert "Form closed; the last step was not sent." in after
+
+
+def test_press_with_a_digit_that_is_not_a_number(tmp_path: Path) -> None:
+    code, transcript = _demo(tmp_path, "press ²\npress ①\npress [3\nnow\n")
+    assert code == 0, transcript
+    flat = _flat(transcript)
+    assert "No button labelled `²` that you can press." in flat
+    assert "No button labelled `①` that you can press." in flat
+    assert "There is no button [3] yet." in flat
+    assert "alice> now" in flat

@@ -280,13 +280,15 @@ class Shell:
 
     def press(self, rest: str) -> None:
         number = rest.strip().lstrip("[").rstrip("]")
-        if number and not number.isdigit():
+        # str.isdigit() also takes ² and ①, which int() refuses: only 0-9 make a number
+        is_number = re.fullmatch(r"[0-9]+", number) is not None
+        if number and not is_number:
             found = self._button_by_label(number)
             if found is None:
                 self.note(f"No button labelled `{number}` that you can press.")
                 return
             number = str(found)
-        if not number.isdigit():
+        if not number:
             self.note(
                 "Press which button? e.g. `press 1` (the numbers are shown as [1], [2] …) "
                 "or `press Claim` (the newest button with that label)."
