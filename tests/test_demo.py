@@ -361,3 +361,22 @@ def test_press_with_a_digit_that_is_not_a_number(tmp_path: Path) -> None:
     assert "No button labelled `①` that you can press." in flat
     assert "There is no button [3] yet." in flat
     assert "alice> now" in flat
+
+
+def test_the_clock_stays_within_dates_the_desk_can_compute(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    script = tmp_path / "demo.txt"
+    script.write_text("now\n", encoding="utf-8")
+    for start in (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)):
+        out = io.StringIO()
+        code = run_demo(roster=ROSTER, script=script, out=out, inp=io.StringIO(), start=start)
+        assert code == 2, out.getvalue()
+        assert "error: --start must be between 1970-01-01 and 9000-01-01" in out.getvalue()
+    code, transcript = _demo(
+        tmp_path, "advance 99999999d\nadvance 1000000000000000000000h\nadvance 1d\nnow\n"
+    )
+    assert code == 0, transcript[-2000:]
+    flat = _flat(transcript)
+    assert flat.count("The demo clock cannot go past 9000-01-01.") == 2
+    assert "The demo clock moved forward 1 d." in flat

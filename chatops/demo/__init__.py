@@ -70,7 +70,7 @@ def run_demo(
     from chatops.demo.lines import open_lines
     from chatops.demo.render import Style
     from chatops.demo.shell import Shell
-    from chatops.demo.world import start_world
+    from chatops.demo.world import EARLIEST, LATEST, start_world
     from chatops.yamlfile import FileError
 
     roster = roster or default_roster()
@@ -79,6 +79,9 @@ def run_demo(
         return 2
     if not roster.is_file():
         out.write(f"error: the roster {roster} does not exist\n")
+        return 2
+    if start is not None and start.tzinfo is not None and not EARLIEST <= start < LATEST:
+        out.write(f"error: --start must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}\n")
         return 2
     if script is not None and not script.is_file():
         out.write(f"error: the script {script} does not exist\n")

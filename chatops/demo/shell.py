@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from chatops.demo.lines import LineSource
 from chatops.demo.modal import ModalWalker
 from chatops.demo.render import JSONDict, Renderer, Style, visible_len, wrap
-from chatops.demo.world import GENERAL, DemoPerson, World
+from chatops.demo.world import GENERAL, LATEST, DemoPerson, World
 from chatops.standin import WebApiCall
 
 HELP = [
@@ -643,11 +643,18 @@ class Shell:
         if not spec or not parts or _DURATION.sub("", spec):
             self.note("Advance by how much? e.g. `advance 2h`, `advance 30m`, `advance 1d 4h`.")
             return
-        delta = timedelta(**_sum_units(parts))
+        try:
+            delta = timedelta(**_sum_units(parts))
+            target = self.world.clock.now() + delta
+        except OverflowError:
+            target = LATEST
+        if target >= LATEST:
+            self.note(f"The demo clock cannot go past {LATEST:%Y-%m-%d}.")
+            return
         if delta <= timedelta(0):
             self.note("The demo clock only moves forward.")
             return
-        self.world.tick_until(self.world.clock.now() + delta)
+        self.world.tick_until(target)
         self.write(f"  The demo clock moved forward {_duration(delta)}.")
         self.now()
         # what the worker sent while time passed: warnings, pages, handoffs

@@ -17,6 +17,10 @@ from chatops.clock import ManualClock
 from chatops.standin import SlackSender, SlackStandIn, WebApiCall
 
 GENERAL = "C_GENERAL"  # where people type /support
+# The desk works out due times, shift windows and reports days to years either side of now,
+# and datetime ends at the years 1 and 9999: the demo clock stays well inside both.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
