@@ -380,3 +380,18 @@ def test_the_clock_stays_within_dates_the_desk_can_compute(tmp_path: Path) -> No
     flat = _flat(transcript)
     assert flat.count("The demo clock cannot go past 9000-01-01.") == 2
     assert "The demo clock moved forward 1 d." in flat
+
+
+def test_now_says_how_far_the_clock_moved_since_the_start(tmp_path: Path) -> None:
+    # with --start the demo clock is not "ahead of real time": it may be months behind it
+    from datetime import UTC, datetime
+
+    script = tmp_path / "demo.txt"
+    script.write_text("advance 6m\nnow\n", encoding="utf-8")
+    out = io.StringIO()
+    start = datetime(2020, 11, 25, 0, 40, tzinfo=UTC)
+    code = run_demo(roster=ROSTER, script=script, out=out, inp=io.StringIO(), start=start)
+    assert code == 0
+    flat = _flat(out.getvalue())
+    assert "ahead of real time" not in flat
+    assert "(6 min after the demo's start)" in flat

@@ -635,7 +635,7 @@ class Shell:
             f"{policy.support_timezone_label}"
         )
         if moved > timedelta(0):
-            self.note(f"(the demo clock is {_duration(moved)} ahead of real time)")
+            self.note(f"({_duration(moved)} after the demo's start)")
 
     def advance(self, text: str) -> None:
         spec = text.replace(" ", "").lower()
