@@ -395,3 +395,22 @@ def test_now_says_how_far_the_clock_moved_since_the_start(tmp_path: Path) -> Non
     flat = _flat(out.getvalue())
     assert "ahead of real time" not in flat
     assert "(6 min after the demo's start)" in flat
+
+
+def test_input_that_is_not_utf8_is_read_with_replacement_characters(tmp_path: Path) -> None:
+    lines = b"now\n\xff\xfe bad\n/support mail \xff is broken\nnow\n"
+    script = tmp_path / "demo.txt"
+    script.write_bytes(lines)
+    piped = [  # a pipe, decoded strictly (a UTF-8 locale) or with surrogates (the C locale)
+        io.TextIOWrapper(io.BytesIO(lines), encoding="utf-8", errors=errors)
+        for errors in ("strict", "surrogateescape")
+    ]
+    for source, inp in [(script, io.StringIO()), *((None, p) for p in piped)]:
+        out = io.StringIO()
+        code = run_demo(roster=ROSTER, script=source, out=out, inp=inp)
+        transcript = out.getvalue()
+        assert code == 0, transcript[-2000:]
+        flat = _flat(transcript)
+        assert "I don't know `\ufffd\ufffd`." in flat
+        assert "Your question: mail \ufffd is broken" in flat
+        assert flat.count("Beijing time") >= 2  # both `now`s ran

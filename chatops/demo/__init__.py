@@ -106,7 +106,11 @@ def run_demo(
             if not world.people:
                 out.write(f"error: the roster {roster} has no people to play\n")
                 return 2
-            lines = open_lines(script, inp, out)
+            try:
+                lines = open_lines(script, inp, out)
+            except OSError as exc:
+                out.write(f"error: the script {script} cannot be read: {exc.strerror or exc}\n")
+                return 2
             shell = Shell(world, lines, out, Style(color=tty), _width(tty), roster)
             return shell.run()
         finally:

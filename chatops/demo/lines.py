@@ -28,6 +28,15 @@ class LineSource(Protocol):
         ...
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(line: str) -> str:
+    """Bytes that were not UTF-8 (kept as surrogates by the C locale) as U+FFFD: they could
+    not be sent to Slack, or to the app, as they are."""
+    return _SURROGATE.sub("\ufffd", line)
+
+
 def _skipped(line: str, skip_blank: bool) -> bool:
     stripped = line.strip()
     return stripped.startswith("#") or (skip_blank and not stripped)
@@ -44,11 +53,11 @@ class ScriptLines:
 
     @classmethod
     def from_file(cls, path: Path, out: TextIO) -> ScriptLines:
-        return cls(path.read_text(encoding="utf-8").splitlines(), out)
+        return cls(path.read_bytes().decode("utf-8", errors="replace").splitlines(), out)
 
     def read(self, prompt: str, *, skip_blank: bool = False) -> str | None:
         for raw in self._lines:
-            line = raw.rstrip("\r\n")
+            line = _clean(raw.rstrip("\r\n"))
             if _skipped(line, skip_blank):
                 continue
             self._out.write(prompt + line + "\n")
@@ -77,6 +86,7 @@ class KeyboardLines:
             if line is None:
                 self._out.write("\n")
                 return None
+            line = _clean(line)
             if not _skipped(line, skip_blank):
                 return line
 
@@ -95,6 +105,11 @@ class KeyboardLines:
 
 def open_lines(script: Path | None, inp: TextIO, out: TextIO) -> LineSource:
     """The script when given; else the keyboard, or piped input read like a script."""
+    reconfigure = getattr(inp, "reconfigure", None)
+    if script is None and callable(reconfigure):
+        # a byte that is not UTF-8 would otherwise end the demo with a UnicodeDecodeError
+        with contextlib.suppress(ValueError, OSError):
+            reconfigure(errors="replace")
     if script is not None:
         return ScriptLines.from_file(script, out)
     if _isatty(inp):
