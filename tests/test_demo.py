@@ -414,3 +414,16 @@ def test_input_that_is_not_utf8_is_read_with_replacement_characters(tmp_path: Pa
         assert "I don't know `\ufffd\ufffd`." in flat
         assert "Your question: mail \ufffd is broken" in flat
         assert flat.count("Beijing time") >= 2  # both `now`s ran
+
+
+def test_a_command_given_words_it_does_not_take_says_so(tmp_path: Path) -> None:
+    long_word = "x" * 5000
+    code, transcript = _demo(tmp_path, f"help me\nwho am i\ntriage now\n{long_word}\n")
+    assert code == 0
+    flat = _flat(transcript)
+    assert "I don't know `help`" not in flat and "Did you mean `help`" not in flat
+    assert "`help` takes nothing after it; type just `help`." in flat
+    assert "`who` takes nothing after it; type just `who`." in flat
+    assert "`triage` takes nothing after it; type just `triage`." in flat
+    # an unknown word is quoted shortened, not echoed whole a second time
+    assert transcript.count(long_word) == 1

@@ -156,10 +156,14 @@ class Shell:
             self.advance(rest)
         elif self.world.channel_by_name(word) and not rest:
             self.channel(word)
+        elif word in simple or self.world.channel_by_name(word):
+            self.note(f"`{word}` takes nothing after it; type just `{word}`.")
         else:
             self.unknown(word)
 
     def unknown(self, word: str) -> None:
+        if len(word) > 40:  # the line is echoed above already
+            word = word[:39] + "…"
         known = ["help", "who", "cases", "now", "quit", "press", "as", "channel", "dm", "advance"]
         known += list(self.world.channels.values())
         close = difflib.get_close_matches(word, known, n=1)
