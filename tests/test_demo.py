@@ -427,3 +427,35 @@ def test_a_command_given_words_it_does_not_take_says_so(tmp_path: Path) -> None:
     assert "`triage` takes nothing after it; type just `triage`." in flat
     # an unknown word is quoted shortened, not echoed whole a second time
     assert transcript.count(long_word) == 1
+
+
+def test_a_terminated_demo_removes_its_database(tmp_path: Path) -> None:
+    """Closing the terminal (SIGHUP) or `kill` (SIGTERM) ends the demo like `quit`: the
+    throwaway database goes with it instead of piling up in the temp folder."""
+    import signal
+    import time
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        temp = tmp_path / f"tmp-{signum}"
+        temp.mkdir()
+        env = {**os.environ, "NO_COLOR": "1", "TMPDIR": str(temp)}
+        command = [sys.executable, "-m", "chatops.cli", "demo", "--roster", str(ROSTER)]
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=env
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not list(temp.glob("chatops-demo-*/demo.db")):
+                assert time.monotonic() < deadline, "the demo did not start"
+                time.sleep(0.1)
+            time.sleep(1)  # at the prompt, waiting for a line
+            process.send_signal(signum)
+            process.wait(timeout=30)
+        finally:
+            process.kill()
+            process.wait()
+            assert process.stdin is not None and process.stdout is not None
+            process.stdin.close()
+            process.stdout.close()
+        assert process.returncode == 128 + signum
+        assert list(temp.iterdir()) == []

@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["default_roster", "run_demo"]
 
@@ -50,6 +52,24 @@ def _width(tty: bool) -> int:
         except ValueError:
             columns = 100
     return max(50, min(columns, 120))
+
+
+def _end_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # as a shell reports it, after the clean-up below ran
+
+
+def _catch_terminal_signals() -> dict[int, Any]:
+    """Make SIGTERM (`kill`) and SIGHUP (a closed terminal) end the demo through its
+    clean-up, which removes the demo database; by default they end the process on the spot.
+    Returns the handlers to put back."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # only the main thread may set handlers
+    previous: dict[int, Any] = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            previous[signum] = signal.signal(signum, _end_on_signal)
+    return previous
 
 
 def run_demo(
@@ -91,6 +111,7 @@ def run_demo(
     root = logging.getLogger()
     previous_level = root.level
     root.setLevel(logging.WARNING)  # the app's INFO chatter would drown the conversation
+    handlers = _catch_terminal_signals()
     try:
         try:
             world = start_world(roster, start)
@@ -116,5 +137,7 @@ def run_demo(
         finally:
             world.close()
     finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
         root.setLevel(previous_level)
         out.flush()
