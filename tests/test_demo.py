@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from chatops.demo import run_demo
 from chatops.demo.render import Renderer, Style, mrkdwn, wrap
 
@@ -459,3 +461,31 @@ def test_a_terminated_demo_removes_its_database(tmp_path: Path) -> None:
             process.stdout.close()
         assert process.returncode == 128 + signum
         assert list(temp.iterdir()) == []
+
+
+def test_the_demo_sends_no_email_whatever_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The roster's addresses are examples and the demo is offline: an operator's
+    CHATOPS_SMTP_URL must not make Verify caller e-mail codes from it."""
+    import smtplib
+
+    connections: list[tuple[object, ...]] = []
+
+    class RecordingSMTP:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            connections.append(args)
+            raise OSError("no mail from the demo")
+
+    monkeypatch.setattr(smtplib, "SMTP", RecordingSMTP)
+    monkeypatch.setenv("CHATOPS_SMTP_URL", "smtp://mail.example:25?from=desk@example.com")
+    script = (
+        "/support outlook stopped forwarding mail\npress 1\n" + FILL_SEV_B + "as dana\n"
+        "press Verify caller\n+1 555 0000\ncancel\n"
+    )
+    code, transcript = _demo(tmp_path, script)
+    assert code == 0
+    assert "A one-time code was sent by Slack DM to its admins" in _flat(transcript)
+    assert "e-mail" not in transcript
+    assert connections == []
+    assert os.environ["CHATOPS_SMTP_URL"] == "smtp://mail.example:25?from=desk@example.com"

@@ -91,6 +91,7 @@ def run_demo(
     from chatops.demo.render import Style
     from chatops.demo.shell import Shell
     from chatops.demo.world import EARLIEST, LATEST, start_world
+    from chatops.verification import SMTP_ENV
     from chatops.yamlfile import FileError
 
     roster = roster or default_roster()
@@ -112,6 +113,9 @@ def run_demo(
     previous_level = root.level
     root.setLevel(logging.WARNING)  # the app's INFO chatter would drown the conversation
     handlers = _catch_terminal_signals()
+    # The roster's addresses are examples and the demo is offline: an operator's SMTP
+    # setting must not make Verify caller e-mail codes out of it.
+    smtp = os.environ.pop(SMTP_ENV, None)
     try:
         try:
             world = start_world(roster, start)
@@ -137,6 +141,8 @@ def run_demo(
         finally:
             world.close()
     finally:
+        if smtp is not None:
+            os.environ[SMTP_ENV] = smtp
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
         root.setLevel(previous_level)
