@@ -489,3 +489,18 @@ def test_the_demo_sends_no_email_whatever_the_environment_says(
     assert "e-mail" not in transcript
     assert connections == []
     assert os.environ["CHATOPS_SMTP_URL"] == "smtp://mail.example:25?from=desk@example.com"
+
+
+def test_press_by_label_skips_buttons_gone_from_an_updated_message(tmp_path: Path) -> None:
+    """Once Dana claims, the card has no Claim button: `press Claim` finds none, while
+    `press 2` still plays a click on a card that was not refreshed yet."""
+    script = (
+        "/support outlook stopped forwarding mail\npress 1\n" + FILL_SEV_B + "as dana\n"
+        "press Claim\nas eli\npress Claim\npress 2\n"
+    )
+    code, transcript = _demo(tmp_path, script)
+    assert code == 0
+    eli = _flat(transcript.split("eli> press Claim", 1)[1])
+    assert eli.startswith("No button labelled `Claim` that you can press.")
+    assert "Eli Gomez presses [2] Claim (a button no longer on the updated message)" in eli
+    assert "CS-00001 is already claimed by @Dana Park" in eli

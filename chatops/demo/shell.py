@@ -47,6 +47,7 @@ class Button:
     message: JSONDict
     channel: str
     only_for: str | None  # the one user who can see it (ephemeral message, DM), or None
+    gone: bool = False  # its message was updated without it (a claimed card's Claim)
 
 
 class Shell:
@@ -273,7 +274,7 @@ class Shell:
         me = self.me.slack_id
         for number in sorted(self.buttons, reverse=True):
             button = self.buttons[number]
-            if not button.label.lower().startswith(wanted):
+            if button.gone or not button.label.lower().startswith(wanted):
                 continue
             if button.only_for not in (None, me):
                 continue
@@ -311,7 +312,8 @@ class Shell:
             )
             return
         world, me = self.world, self.me.slack_id
-        self.note(f"{self.me.name} presses [{button.number}] {button.label}")
+        late = " (a button no longer on the updated message)" if button.gone else ""
+        self.note(f"{self.me.name} presses [{button.number}] {button.label}{late}")
         try:
             response = world.sender.click_in(
                 me,
@@ -443,6 +445,9 @@ class Shell:
         channel, message = str(response.get("channel")), response.get("message") or {}
         label = "updated " + ("" if channel.startswith("D") else "message in ")
         label += self._where(channel)
+        for button in self.buttons.values():  # those still on it are registered again below
+            if button.channel == channel and button.message.get("ts") == message.get("ts"):
+                button.gone = True
         self.write("")
         self.rule(label, self._thread_note(message))
         self.show_message(message, channel, only_for=_dm_user(channel))
