@@ -174,7 +174,7 @@ def test_cli_runs_a_script_that_ends_inside_a_form(tmp_path: Path) -> None:
     assert "Beijing time" in flat and "The demo clock moved forward 1 d 2 h." in flat
     assert "here is what `/support` can do" in flat
     assert "Form: Contact support" in flat
-    assert "The input ended with the form open: closed it, nothing was sent." in flat
+    assert "The input ended with the form open: closed it; nothing was sent." in flat
     assert " INFO " not in result.stdout + result.stderr  # logging below WARNING is silenced
 
 
