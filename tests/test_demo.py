@@ -307,6 +307,9 @@ def test_the_case_life_script_runs(tmp_path: Path) -> None:
     assert "Known issue: Mail delivery delayed" in transcript  # SC-5 at intake
     assert "Help articles that may answer it" in transcript  # SC-6
     assert "Please check the forwarding rule" in transcript  # the reply reached the DM
+    # alice's answer in her DM thread, relayed to the triage thread
+    assert "you wrote in CS-00001's DM thread" in transcript
+    assert "(requester) wrote: >The rule had expired; mail is forwarded again" in transcript
     assert "CS-00001 is resolved" in transcript
     assert "Thank you for rating this case." in transcript  # SC-23
     assert "survey answered 4 by Alice Chen" in transcript  # the timeline
@@ -504,3 +507,21 @@ def test_press_by_label_skips_buttons_gone_from_an_updated_message(tmp_path: Pat
     assert eli.startswith("No button labelled `Claim` that you can press.")
     assert "Eli Gomez presses [2] Claim (a button no longer on the updated message)" in eli
     assert "CS-00001 is already claimed by @Dana Park" in eli
+
+
+def test_write_in_a_cases_dm_thread_is_the_requesters_alone(tmp_path: Path) -> None:
+    script = (
+        "/support outlook stopped forwarding mail\npress 1\n" + FILL_SEV_B + "as dana\n"
+        "write CS-00001 hello\nwrite CS-00099 hello\nwrite CS-00001\nas alice\n"
+        "write CS-00001 Still broken\\nsince this morning\nquit\n"
+    )
+    code, transcript = _demo(tmp_path, script)
+    flat = _flat(transcript)
+    assert code == 0, flat[-2000:]
+    assert "Only the requester writes in CS-00001's DM thread with the bot: `as alice`" in flat
+    assert "There is no case CS-00099; `cases` lists them." in flat
+    assert "Say which case and what to write" in flat
+    relayed = flat.split("you wrote in CS-00001's DM thread", 1)[1]
+    assert "#triage (C0TRIAGE)" in relayed
+    assert "(requester) wrote: >Still broken >since this morning" in relayed
+    assert flat.count("(requester) wrote:") == 1  # dana's attempt reached nothing

@@ -24,6 +24,7 @@ HELP = [
     ("as NAME", "become someone else (first name or Slack id); `who` lists everyone"),
     ("triage, general", "show a channel (also `channel NAME`); `dm` shows your DMs with the bot"),
     ("cases", "the cases in the database"),
+    ("write CS-00001 TEXT", "as the case's requester, write in its DM thread with the bot"),
     ("advance 2h|30m|1d", "move the demo clock forward; `now` shows the time"),
     ("help, quit", "this list; leave the demo (Ctrl-D works too)"),
 ]
@@ -153,6 +154,8 @@ class Shell:
             self.channel(rest)
         elif word == "dm":
             self.dm(rest)
+        elif word == "write":
+            self.write_in_thread(rest)
         elif word == "advance":
             self.advance(rest)
         elif self.world.channel_by_name(word) and not rest:
@@ -166,6 +169,7 @@ class Shell:
         if len(word) > 40:  # the line is echoed above already
             word = word[:39] + "…"
         known = ["help", "who", "cases", "now", "quit", "press", "as", "channel", "dm", "advance"]
+        known.append("write")
         known += list(self.world.channels.values())
         close = difflib.get_close_matches(word, known, n=1)
         hint = f" Did you mean `{close[0]}`?" if close else ""
@@ -555,6 +559,43 @@ class Shell:
         channel = self.world.standin.dm_channel(person.slack_id)
         whose = "your" if person is self.me else f"{person.name}'s"
         self.conversation(channel, f"{whose} DMs with the bot", only_for=person.slack_id)
+
+    def write_in_thread(self, rest: str) -> None:
+        """The requester writes in their case's DM thread, as they would in Slack: the app
+        relays it to the case's triage thread (a message event, like any other)."""
+        from chatops.queues import parse_case_reference
+        from models import Case, Person
+
+        reference, _, text = rest.partition(" ")
+        text = text.strip().replace("\\n", "\n")
+        case_id = parse_case_reference(reference) if reference else None
+        if case_id is None or not text:
+            self.note("Say which case and what to write: `write CS-00001 the forwarding is back`.")
+            return
+        with Session(self.world.engine) as session:
+            case = session.get(Case, case_id)
+            row = session.get(Person, case.requester_id) if case else None
+            requester = self.world.person(row.slack_user_id) if row else None
+            thread_ts = case.requester_thread_ts if case else None
+        if case is None:
+            self.note(f"There is no case {reference.upper()}; `cases` lists them.")
+            return
+        if requester is None or requester.slack_id != self.me.slack_id:
+            who = f"`as {requester.short}` first" if requester else "its requester"
+            self.note(
+                f"Only the requester writes in {case.number}'s DM thread with the bot: {who}."
+            )
+            return
+        if thread_ts is None:
+            self.note(f"{case.number}'s DM thread has not been posted yet; try again in a moment.")
+            return
+        channel = self.world.standin.dm_channel(self.me.slack_id)
+        response = self.world.sender.message(self.me.slack_id, channel, text, thread_ts=thread_ts)
+        if response.status != 200:
+            self.warn(f"The app answered HTTP {response.status}: {response.body[:200]}")
+        self.write("")
+        self.rule(f"you wrote in {case.number}'s DM thread")
+        self.follow()
 
     def conversation(self, channel: str, title: str, only_for: str | None) -> None:
         messages = self.world.standin.messages(channel)
