@@ -1,18 +1,23 @@
 """Prometheus metrics (`GET /metrics`).
 
-Counters and the ack-latency histogram are per process (each gunicorn worker and each
-`chatops worker` counts its own; Prometheus sums them across scrape targets). The outbox
-gauges are read from the database at scrape time, so any process reports the true backlog.
+Counters and the ack-latency histogram are per serving process: one `chatops serve` (all
+its gunicorn workers together, see `share_between_processes`) is one scrape target, and
+Prometheus sums across targets. The outbox gauges are read from the database at scrape
+time, so any process reports the true backlog.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -117,11 +122,46 @@ def _database_up(value: int) -> GaugeMetricFamily:
     )
 
 
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_between_processes() -> str | None:
+    """Make the counters of every process forked from this one add up in each scrape.
+
+    gunicorn hands each connection to whichever worker accepts it, a scrape's included, so
+    with counters kept in each worker's memory a scrape saw one worker's share, a different
+    one each time (a counter that seems to jump back and forth). Each process now keeps its
+    values in a file of one folder, and a scrape adds up the files, those of workers that
+    have exited included (a counter never goes back when gunicorn replaces a worker).
+    Called in the gunicorn master before it forks; the folder is a fresh one unless the
+    operator names one in `PROMETHEUS_MULTIPROC_DIR`. Returns the folder this process
+    created (for `discard_shared`), or None."""
+    created = None
+    if not os.environ.get(MULTIPROCESS_ENV):
+        created = tempfile.mkdtemp(prefix="chatops-metrics-")
+        os.environ[MULTIPROCESS_ENV] = created
+    # prometheus_client picks how it stores values when first imported, which may have been
+    # before the folder was known; every counter child made from now on uses the files.
+    values.ValueClass = values.MultiProcessValue()
+    return created
+
+
+def discard_shared(folder: str | None) -> None:
+    """Remove the folder `share_between_processes` created (the server is stopping)."""
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 _collectors: dict[int, OutboxCollector] = {}
 
 
 def render(engine: Engine) -> bytes:
     """The exposition text, with the database gauges for `engine`."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        registry.register(OutboxCollector(engine))
+        return generate_latest(registry)
     if id(engine) not in _collectors:
         collector = OutboxCollector(engine)
         REGISTRY.register(collector)

@@ -123,6 +123,10 @@ def run_gunicorn(settings: Settings, host: str, port: int, workers: int, threads
     """`chatops serve`: gunicorn with threaded workers; each worker builds its own engine."""
     from gunicorn.app.base import BaseApplication
 
+    from chatops import metrics
+
+    shared = metrics.share_between_processes()
+
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
@@ -132,6 +136,7 @@ def run_gunicorn(settings: Settings, host: str, port: int, workers: int, threads
             self.cfg.set("accesslog", "-")  # one line per request, through logger_class
             self.cfg.set("logger_class", _gunicorn_logger_class())
             self.cfg.set("timeout", 30)
+            self.cfg.set("on_exit", lambda _arbiter: metrics.discard_shared(shared))
 
         def load(self) -> Any:
             service = build_service(settings)

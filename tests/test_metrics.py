@@ -4,14 +4,23 @@ answer leaves the process's own counters readable (`chatops_database_up 0`)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatops import metrics
 from chatops.db import make_engine
-from tests.conftest import TRIAGE, Desk
+from chatops.standin import SlackSender, SlackStandIn
+from tests.conftest import ROSTER, SECRET, TRIAGE, Desk
+from tests.postgres import _free_port
 from tests.test_cli_errors import _closed_port
+from tests.test_serve import _wait_healthy
 
 
 def _scrape(desk: Desk) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -72,3 +81,67 @@ def test_a_database_that_does_not_answer_leaves_the_counters_readable() -> None:
     samples = _samples(text)
     assert any(name == "chatops_requests_total" for name, _labels in samples)
     assert "secret-pw" not in text
+
+
+def _serve(
+    tmp_path: Path, standin: SlackStandIn, workers: int
+) -> tuple[int, subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": standin.bot_token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": standin.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    subprocess.run(
+        [sys.executable, "-m", "chatops.cli", "load", str(ROSTER)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "chatops.cli", "serve", "--host", "127.0.0.1"),
+            *("--port", str(port), "--workers", str(workers), "--threads", "2"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
+    return port, process
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return str(answer.read().decode())
+
+
+def test_every_scrape_of_a_multi_worker_server_counts_every_request(tmp_path: Path) -> None:
+    """gunicorn hands each connection, a scrape's included, to any of its workers: a scrape
+    must count the requests all of them answered, not those of the one it reached."""
+    with SlackStandIn() as standin:
+        port, process = _serve(tmp_path, standin, workers=3)
+        try:
+            sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SECRET, standin)
+            # at once, so that each worker takes some of them
+            with ThreadPoolExecutor(12) as pool:
+                answers = list(
+                    pool.map(lambda _: sender.command("U0ALICE", "mail stopped"), range(12))
+                )
+            assert [answer.status for answer in answers] == [200] * 12
+            url = f"http://127.0.0.1:{port}/metrics"
+            with ThreadPoolExecutor(6) as pool:
+                scrapes = list(pool.map(lambda _: _samples(_get(url)), range(12)))
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+    for samples in scrapes:
+        assert _value(samples, "chatops_requests_total", kind="command", outcome="ok") == 12
+        assert _value(samples, "chatops_ack_seconds_count", kind="command") == 12
+        assert _value(samples, "chatops_database_up") == 1
+        assert _value(samples, "chatops_outbox_messages", status="parked") == 0
