@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from models import OutboxMessage
+from chatops.cases.notices import SLA_BREACH, SLA_WARNING
+from models import OutboxMessage, Page
 
 log = logging.getLogger("chatops.metrics")
 
@@ -55,23 +56,17 @@ DELIVERIES = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
-SLA_NOTICES = Counter(
-    "chatops_sla_notices_total",
-    "SLA notices written, by kind (warning, breach).",
-    ["kind"],
-    registry=REGISTRY,
-)
-PAGES = Counter(
-    "chatops_pages_total",
-    "Sev A paging: pages started (a case made Sev A), escalation steps taken, and "
-    "acknowledgements.",
-    ["event"],
-    registry=REGISTRY,
-)
 
 
 class OutboxCollector(Collector):
-    """Backlog and age of the oldest pending notification, from the database."""
+    """Backlog and age of the oldest pending notification, and the SLA notices and pages
+    the desk has given, from the database.
+
+    Notices and pages are counted from the rows that record them, not in the process that
+    wrote them: the sweeps and the escalation run in `chatops worker` (or `chatops tick`),
+    which nobody scrapes, and a row is written once whichever process takes it and only if
+    its transaction commits (a write rolled back and tried again is not counted twice).
+    Every process reports the same totals: take one target's value, not the sum."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -91,6 +86,25 @@ class OutboxCollector(Collector):
                         OutboxMessage.status == "pending"
                     )
                 ).scalar()
+                notices = dict(
+                    connection.execute(
+                        # one notice in the case's thread per warning or breach (the owner's
+                        # DM and the card refresh are its copies)
+                        select(OutboxMessage.kind, func.count())
+                        .where(
+                            OutboxMessage.kind.in_([SLA_WARNING, SLA_BREACH]),  # type: ignore[attr-defined]
+                            OutboxMessage.key.like("%:thread"),  # type: ignore[attr-defined]
+                        )
+                        .group_by(OutboxMessage.kind)
+                    ).all()
+                )
+                started, steps, acknowledged = connection.execute(
+                    select(
+                        func.count(),
+                        func.coalesce(func.sum(Page.step), 0),
+                        func.count(Page.acknowledged_at),
+                    )
+                ).one()
         except SQLAlchemyError as exc:
             log.warning("metrics: the outbox could not be read: %s", " ".join(str(exc).split()))
             yield _database_up(0)
@@ -112,6 +126,25 @@ class OutboxCollector(Collector):
             "Age of the oldest pending outbox message (wall clock).",
             value=age,
         )
+        sla = CounterMetricFamily(
+            "chatops_sla_notices",
+            "SLA notices given, by kind (warning, breach); the desk's total, from the database.",
+            labels=["kind"],
+        )
+        sla.add_metric(["warning"], notices.get(SLA_WARNING, 0))
+        sla.add_metric(["breach"], notices.get(SLA_BREACH, 0))
+        yield sla
+        pages = CounterMetricFamily(
+            "chatops_pages",
+            "Sev A paging: pages started (a case made Sev A), escalation steps past each "
+            "page's first, and acknowledgements (a claim that acknowledges counts); the "
+            "desk's total, from the database.",
+            labels=["event"],
+        )
+        pages.add_metric(["started"], started)
+        pages.add_metric(["step"], steps)
+        pages.add_metric(["acknowledged"], acknowledged)
+        yield pages
 
 
 def _database_up(value: int) -> GaugeMetricFamily:

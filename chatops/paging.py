@@ -28,7 +28,6 @@ from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from chatops import metrics
 from chatops.cases.events import record_event
 from chatops.cases.notices import GROUP_PAGES, PAGE, PAGE_ACKNOWLEDGED
 from chatops.cases.ownership import take_unclaimed
@@ -66,7 +65,6 @@ def start_page(session: Session, case: Case, rules: SupportRules, now: datetime)
     session.add(page)
     session.flush()
     _take_steps_from(session, page, case, 0, rules, now)
-    metrics.PAGES.labels("started").inc()
     return page
 
 
@@ -189,7 +187,6 @@ def escalate_due_pages(engine: Engine, rules: SupportRules, now: datetime) -> in
             case = session.get(Case, page.case_id)
             assert case is not None
             _take_steps_from(session, page, case, step + 1, rules, now)
-            metrics.PAGES.labels("step").inc()
             taken += 1
     return taken
 
@@ -294,7 +291,6 @@ def _acknowledge_one(
         now=now,
         payload={"to": "thread", "page_id": page_id, "by": slack_id, "claimed": claimed},
     )
-    metrics.PAGES.labels("acknowledged").inc()
     return AckOutcome("acknowledged", page, case, slack_id, claimed)
 
 
@@ -442,4 +438,3 @@ def acknowledge_by_claim(session: Session, case_id: int, slack_id: str, now: dat
                 now=now,
                 payload={"to": "thread", "page_id": page_id, "by": slack_id, "claimed": True},
             )
-            metrics.PAGES.labels("acknowledged").inc()

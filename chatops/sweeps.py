@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Engine, func, literal, update
 from sqlmodel import Session, col, select
 
-from chatops import metrics
 from chatops.cases.lifecycle import close_resolved
 from chatops.cases.notices import (
     CARD_REFRESH,
@@ -173,7 +172,6 @@ def _sla_sweep(
                 key = f"{case_id}:{label}:{due_at}"
                 owner = owners.get(assignee_id)  # type: ignore[arg-type]
                 notices += _thread_and_owner(case_id, owner, kind, key, {"due": due_at})
-                metrics.SLA_NOTICES.labels("warning" if kind == SLA_WARNING else "breach").inc()
                 sent += 1
             enqueue_many(session, notices, now)
     return sent

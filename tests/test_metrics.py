@@ -10,6 +10,7 @@ import subprocess
 import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -145,3 +146,39 @@ def test_every_scrape_of_a_multi_worker_server_counts_every_request(tmp_path: Pa
         assert _value(samples, "chatops_ack_seconds_count", kind="command") == 12
         assert _value(samples, "chatops_database_up") == 1
         assert _value(samples, "chatops_outbox_messages", status="parked") == 0
+
+
+def test_notices_and_pages_of_a_worker_process_show_in_the_servers_metrics(desk: Desk) -> None:
+    """The SLA sweeps and page escalation run in `chatops worker`, a process of its own that
+    nobody scrapes: what it did shows in every serving process's `/metrics`, once."""
+    case = desk.open_case(
+        "U0ALICE", severity="A", business_impact="mail down", available_contact="Alice"
+    )
+    desk.settle()
+    before = _scrape(desk)
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": desk.standin.bot_token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": desk.standin.api_url,
+        "DATABASE_URL": str(desk.engine.url),
+    }
+    assert case.first_response_due is not None
+    later = (case.first_response_due + timedelta(minutes=1)).isoformat()
+    subprocess.run(
+        [sys.executable, "-m", "chatops.cli", "tick", "--at", later],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    first = _scrape(desk)
+    again = _scrape(desk)
+
+    def grew(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+        return _value(samples, name, **labels) - _value(before, name, **labels)
+
+    for samples in (first, again):
+        assert grew(samples, "chatops_sla_notices_total", kind="breach") == 1
+        assert grew(samples, "chatops_pages_total", event="step") >= 1
+        assert grew(samples, "chatops_pages_total", event="started") == 0
