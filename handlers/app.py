@@ -13,13 +13,14 @@ from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from chatops import metrics
 from chatops.clock import Clock
 from chatops.config import Settings
 from chatops.db import DeskBusy
 from chatops.policy import SupportRules
+from chatops.readiness import DatabaseCheck
 from handlers import actions, commands, extensions, intake, oncall
 from handlers.delivery import OutboxDelivery
 from handlers.desk import Desk
@@ -200,6 +201,7 @@ class SlackWsgi:
         self.app = app
         self.engine = engine
         self.verifier = SignatureVerifier(signing_secret)
+        self.database_check = DatabaseCheck(engine)
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -285,12 +287,9 @@ class SlackWsgi:
         return self.verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
 
     def _health(self, start_response: Callable[..., Any]) -> Iterable[bytes]:
-        try:
-            with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except Exception as exc:
-            log.error("health check: database unavailable: %s", exc)
-            return _reply(start_response, 503, "database unavailable")
+        problem = self.database_check.problem()
+        if problem:
+            return _reply(start_response, 503, problem)
         return _reply(start_response, 200, "ok")
 
 
