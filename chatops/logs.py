@@ -31,6 +31,18 @@ def mask(text: str, extra: list[str] | None = None) -> str:
     return text
 
 
+QUIET_BELOW_INFO = ("slack_bolt", "slack_sdk")
+
+
+class SlackLibraryFilter(logging.Filter):
+    """Drops what the Slack libraries log below INFO: request and response bodies, in which
+    people's words are. Setting their loggers' level is not enough: Bolt copies the root
+    logger's level onto each logger it makes (`slack_bolt.App`, …) when the app is built."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO or not record.name.startswith(QUIET_BELOW_INFO)
+
+
 class SecretFilter(logging.Filter):
     """Masks secrets in the rendered message (and the configured secret values)."""
 
@@ -73,6 +85,7 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str = "INFO", fmt: str = "text", secrets: list[str] | None = None) -> None:
     """Set up the root logger once for a process."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(SlackLibraryFilter())
     handler.addFilter(SecretFilter(secrets))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
