@@ -8,7 +8,11 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 SECRET_MIN_LENGTH = 8  # configured secret values shorter than this are not masked
 
@@ -19,6 +23,31 @@ _SECRETS = [
     re.compile(r"(?i)(\"?code\"?\s*[:=]\s*\"?)\d{4,8}"),  # one-time verification codes
 ]
 CONTEXT_FIELDS = ("case", "request_id", "kind", "outcome", "user")
+
+_context: ContextVar[dict[str, Any] | None] = ContextVar("chatops_log_context", default=None)
+
+
+@contextmanager
+def context(**fields: Any) -> Iterator[None]:
+    """Every line logged inside carries `fields` (those of `CONTEXT_FIELDS`), whichever
+    module logs it: a Slack request's id and kind around its handling, a case around work
+    on it. Threads started inside do not inherit it; the listener pool passes it on."""
+    fields = {key: value for key, value in fields.items() if value is not None}
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Puts the fields of `context` on each record (a field given as `extra=` wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (_context.get() or {}).items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
 
 
 def mask(text: str, extra: list[str] | None = None) -> str:
@@ -86,6 +115,7 @@ def configure(level: str = "INFO", fmt: str = "text", secrets: list[str] | None 
     """Set up the root logger once for a process."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(SlackLibraryFilter())
+    handler.addFilter(ContextFilter())
     handler.addFilter(SecretFilter(secrets))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import Engine
 
-from chatops import metrics
+from chatops import logs, metrics
 from chatops.clock import Clock
 from chatops.config import Settings
 from chatops.db import DeskBusy
@@ -272,7 +272,8 @@ class SlackWsgi:
             # Bolt reading an envelope field of a shape parse_slack_body does not check
             log.warning("malformed %s payload: %r", kind, exc)
             return kind, "malformed", _reply(start_response, 400, "malformed payload")
-        response = self.app.dispatch(request)
+        with logs.context(request_id=slack_request_id(document), kind=kind):
+            response = self.app.dispatch(request)
         out_headers = [(k, v) for k, values in response.headers.items() for v in values]
         start_response(f"{response.status} {_REASONS.get(response.status, 'OK')}", out_headers)
         outcome = "ok" if response.status < 400 else f"http_{response.status}"
@@ -291,6 +292,16 @@ class SlackWsgi:
         if problem:
             return _reply(start_response, 503, problem)
         return _reply(start_response, 200, "ok")
+
+
+def slack_request_id(document: dict[str, Any]) -> str | None:
+    """What names one Slack request in the log: an event's id, else the trigger id Slack
+    gives each command and interaction."""
+    for key in ("event_id", "trigger_id"):
+        value = document.get(key)
+        if isinstance(value, str) and value:
+            return value[:64]
+    return None
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}

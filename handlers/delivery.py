@@ -39,7 +39,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine, bindparam, func, or_, select, update
 from sqlmodel import Session, col
 
-from chatops import metrics
+from chatops import logs, metrics
 from chatops.cases.notices import COALESCED_INTO, GROUP_PAGES, GROUP_ROWS, PAGE
 from chatops.clock import Clock
 from chatops.db import insert_if_absent, reading, transaction
@@ -54,6 +54,7 @@ from handlers.notices import (
     prepare_pages,
 )
 from models import Case, ChannelPace, OutboxMessage
+from models.case import case_number
 
 log = logging.getLogger(__name__)
 
@@ -436,6 +437,10 @@ class OutboxDelivery:
 
     def _send(self, row: OutboxMessage) -> bool:
         """Send one row leased here."""
+        with logs.context(case=case_number(row.case_id) if row.case_id else None):
+            return self._send_row(row)
+
+    def _send_row(self, row: OutboxMessage) -> bool:
         # Read what the message needs, then let go of the database before calling Slack.
         with reading(self.engine, expire_on_commit=False) as session:
             try:

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import copy_context
 from typing import Any
 
 from slack_bolt import Ack, BoltContext, BoltResponse
@@ -162,14 +163,16 @@ class ListenerPool(ThreadPoolExecutor):
         next()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        # The request's log context (its Slack request id) goes with the listener.
+        run = copy_context().run
         ack: WakingAck | None = getattr(self._pending, "ack", None)
         if ack is None:
-            return super().submit(fn, *args, **kwargs)
+            return super().submit(run, fn, *args, **kwargs)
         # Only the first submit of a request runs its ack function; anything after it
         # (Bolt's lazy listeners) must not wait.
         self._pending.ack = None
         received, body, context = self._pending.request
-        future = super().submit(_before_the_answer, ack, fn, *args, **kwargs)
+        future = super().submit(run, _before_the_answer, ack, fn, *args, **kwargs)
         future.add_done_callback(lambda _done: ack.called.set())
         if self.late_answer is None:
             ack.called.wait(self.ack_timeout)
@@ -191,7 +194,7 @@ class ListenerPool(ThreadPoolExecutor):
     def run_later(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Run `fn` on a pool thread without waiting for anything (a late answer's
         follow-up message)."""
-        return super().submit(fn, *args, **kwargs)
+        return super().submit(copy_context().run, fn, *args, **kwargs)
 
 
 def _before_the_answer(ack: WakingAck, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:

@@ -49,9 +49,9 @@ from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from chatops import metrics
+from chatops import logs, metrics
 from chatops.config import Settings, SettingsError, load_settings
-from handlers.app import SlackWsgi
+from handlers.app import SlackWsgi, slack_request_id
 from handlers.server import Service, ThreadedServer, build_service, tune_collector_for_serving
 from handlers.slack_body import check_envelope_payload
 
@@ -122,7 +122,8 @@ class DeskSocketModeHandler(SocketModeHandler):
                 client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
                 return
             req.payload = payload
-            response = run_bolt_app(self.app, req)
+            with logs.context(request_id=slack_request_id(payload) or req.envelope_id, kind=kind):
+                response = run_bolt_app(self.app, req)
             outcome = "ok" if response.status < 400 else f"http_{response.status}"
             send_response(client, req, response, started)
         finally:

@@ -9,10 +9,12 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from chatops import logs
+from models.case import case_number
 from tests.conftest import SECRET, Desk, _make_desk
 from tests.test_verification import UNREGISTERED, enter_code, enter_number, the_code, wrong
 
@@ -59,3 +61,28 @@ def test_a_verification_code_and_the_tokens_never_reach_the_log_even_at_debug(
         and entry["level"] not in ("INFO", "WARNING", "ERROR", "CRITICAL")
     ]
     assert not below_info, below_info[:3]
+
+
+def _entries(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_lines_carry_the_slack_request_and_the_case(
+    production_log: tuple[io.StringIO, Desk],
+) -> None:
+    """An operator follows one request, or one case, through the log by a field."""
+    stream, desk = production_log
+    reply = desk.ask("U0ALICE", "mail forwarding stopped")
+    desk.standin.fail_next("views.open", error="expired_trigger_id")
+    click = desk.slack.click_in("U0ALICE", reply, "contact_support", channel_id="C_GENERAL")
+    assert click.status == 200
+    desk.settle()
+    [refused] = [e for e in _entries(stream) if "views.open failed" in e["message"]]
+    assert refused["request_id"] == click.sent["trigger_id"]  # the listener's own thread
+    assert refused["kind"] == "block_actions"
+
+    desk.standin.fail_next("chat.postMessage", error="channel_not_found")
+    case = desk.open_case("U0ALICE")
+    desk.settle()
+    [parked] = [e for e in _entries(stream) if "parked" in e["message"]]
+    assert parked["case"] == case_number(case.id or 0)
