@@ -266,13 +266,20 @@ def load_articles_command(directory: Path) -> None:
 
 
 @main.command()
-def worker() -> None:
+@click.option("--host", default="0.0.0.0", show_default=True, help="address of --port")
+@click.option(
+    "--port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="serve GET /metrics and GET /healthz on this port (default: none)",
+)
+def worker(host: str, port: int | None) -> None:
     """Run the sweeps (SLA warnings, pages, handoffs) and deliver the outbox until stopped."""
     settings = load_settings(require_signing=False)
     _policy(settings.policy_file)
     from handlers.worker import run_worker
 
-    run_worker(settings)
+    run_worker(settings, host, port)
 
 
 @main.command()

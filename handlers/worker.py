@@ -14,18 +14,21 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from chatops import metrics
 from chatops.clock import Clock, ManualClock, clock_for
-from chatops.config import Settings
+from chatops.config import Settings, SettingsError
 from chatops.db import create_schema, make_engine, refresh_statistics
 from chatops.policy import SupportRules, load_policy
+from chatops.readiness import DatabaseCheck
 from chatops.sweeps import SweepReport, run_sweeps
 from handlers.app import build_desk
 from handlers.desk import Desk
@@ -141,9 +144,45 @@ class _DatabaseOutage:
                 self._since = None
 
 
-def run_worker(settings: Settings) -> None:
-    """`chatops worker`: sweeps and delivery until SIGTERM/SIGINT."""
+class MonitoringWsgi:
+    """A worker's `GET /metrics` (its deliveries, which no serving process counts, and the
+    gauges read from the database) and `GET /healthz` (the database); 404 otherwise."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.check = DatabaseCheck(engine)
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if method == "GET" and path == "/metrics":
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+            return [metrics.render(self.engine)]
+        if method == "GET" and path == "/healthz":
+            problem = self.check.problem()
+            status = "503 Service Unavailable" if problem else "200 OK"
+            start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+            return [(problem or "ok").encode("utf-8")]
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found"]
+
+
+def run_worker(settings: Settings, host: str = "0.0.0.0", port: int | None = None) -> None:
+    """`chatops worker`: sweeps and delivery until SIGTERM/SIGINT; with `port`, its metrics
+    and health served there."""
     desk = _desk(settings, clock_for(settings.clock_file))
+    if port is not None:
+        from handlers.server import ThreadedServer
+
+        try:
+            monitor = ThreadedServer(MonitoringWsgi(desk.engine), host, port).start()
+        except OSError as exc:
+            raise SettingsError(
+                f"cannot serve /healthz and /metrics on {host}:{port} (--host/--port): "
+                f"{exc.strerror or exc}"
+            ) from exc
+        log.info("worker: /healthz and /metrics on %s", monitor.url)
     logging.getLogger("apscheduler.scheduler").addFilter(_BusyDeliveryFilter())
     logging.getLogger("apscheduler.executors.default").addFilter(_PassChatterFilter())
     scheduler = BlockingScheduler(timezone="UTC")

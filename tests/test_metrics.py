@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -182,3 +183,41 @@ def test_notices_and_pages_of_a_worker_process_show_in_the_servers_metrics(desk:
         assert grew(samples, "chatops_sla_notices_total", kind="breach") == 1
         assert grew(samples, "chatops_pages_total", event="step") >= 1
         assert grew(samples, "chatops_pages_total", event="started") == 0
+
+
+def test_a_worker_serves_the_deliveries_it_made(desk: Desk, tmp_path: Path) -> None:
+    """A message Slack refused while the request was answered is sent by `chatops worker`
+    on a later pass: its delivery counts where Prometheus can scrape it."""
+    desk.standin.fail_next("chat.postMessage", status=500, times=20)
+    desk.open_case("U0ALICE")
+    desk.settle()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": desk.standin.bot_token,
+        "SLACK_API_URL": desk.standin.api_url,
+        "DATABASE_URL": str(desk.engine.url),
+    }
+    env.pop("SLACK_SIGNING_SECRET", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chatops.cli", "worker", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
+        desk.standin.reset()  # Slack answers again
+        deadline = time.monotonic() + 30
+        while True:
+            samples = _samples(_get(f"http://127.0.0.1:{port}/metrics"))
+            if _value(samples, "chatops_deliveries_total", outcome="sent") >= 1:
+                break
+            assert time.monotonic() < deadline, "the worker's deliveries are not counted"
+            time.sleep(0.5)
+        assert _value(samples, "chatops_database_up") == 1
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
