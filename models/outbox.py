@@ -21,7 +21,7 @@ class OutboxMessage(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, max_length=200)
-    kind: str = Field(max_length=48)
+    kind: str = Field(max_length=48, index=True)  # /metrics counts the SLA notices by kind
     case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = Field(default="pending", max_length=16, index=True)
