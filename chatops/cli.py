@@ -105,7 +105,7 @@ def _policy(path: Path | None = None):  # type: ignore[no-untyped-def]
 )
 def main(log_level: str | None) -> None:
     """chatops: a support desk that lives in Slack."""
-    from chatops.logs import configure
+    from chatops.logs import configure, configured_secrets
 
     source = "--log-level" if log_level else "CHATOPS_LOG_LEVEL"
     level = (log_level or os.environ.get("CHATOPS_LOG_LEVEL") or "INFO").strip()
@@ -119,7 +119,7 @@ def main(log_level: str | None) -> None:
     configure(
         level=level.upper(),
         fmt=fmt.lower(),
-        secrets=[os.environ.get("SLACK_BOT_TOKEN", ""), os.environ.get("SLACK_SIGNING_SECRET", "")],
+        secrets=configured_secrets(os.environ),
     )
 
 

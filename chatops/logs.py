@@ -8,11 +8,12 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 SECRET_MIN_LENGTH = 8  # configured secret values shorter than this are not masked
 
@@ -48,6 +49,25 @@ class ContextFilter(logging.Filter):
             if not hasattr(record, key):
                 setattr(record, key, value)
         return True
+
+
+SECRET_SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
+URL_SETTINGS = ("DATABASE_URL", "CHATOPS_SMTP_URL")  # their passwords are secrets
+
+
+def configured_secrets(environ: Mapping[str, str]) -> list[str]:
+    """The secret values of a process's settings, for `configure`: the Slack tokens and the
+    signing secret, and the passwords in the database and mail URLs (as written, and
+    decoded: a driver's message may show either)."""
+    found = [environ.get(name, "") for name in SECRET_SETTINGS]
+    for name in URL_SETTINGS:
+        try:
+            password = urlsplit(environ.get(name, "")).password
+        except ValueError:  # a malformed URL is refused with its own message
+            continue
+        if password:
+            found += [password, unquote(password)]
+    return [value for value in found if value]
 
 
 def mask(text: str, extra: list[str] | None = None) -> str:

@@ -86,3 +86,26 @@ def test_lines_carry_the_slack_request_and_the_case(
     desk.settle()
     [parked] = [e for e in _entries(stream) if "parked" in e["message"]]
     assert parked["case"] == case_number(case.id or 0)
+
+
+def test_the_passwords_in_the_database_and_mail_urls_are_masked() -> None:
+    environ = {
+        "SLACK_APP_TOKEN": "xapp-1-A0-secret-app-token",
+        "DATABASE_URL": "postgresql+psycopg://desk:s3cr%40t-db-pw@db.internal/desk",
+        "CHATOPS_SMTP_URL": "smtps://mailer:long-mail-password@smtp.example:465",
+        "SLACK_SIGNING_SECRET": "",
+    }
+    secrets = logs.configured_secrets(environ)
+    line = (
+        "connect to postgresql+psycopg://desk:s3cr%40t-db-pw@db.internal/desk failed "
+        "(password s3cr@t-db-pw); smtp login mailer/long-mail-password refused"
+    )
+    masked = logs.SecretFilter(secrets)
+    record = logging.LogRecord("chatops", logging.ERROR, __file__, 1, line, None, None)
+    masked.filter(record)
+    shown = record.getMessage()
+    assert "s3cr" not in shown and "long-mail-password" not in shown, shown
+    assert "desk:***@db.internal" in shown
+    # a URL without a password, or one that is not a URL, adds nothing
+    assert logs.configured_secrets({"DATABASE_URL": "sqlite:///desk.db"}) == []
+    assert logs.configured_secrets({"CHATOPS_SMTP_URL": "smtp://[::1"}) == []
