@@ -148,7 +148,8 @@ def load(roster: Path) -> None:
         f"~{summary.people_updated} retired {summary.people_retired}, "
         f"channels set {summary.channels_set}, rotations set "
         f"{summary.rotations_set}, overrides +{summary.overrides_added} "
-        f"~{summary.overrides_updated} removed {summary.overrides_removed}."
+        f"~{summary.overrides_updated} removed {summary.overrides_removed}, cases "
+        f"released {summary.cases_released}."
     )
 
 

@@ -28,6 +28,7 @@ from chatops.cases.notices import (
     CARD,
     CARD_REFRESH,
     CASE_MESSAGE,
+    CASE_RELEASED,
     CASE_REOPENED,
     DOWNGRADE_OFFER,
     GROUP_PAGES,
@@ -454,6 +455,15 @@ def _case_notice(
             f"again. {escaped_clip(case.title, 150)}",
             [],
         )
+    if kind == CASE_RELEASED:
+        text = (
+            f":leftwards_arrow_with_hook: *{case.number}* is back in the unclaimed queue: its "
+            f"owner {_who(session, payload.get('owner'))} is no longer on the support team "
+            "(roster). Claim it to take it over."
+        )
+        if payload.get("paged"):
+            text += " It is Sev A: on-call is paged for it."
+        return text, []
     if kind == PAGE_ACKNOWLEDGED:
         text = f":white_check_mark: {_who(session, payload['by'])} acknowledged the page."
         if payload.get("claimed"):

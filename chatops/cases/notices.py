@@ -14,6 +14,7 @@ HANDOFF = "oncall.handoff"  # shift change: channel post and DM to the incoming 
 ONCALL_GAP = "oncall.gap"  # nobody on call
 CASE_MESSAGE = "case.message"  # a reply, note or customer message, in the triage thread
 CASE_REOPENED = "case.reopened"  # the triage thread, and the owner if someone else reopened
+CASE_RELEASED = "case.released"  # the triage thread: its owner left the support team
 
 # Where a notice goes, in its payload: {"to": "thread"} (the case card's thread in the
 # triage channel), {"to": "user", "user": U} (a DM), {"to": "channel", "channel": purpose}.

@@ -3,7 +3,9 @@
 `load_roster` validates the whole file before touching the database and upserts everything
 in one transaction, so an invalid file changes nothing and loading the same file twice is a
 no-op. People and organisations missing from a later file are kept: the roster adds and
-updates, it never deletes (cases refer to them). The roster's own on-call overrides follow the
+updates, it never deletes (cases refer to them), but someone left out loses their roles and
+phone, and the open cases of an owner who is no longer support staff go back to the
+unclaimed queue (:func:`_release_cases`). The roster's own on-call overrides follow the
 file (see :func:`load_roster`); those leads add from Slack are left alone.
 """
 
@@ -20,13 +22,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from chatops.cases import states
+from chatops.cases.events import record_event
+from chatops.cases.notices import CARD_REFRESH, CASE_RELEASED
 from chatops.db import insert_if_absent, transaction
-from chatops.directory.lookup import known_zone
+from chatops.directory.lookup import is_agent, known_zone
 from chatops.oncall import parse_shift
-from chatops.policy import Policy
+from chatops.outbox import Notice, enqueue_many
+from chatops.paging import start_page
+from chatops.policy import Policy, SupportRules
 from chatops.schedule import reopen_handoffs
 from chatops.yamlfile import FileError, explain, problem_at, read_with_lines
-from models import BotChannel, OnCallOverride, Organisation, Person, RotationRecord
+from models import BotChannel, Case, OnCallOverride, Organisation, Person, RotationRecord
 
 STAFF_ROLES = {"agent": "Support agent", "lead": "Support lead"}
 ROSTER_AUTHOR = "roster"
@@ -155,6 +162,7 @@ class LoadSummary:
     overrides_added: int = 0
     overrides_updated: int = 0  # `until` or `covers` edited in the file
     overrides_removed: int = 0  # stored, not in the file: ended now, or dropped if not begun
+    cases_released: int = 0  # open cases whose owner is no longer support staff: unclaimed
 
     @property
     def changed(self) -> bool:
@@ -170,6 +178,7 @@ class LoadSummary:
                 self.overrides_added,
                 self.overrides_updated,
                 self.overrides_removed,
+                self.cases_released,
             )
         )
 
@@ -343,10 +352,10 @@ def load_roster(
     roster = read_roster(path, policy)
     stamp = (now or (lambda: datetime.now(UTC)))()
     with transaction(engine) as session:
-        return _upsert(session, roster, stamp)
+        return _upsert(session, roster, policy, stamp)
 
 
-def _upsert(session: Session, roster: RosterFile, now: datetime) -> LoadSummary:
+def _upsert(session: Session, roster: RosterFile, policy: Policy, now: datetime) -> LoadSummary:
     counts = dict.fromkeys(
         (
             "organisations_added",
@@ -359,6 +368,7 @@ def _upsert(session: Session, roster: RosterFile, now: datetime) -> LoadSummary:
             "overrides_added",
             "overrides_updated",
             "overrides_removed",
+            "cases_released",
         ),
         0,
     )
@@ -428,7 +438,68 @@ def _upsert(session: Session, roster: RosterFile, now: datetime) -> LoadSummary:
         elif _apply(record, wanted_rotation):
             counts["rotations_set"] += 1
     _sync_overrides(session, roster.overrides, now, counts)
+    _release_cases(session, policy, now, counts)  # after the rotations: a page reads them
     return LoadSummary(**counts)
+
+
+def _release_cases(session: Session, policy: Policy, now: datetime, counts: dict[str, int]) -> None:
+    """Hand the open cases of owners who are no longer support staff (left out of the file,
+    no agent or lead role any more, moved into a customer organisation) back to the
+    unclaimed queue.
+
+    Such an owner can no longer work the case, and while they own it nobody else can claim
+    it, it is in nobody's *mine* queue, and its SLA notices and Sev A reminders go to them.
+    A claimed case becomes new again; one further on keeps its status (its first response
+    stands). The triage thread is told, and a Sev A case pages on-call as a new one does
+    (SC-17: continuous effort needs someone on it). A case already released has no owner,
+    so loading the file again releases nothing."""
+    owned = session.exec(
+        select(Case, Person)
+        .join(Person, Person.id == Case.assignee_id)  # type: ignore[arg-type]
+        .where(Case.status.in_(states.OPEN_STATUSES))  # type: ignore[attr-defined]
+        .order_by(Case.id)  # type: ignore[arg-type]
+        .with_for_update()
+    ).all()
+    rules: SupportRules | None = None
+    for case, owner in owned:
+        if is_agent(owner):
+            continue
+        status = case.status
+        case.assignee_id = None
+        case.claimed_at = None
+        if status == states.CLAIMED:
+            case.status = states.NEW
+        record_event(
+            session,
+            case.id,
+            "released",
+            now,
+            from_value=status,
+            to_value=case.status,
+            detail={
+                "owner": owner.slack_user_id,
+                "reason": f"{owner.name} is no longer on the support team (roster)",
+            },
+        )
+        paged = case.severity == "A"
+        stamp = now.isoformat()
+        enqueue_many(
+            session,
+            [
+                Notice(f"{case.id}:card:released:{stamp}", CARD_REFRESH, case.id),
+                Notice(
+                    f"{case.id}:released:{owner.slack_user_id}:{stamp}",
+                    CASE_RELEASED,
+                    case.id,
+                    {"to": "thread", "owner": owner.slack_user_id, "paged": paged},
+                ),
+            ],
+            now,
+        )
+        if paged:  # after the notice: the thread says why before it pages
+            rules = rules or SupportRules(policy)
+            start_page(session, case, rules, now)
+        counts["cases_released"] += 1
 
 
 def _sync_overrides(

@@ -1,0 +1,137 @@
+"""Reloading the roster while the desk holds live work: what happens to the open cases, the
+pages and the conversations of the people a new file leaves out, demotes or moves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chatops.directory.roster import LoadSummary, load_roster
+from tests.conftest import ROSTER, TRIAGE, Desk, posts, texts
+
+ALICE, BILL, FRANK, DANA, ELI, LEE = (
+    "U0ALICE",
+    "U0BILL",
+    "U0FRANK",
+    "U0AGENT1",
+    "U0AGENT2",
+    "U0LEAD",
+)
+
+
+def _edited_roster(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    data = yaml.safe_load(ROSTER.read_text())
+    edit(data)
+    path = tmp_path / f"roster-{len(list(tmp_path.glob('roster-*.yml')))}.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _without(slack_id: str) -> Callable[[dict[str, Any]], None]:
+    """Take someone out of the file, and out of its rotations and overrides (the roster
+    refuses a rotation member who is not in people)."""
+
+    def edit(data: dict[str, Any]) -> None:
+        data["people"] = [p for p in data["people"] if p["slack_id"] != slack_id]
+        for rotation in data.get("rotations", []):
+            rotation["members"] = [m for m in rotation["members"] if m != slack_id]
+        data["overrides"] = [
+            o for o in data.get("overrides", []) if slack_id not in (o["person"], o.get("covers"))
+        ]
+
+    return edit
+
+
+def _load(desk: Desk, path: Path) -> LoadSummary:
+    return load_roster(desk.engine, path, desk.service.rules.policy, desk.clock.now)
+
+
+def _deliver(desk: Desk) -> None:
+    """What `chatops worker` does next: deliver what the load wrote."""
+    desk.run_worker(desk.clock.now() + timedelta(minutes=1), step=timedelta(minutes=1))
+
+
+def _thread(desk: Desk, case_ts: str) -> list[str]:
+    return texts([c for c in posts(desk.standin, TRIAGE) if c.args.get("thread_ts") == case_ts])
+
+
+def _claimed_by(desk: Desk, case: Any, agent: str) -> None:
+    desk.press(agent, case, "claim_case")
+    desk.wait_until(lambda: desk.fresh(case).assignee_id is not None, "claimed")
+    desk.settle()
+
+
+# --- an agent who leaves the support team ----------------------------------------------------
+
+
+def test_an_agent_left_out_hands_their_open_cases_back_to_the_unclaimed_queue(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """Dana owns Alice's case and leaves the team: the case must not stay with someone who
+    can no longer work it (out of every agent's queue, her SLA notices going to nobody who
+    may act). It goes back to the unclaimed queue, the triage thread says so, and Eli can
+    claim it. Loading the same file again changes and sends nothing."""
+    case = desk.open_case(ALICE)
+    _claimed_by(desk, case, DANA)
+    roster = _edited_roster(tmp_path, _without(DANA))
+    summary = _load(desk, roster)
+    assert summary.people_retired == 1 and summary.cases_released == 1
+    stored = desk.fresh(case)
+    assert (stored.assignee_id, stored.status, stored.claimed_at) == (None, "new", None)
+    [released] = desk.events("released")
+    assert released.detail["owner"] == DANA and released.from_value == "claimed"
+    _deliver(desk)
+    card = desk.card(case)
+    assert "_Unclaimed_" in json.dumps(card) and "claim_case" in json.dumps(card)
+    assert any("back in the unclaimed queue" in t for t in _thread(desk, stored.card_ts))
+    assert "CS-00001" in json.dumps(desk.ask(ELI, "list unclaimed"))
+    sent = len(desk.standin.calls("chat.postMessage"))
+    again = _load(desk, roster)
+    assert not again.changed and again.cases_released == 0
+    _deliver(desk)
+    assert len(desk.standin.calls("chat.postMessage")) == sent
+    _claimed_by(desk, case, ELI)
+    assert desk.fresh(case).status == "claimed"
+
+
+def test_an_agent_demoted_to_no_role_hands_back_a_case_in_progress(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """A case already answered stays in progress (its first response stands); only its owner
+    goes."""
+
+    def demote(data: dict[str, Any]) -> None:
+        _without(DANA)(data)
+        data["people"].append({"slack_id": DANA, "name": "Dana Park", "roles": []})
+
+    case = desk.open_case(ALICE)
+    _claimed_by(desk, case, DANA)
+    desk.press(DANA, case, "case_reply")
+    desk.submit_modal(DANA, text="Looking at it now.")
+    desk.wait_until(lambda: desk.fresh(case).status == "in_progress", "replied")
+    assert _load(desk, _edited_roster(tmp_path, demote)).cases_released == 1
+    stored = desk.fresh(case)
+    assert (stored.assignee_id, stored.status) == (None, "in_progress")
+    assert stored.first_responded_at is not None
+
+
+def test_a_sev_a_case_whose_owner_leaves_pages_on_call_again(desk: Desk, tmp_path: Path) -> None:
+    """SC-17: a Sev A case is worked continuously; once its owner is gone, nobody is on it,
+    so on-call is paged for it as for a new one."""
+    case = desk.open_case(
+        ALICE, severity="A", title="Mail down", business_impact="mail down", available_contact="A"
+    )
+    desk.settle()
+    _claimed_by(desk, case, DANA)
+    pages_before = len([m for m in desk.outbox() if m.kind == "page.notify"])
+    assert _load(desk, _edited_roster(tmp_path, _without(DANA))).cases_released == 1
+    _deliver(desk)
+    paged = [m for m in desk.outbox() if m.kind == "page.notify"][pages_before:]
+    assert paged and all(m.payload.get("user") != DANA for m in paged)
+    eli = desk.standin.dm_channel(ELI)  # primary now that Dana has left the rotation
+    assert any("You are paged" in json.dumps(m.get("blocks")) for m in desk.standin.messages(eli))
