@@ -149,7 +149,8 @@ def load(roster: Path) -> None:
         f"channels set {summary.channels_set}, rotations set "
         f"{summary.rotations_set}, overrides +{summary.overrides_added} "
         f"~{summary.overrides_updated} removed {summary.overrides_removed}, cases "
-        f"released {summary.cases_released}."
+        f"released {summary.cases_released}, cases whose requester is no longer an admin "
+        f"{summary.requesters_gone}."
     )
 
 

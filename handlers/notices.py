@@ -23,7 +23,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from chatops.cases.lifecycle import CUSTOMER_MESSAGE_MAX
+from chatops.cases.lifecycle import CUSTOMER_MESSAGE_MAX, NO_LONGER_ADMIN
 from chatops.cases.notices import (
     CARD,
     CARD_REFRESH,
@@ -36,13 +36,14 @@ from chatops.cases.notices import (
     ONCALL_GAP,
     PAGE,
     PAGE_ACKNOWLEDGED,
+    REQUESTER_GONE,
     REQUESTER_NOTICE,
     SLA_BREACH,
     SLA_WARNING,
     UPDATE_REMINDER,
 )
 from chatops.cases.states import CLOSED, RESOLVED
-from chatops.directory import channel_for, find_person, is_lead
+from chatops.directory import admins_of, channel_for, find_person, is_admin_of, is_lead
 from chatops.health import HEALTH_UPDATE
 from chatops.paging import total_steps
 from chatops.policy import SupportRules
@@ -248,6 +249,27 @@ def _requester(
     now: datetime,
 ) -> Outgoing:
     event = payload.get("event")
+    if not is_admin_of(ctx.requester, ctx.case.organisation_id, set(rules.policy.admin_roles)):
+        # SC-1 and one organisation never seeing another's cases: a requester who has left
+        # the roster, lost the admin role or moved to another organisation since (a notice
+        # waiting for a retry, or written after) hears nothing more of the case, only why
+        # what they write in its thread goes nowhere. The triage thread was told at the load.
+        if event != NO_LONGER_ADMIN:
+            return Outgoing(text="", skip=True)
+        org = escape(ctx.organisation.name)
+        text = (
+            f"You are no longer one of {org}'s admins in the support desk's directory, so "
+            f"*{ctx.case.number}* is no longer followed with you here and what you write in "
+            f"this thread does not reach support. {org}'s admins can follow it with "
+            f"`/support case {ctx.case.number}`."
+        )
+        return Outgoing(
+            text=f"{ctx.case.number} is no longer followed with you",
+            blocks=_as_dicts([_section(text)]),
+            channel=ctx.case.requester_channel,
+            user=ctx.requester.slack_user_id,
+            thread_ts=ctx.case.requester_thread_ts,
+        )
     if event in ("reply", "awaiting", "resolved", "reopened", "written_after_end"):
         text, body = _requester_update(session, ctx, event, payload)
         if not body:
@@ -464,6 +486,21 @@ def _case_notice(
         if payload.get("paged"):
             text += " It is Sev A: on-call is paged for it."
         return text, []
+    if kind == REQUESTER_GONE:
+        org = escape(ctx.organisation.name)
+        admins = admins_of(session, ctx.organisation.id, set(rules.policy.admin_roles))  # type: ignore[arg-type]
+        who = (
+            f"{org}'s admins now: " + ", ".join(_who(session, a.slack_user_id) for a in admins)
+            if admins
+            else f"{org} has no admins in the directory now"
+        )
+        return (
+            f":bust_in_silhouette: The requester of *{case.number}*, "
+            f"{_who(session, ctx.requester.slack_user_id)}, is no longer one of {org}'s admins "
+            f"(roster): updates on the case no longer reach them, and what they write is not "
+            f"relayed. {who}.",
+            [],
+        )
     if kind == PAGE_ACKNOWLEDGED:
         text = f":white_check_mark: {_who(session, payload['by'])} acknowledged the page."
         if payload.get("claimed"):

@@ -135,3 +135,96 @@ def test_a_sev_a_case_whose_owner_leaves_pages_on_call_again(desk: Desk, tmp_pat
     assert paged and all(m.payload.get("user") != DANA for m in paged)
     eli = desk.standin.dm_channel(ELI)  # primary now that Dana has left the rotation
     assert any("You are paged" in json.dumps(m.get("blocks")) for m in desk.standin.messages(eli))
+
+
+# --- a customer admin who moves, is demoted or leaves --------------------------------------
+
+
+def _moves_to_fabrikam(slack_id: str) -> Callable[[dict[str, Any]], None]:
+    def edit(data: dict[str, Any]) -> None:
+        for person in data["people"]:
+            if person["slack_id"] == slack_id:
+                person["organisation"] = "fabrikam"
+
+    return edit
+
+
+def _dms(desk: Desk, user: str) -> list[str]:
+    return texts(posts(desk.standin, desk.standin.dm_channel(user)))
+
+
+def _requester_thread_case(desk: Desk) -> Any:
+    case = desk.open_case(ALICE)
+    desk.card(case)
+    desk.wait_until(lambda: desk.fresh(case).requester_thread_ts, "requester DM thread")
+    desk.settle()
+    return desk.fresh(case)
+
+
+def test_a_requester_who_moves_organisation_no_longer_hears_of_the_old_one_s_case(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """Alice opened a Contoso case and moves to Fabrikam: the case stays Contoso's, and
+    Contoso's cases are invisible to her now, so support's replies must no longer reach her
+    DMs, her words in the old thread are not relayed as the requester's, and she cannot
+    reopen it. The triage thread is told once, with the admins Contoso has now."""
+    from tests.test_long_text import work
+
+    case = _requester_thread_case(desk)
+    _load(desk, _edited_roster(tmp_path, _moves_to_fabrikam(ALICE)))
+    _deliver(desk)
+    told = [t for t in _thread(desk, case.card_ts) if "no longer" in t]
+    assert len(told) == 1 and "Contoso" in told[0]
+    [notice] = [c for c in posts(desk.standin, TRIAGE) if "no longer" in c.args["text"]]
+    assert BILL in json.dumps(notice.args["blocks"])  # whom support may turn to
+    seen = len(_dms(desk, ALICE))
+    work(desk, DANA, case, "case_reply", "The forwarding rule on sales@ was removed; see here.")
+    _deliver(desk)
+    assert len(_dms(desk, ALICE)) == seen  # no Contoso reply in a Fabrikam admin's DMs
+    before = len(desk.events("customer_replied"))
+    desk.slack.message(
+        ALICE, desk.standin.dm_channel(ALICE), "still broken", thread_ts=case.requester_thread_ts
+    )
+    desk.settle()
+    assert len(desk.events("customer_replied")) == before
+    desk.slack.message(
+        ALICE, desk.standin.dm_channel(ALICE), "hello?", thread_ts=case.requester_thread_ts
+    )
+    desk.settle()
+    _deliver(desk)
+    assert len(desk.events("customer_replied")) == before
+    # she is told, once, why her words go nowhere
+    assert _dms(desk, ALICE)[seen:] == ["CS-00001 is no longer followed with you"]
+    # loading the file again tells nobody twice
+    _load(desk, _edited_roster(tmp_path, _moves_to_fabrikam(ALICE)))
+    _deliver(desk)
+    assert len([t for t in _thread(desk, case.card_ts) if "no longer" in t]) == 1
+
+
+def test_a_requester_who_moved_organisation_cannot_reopen_the_old_one_s_case(
+    desk: Desk, tmp_path: Path
+) -> None:
+    from chatops.cases import lifecycle
+    from tests.test_long_text import work
+
+    case = _requester_thread_case(desk)
+    work(desk, DANA, case, "case_resolve", "Rule restored.")
+    _load(desk, _edited_roster(tmp_path, _moves_to_fabrikam(ALICE)))
+    try:
+        lifecycle.reopen(desk.engine, case.id, ALICE, desk.clock.now(), desk.service.rules)
+    except lifecycle.CaseActionRefused as refused:
+        assert "admins" in str(refused)
+    else:
+        raise AssertionError("an admin of another organisation reopened a Contoso case")
+    assert desk.fresh(case).status == "resolved"
+
+
+def test_a_requester_left_out_gets_no_more_updates(desk: Desk, tmp_path: Path) -> None:
+    from tests.test_long_text import work
+
+    case = _requester_thread_case(desk)
+    _load(desk, _edited_roster(tmp_path, _without(ALICE)))
+    seen = len(_dms(desk, ALICE))
+    work(desk, DANA, case, "case_reply", "Fixed on our side.")
+    _deliver(desk)
+    assert len(_dms(desk, ALICE)) == seen

@@ -29,17 +29,21 @@ from chatops.cases.notices import CARD_REFRESH, CASE_MESSAGE, CASE_REOPENED, REQ
 from chatops.cases.ownership import take_unclaimed
 from chatops.cases.severity import next_update_reminder
 from chatops.db import insert_if_absent, transaction
-from chatops.directory import find_person, is_agent
+from chatops.directory import find_person, is_admin_of, is_agent
 from chatops.outbox import enqueue
 from chatops.paging import acknowledge_by_claim, stop_pages
 from chatops.policy import SupportRules
-from chatops.queues import is_customer_admin
 from models import Case, CaseMessage, Person, SurveyAnswer
 
 MESSAGE_MAX = 3000  # what the Reply, Note and Resolve modals take; delivered whole
 # A requester's message in their case's DM thread is kept and relayed whole up to Slack's
 # own limit for a message; the relay says how much of a longer one was not kept.
 CUSTOMER_MESSAGE_MAX = 40_000
+
+
+# The one notice a requester who no longer speaks for the case's organisation still gets:
+# why what they write in the case's thread goes nowhere.
+NO_LONGER_ADMIN = "no_longer_admin"
 
 
 class CaseActionRefused(Exception):
@@ -283,6 +287,18 @@ def customer_message(
         requester = session.get(Person, case.requester_id)
         if requester is None or requester.slack_user_id != user_id:
             return None  # only the requester's own words are relayed
+        if not is_admin_of(requester, case.organisation_id, set(rules.policy.admin_roles)):
+            # SC-1: they no longer speak for the case's organisation (left, no admin role,
+            # moved to another one): nothing is relayed, and they are told why, once.
+            enqueue(
+                session,
+                key=f"{case.id}:requester:not_admin:{requester.id}",
+                kind=REQUESTER_NOTICE,
+                case_id=case.id,
+                now=now,
+                payload={"event": NO_LONGER_ADMIN},
+            )
+            return None
         message = _message(
             session,
             case,
@@ -345,9 +361,10 @@ def resolve(engine: Engine, case_id: int, agent_id: str, resolution: str, now: d
 
 def reopen(engine: Engine, case_id: int, who: str, now: datetime, rules: SupportRules) -> Done:
     """The requester or an agent reopens a resolved case. The requester only while still
-    one of their organisation's admins (SC-1: someone who has left, or lost the role, works
-    no case). A Sev A case is open work again: its owner is asked for updates as before
-    (SC-17), the first after the policy's interval."""
+    one of the case's organisation's admins (SC-1: someone who has left, lost the role or
+    moved to another organisation works no case of it). A Sev A case is open work again:
+    its owner is asked for updates as before (SC-17), the first after the policy's
+    interval."""
     with transaction(engine) as session:
         case = _case(session, case_id)
         person = find_person(session, who)
@@ -356,7 +373,7 @@ def reopen(engine: Engine, case_id: int, who: str, now: datetime, rules: Support
         if not is_agent(person):
             if not is_requester:
                 raise CaseActionRefused("Only the requester or a support agent can reopen a case.")
-            if not is_customer_admin(requester, rules):
+            if not is_admin_of(requester, case.organisation_id, set(rules.policy.admin_roles)):
                 raise CaseActionRefused(
                     "Only your organisation's admins can reopen its cases (SC-1); ask one "
                     "of them, or open a new case through them."

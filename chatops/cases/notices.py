@@ -15,6 +15,8 @@ ONCALL_GAP = "oncall.gap"  # nobody on call
 CASE_MESSAGE = "case.message"  # a reply, note or customer message, in the triage thread
 CASE_REOPENED = "case.reopened"  # the triage thread, and the owner if someone else reopened
 CASE_RELEASED = "case.released"  # the triage thread: its owner left the support team
+# the triage thread: its requester no longer speaks for its organisation (roster)
+REQUESTER_GONE = "case.requester_gone"
 
 # Where a notice goes, in its payload: {"to": "thread"} (the case card's thread in the
 # triage channel), {"to": "user", "user": U} (a DM), {"to": "channel", "channel": purpose}.

@@ -53,6 +53,18 @@ def admins_of(session: Session, organisation_id: int, admin_roles: set[str]) -> 
     return [p for p in people if any(role in admin_roles for role in p.roles)]
 
 
+def is_admin_of(person: Person | None, organisation_id: int, admin_roles: set[str]) -> bool:
+    """SC-1: `person` is one of this organisation's admins now. A case's requester speaks
+    for its organisation only while this holds: one who has left the roster, lost the admin
+    role or moved to another organisation no longer hears of the case nor acts on it (one
+    organisation never sees another's cases)."""
+    return (
+        person is not None
+        and person.organisation_id == organisation_id
+        and any(role in admin_roles for role in person.roles)
+    )
+
+
 def is_agent(person: Person | None) -> bool:
     """Support staff who may work cases: agents and leads, who belong to no customer
     organisation. The roster refuses a staff role for someone in an organisation; a row

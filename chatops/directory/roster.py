@@ -24,9 +24,9 @@ from sqlmodel import Session, select
 
 from chatops.cases import states
 from chatops.cases.events import record_event
-from chatops.cases.notices import CARD_REFRESH, CASE_RELEASED
+from chatops.cases.notices import CARD_REFRESH, CASE_RELEASED, REQUESTER_GONE
 from chatops.db import insert_if_absent, transaction
-from chatops.directory.lookup import is_agent, known_zone
+from chatops.directory.lookup import is_admin_of, is_agent, known_zone
 from chatops.oncall import parse_shift
 from chatops.outbox import Notice, enqueue_many
 from chatops.paging import start_page
@@ -163,6 +163,7 @@ class LoadSummary:
     overrides_updated: int = 0  # `until` or `covers` edited in the file
     overrides_removed: int = 0  # stored, not in the file: ended now, or dropped if not begun
     cases_released: int = 0  # open cases whose owner is no longer support staff: unclaimed
+    requesters_gone: int = 0  # open cases whose requester is no longer an admin of its org
 
     @property
     def changed(self) -> bool:
@@ -179,6 +180,7 @@ class LoadSummary:
                 self.overrides_updated,
                 self.overrides_removed,
                 self.cases_released,
+                self.requesters_gone,
             )
         )
 
@@ -369,9 +371,12 @@ def _upsert(session: Session, roster: RosterFile, policy: Policy, now: datetime)
             "overrides_updated",
             "overrides_removed",
             "cases_released",
+            "requesters_gone",
         ),
         0,
     )
+    admin_roles = set(policy.admin_roles)
+    speaking = _speaking_for(session, admin_roles)
     for purpose, channel_id in roster.channels.items():
         row = session.get(BotChannel, purpose)
         if row is None:
@@ -439,7 +444,41 @@ def _upsert(session: Session, roster: RosterFile, policy: Policy, now: datetime)
             counts["rotations_set"] += 1
     _sync_overrides(session, roster.overrides, now, counts)
     _release_cases(session, policy, now, counts)  # after the rotations: a page reads them
+    for case_id in sorted(speaking - _speaking_for(session, admin_roles)):
+        enqueue_many(
+            session,
+            [
+                Notice(
+                    f"{case_id}:requester_gone:{now.isoformat()}",
+                    REQUESTER_GONE,
+                    case_id,
+                    {"to": "thread"},
+                )
+            ],
+            now,
+        )
+        counts["requesters_gone"] += 1
     return LoadSummary(**counts)
+
+
+def _speaking_for(session: Session, admin_roles: set[str]) -> set[int]:
+    """The open cases whose requester is one of the case's organisation's admins.
+
+    One who is not any more (left out of the file, admin role taken away, moved to another
+    organisation) no longer hears of the case or acts on it (SC-1; one organisation never
+    sees another's cases; :func:`chatops.directory.is_admin_of`): the case stays its
+    organisation's and support works it on, told at the load in its triage thread, with the
+    organisation's admins now, since replies no longer reach anyone. It is the load that
+    changes this, so only the load that does says so."""
+    return {
+        case.id
+        for case, requester in session.exec(
+            select(Case, Person)
+            .join(Person, Person.id == Case.requester_id)  # type: ignore[arg-type]
+            .where(Case.status.in_(states.OPEN_STATUSES))  # type: ignore[attr-defined]
+        ).all()
+        if case.id is not None and is_admin_of(requester, case.organisation_id, admin_roles)
+    }
 
 
 def _release_cases(session: Session, policy: Policy, now: datetime, counts: dict[str, int]) -> None:
