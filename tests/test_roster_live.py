@@ -228,3 +228,22 @@ def test_a_requester_left_out_gets_no_more_updates(desk: Desk, tmp_path: Path) -
     work(desk, DANA, case, "case_reply", "Fixed on our side.")
     _deliver(desk)
     assert len(_dms(desk, ALICE)) == seen
+
+
+# --- a rotation taken out of the file ----------------------------------------------------------
+
+
+def test_a_rotation_taken_out_of_the_file_no_longer_puts_anyone_on_call(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """The lead disbands the secondary rotation: nobody may be paged or handed a shift from
+    it any more, as for a person left out. Loading the file again changes nothing."""
+
+    def no_secondary(data: dict[str, Any]) -> None:
+        data["rotations"] = [r for r in data["rotations"] if r["name"] != "secondary"]
+
+    roster = _edited_roster(tmp_path, no_secondary)
+    assert _load(desk, roster).rotations_removed == 1
+    oncall = json.dumps(desk.ask("U0CARL", "oncall"))
+    assert "*primary*" in oncall and "secondary" not in oncall
+    assert not _load(desk, roster).changed

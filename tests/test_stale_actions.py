@@ -419,13 +419,13 @@ def test_roster_refuses_an_override_for_someone_who_is_not_an_agent(
 def test_paging_skips_a_stored_on_call_person_who_is_not_an_agent(
     desk: Desk, tmp_path: Path
 ) -> None:
-    # A roster without `rotations:` keeps the stored ones (the roster never deletes), so it
-    # can take Eli's agent role away while the stored primary rotation still names him.
-    text = ROSTER.read_text().split("\n# On-call")[0]
-    text = text.replace(ELI_AS_AGENT + "    roles: [agent]\n", ELI_AS_AGENT + "    roles: []\n")
-    edited = tmp_path / "people-only.yml"
-    edited.write_text(text)
-    assert load_roster(desk.engine, edited, desk.service.rules.policy).people_updated == 1
+    # The roster refuses a rotation member who is not an agent and removes rotations it no
+    # longer lists, so only a row edited by hand takes Eli's agent role away while the
+    # stored primary rotation still names him.
+    with transaction(desk.engine) as session:
+        eli = find_person(session, ELI)
+        assert eli is not None
+        eli.roles = []
     desk.clock.set(WED_0840)  # Eli is the stored primary until 09:00; Lee the secondary
     _sev_a(desk)
     desk.settle()

@@ -159,6 +159,7 @@ class LoadSummary:
     people_retired: int = 0  # stored, not in the file: roles and phone taken away
     channels_set: int = 0
     rotations_set: int = 0
+    rotations_removed: int = 0  # stored, not in the file: nobody is on call from it any more
     overrides_added: int = 0
     overrides_updated: int = 0  # `until` or `covers` edited in the file
     overrides_removed: int = 0  # stored, not in the file: ended now, or dropped if not begun
@@ -176,6 +177,7 @@ class LoadSummary:
                 self.people_retired,
                 self.channels_set,
                 self.rotations_set,
+                self.rotations_removed,
                 self.overrides_added,
                 self.overrides_updated,
                 self.overrides_removed,
@@ -367,6 +369,7 @@ def _upsert(session: Session, roster: RosterFile, policy: Policy, now: datetime)
             "people_retired",
             "channels_set",
             "rotations_set",
+            "rotations_removed",
             "overrides_added",
             "overrides_updated",
             "overrides_removed",
@@ -442,6 +445,13 @@ def _upsert(session: Session, roster: RosterFile, policy: Policy, now: datetime)
             counts["rotations_set"] += 1
         elif _apply(record, wanted_rotation):
             counts["rotations_set"] += 1
+    # Rotations are the file's too: one taken out of it pages and hands shifts to nobody
+    # (its step in the escalation is skipped like a gap). Nothing refers to its row.
+    rotation_names = {entry.name for entry in roster.rotations}
+    for record in session.exec(select(RotationRecord)).all():
+        if record.name not in rotation_names:
+            session.delete(record)
+            counts["rotations_removed"] += 1
     _sync_overrides(session, roster.overrides, now, counts)
     _release_cases(session, policy, now, counts)  # after the rotations: a page reads them
     for case_id in sorted(speaking - _speaking_for(session, admin_roles)):
