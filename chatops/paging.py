@@ -157,6 +157,34 @@ def _notice(
             )
 
 
+def hurry_pages_of_leavers(session: Session, now: datetime) -> int:
+    """Pages whose current step paged only people who are no longer support agents (a
+    roster load took them out, or their role away) take their next step at the next sweep
+    instead of waiting out the acknowledge window: nobody left on that step may acknowledge,
+    and a Sev A case waits for nobody (SC-17). Returns how many were hurried."""
+    waiting = session.exec(
+        select(Page).where(
+            Page.acknowledged_at.is_(None),  # type: ignore[union-attr]
+            Page.exhausted.is_(False),  # type: ignore[attr-defined]
+            Page.stopped_at.is_(None),  # type: ignore[union-attr]
+            Page.next_step_at > now,  # type: ignore[operator]
+        )
+    ).all()
+    hurried = 0
+    for page in waiting:
+        step_key = f"page:{page.id}:{page.step}:thread"
+        row = session.exec(select(OutboxMessage).where(OutboxMessage.key == step_key)).first()
+        targets = ((row.payload or {}).get("targets") or []) if row is not None else []
+        people = [t for t in targets if t != "<channel>"]
+        if not people or len(people) != len(targets):
+            continue  # the channel step, or a step this page never wrote down
+        if any(is_agent(find_person(session, person)) for person in people):
+            continue
+        page.next_step_at = now
+        hurried += 1
+    return hurried
+
+
 def escalate_due_pages(engine: Engine, rules: SupportRules, now: datetime) -> int:
     """Take the next step of every unacknowledged page whose wait is over."""
     with Session(engine) as session:

@@ -43,7 +43,14 @@ from chatops.cases.notices import (
     UPDATE_REMINDER,
 )
 from chatops.cases.states import CLOSED, RESOLVED
-from chatops.directory import admins_of, channel_for, find_person, is_admin_of, is_lead
+from chatops.directory import (
+    admins_of,
+    channel_for,
+    find_person,
+    is_admin_of,
+    is_agent,
+    is_lead,
+)
 from chatops.health import HEALTH_UPDATE
 from chatops.paging import total_steps
 from chatops.policy import SupportRules
@@ -199,7 +206,7 @@ def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: date
         )
     if row.kind == REQUESTER_NOTICE:
         return _requester(session, ctx, payload, rules, now)
-    if row.kind == PAGE and _page_over(session, payload):
+    if row.kind == PAGE and (_page_over(session, payload) or _page_to_leaver(session, payload)):
         return Outgoing(text="", skip=True)
     text, extra = _case_notice(session, row.kind, ctx, payload, rules, now)
     return _routed(session, case, payload, text, extra)
@@ -212,6 +219,14 @@ def _page_over(session: Session, payload: dict[str, Any]) -> bool:
     page_id = payload.get("page_id")
     page = session.get(Page, page_id) if page_id is not None else None
     return page is not None and (page.acknowledged_at is not None or page.stopped_at is not None)
+
+
+def _page_to_leaver(session: Session, payload: dict[str, Any]) -> bool:
+    """A waiting page DM to someone who is no longer a support agent (the roster took them
+    out or their role away meanwhile): they may not acknowledge it, and the case is no
+    longer theirs to read about; the escalation goes on without them."""
+    user = payload.get("user") if payload.get("to") == "user" else None
+    return user is not None and not is_agent(find_person(session, str(user)))
 
 
 def _routed(
@@ -684,5 +699,7 @@ def prepare_pages(
         return prepare(session, lead, rules, now)
     if all(_page_over(session, row.payload or {}) for row in rows):
         return Outgoing(text="", skip=True)  # every page it would list is over
+    if _page_to_leaver(session, lead.payload or {}):
+        return Outgoing(text="", skip=True)
     text, body = render_page_group(session, lead, rules)
     return Outgoing(text=text, blocks=body, user=(lead.payload or {})["user"])

@@ -247,3 +247,40 @@ def test_a_rotation_taken_out_of_the_file_no_longer_puts_anyone_on_call(
     oncall = json.dumps(desk.ask("U0CARL", "oncall"))
     assert "*primary*" in oncall and "secondary" not in oncall
     assert not _load(desk, roster).changed
+
+
+# --- a page waiting on an agent who leaves ---------------------------------------------------
+
+
+def _page_dms(desk: Desk, user: str) -> list[dict[str, Any]]:
+    channel = desk.standin.dm_channel(user)
+    return [
+        m for m in desk.standin.messages(channel) if "You are paged" in json.dumps(m.get("blocks"))
+    ]
+
+
+def test_a_page_to_an_agent_who_leaves_goes_on_to_the_next_step_at_once(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """Dana is primary and paged for a Sev A case; before she sees it (Slack failed the DM,
+    a retry waits) she leaves the team. The page DM is not sent to her (she may not
+    acknowledge, and the case is no longer hers to see), and the escalation does not wait
+    out her five minutes: the next step pages at the worker's next pass."""
+    desk.settle()
+    desk.standin.fail_next("conversations.open", status=500, times=2)
+    desk.open_case(
+        ALICE, severity="A", title="Mail down", business_impact="mail down", available_contact="A"
+    )
+    desk.settle()
+    assert _page_dms(desk, DANA) == []
+    pages = [m for m in desk.outbox() if m.kind == "page.notify" and m.payload.get("to") == "user"]
+    assert [m.payload["user"] for m in pages] == [DANA]
+    _load(desk, _edited_roster(tmp_path, _without(DANA)))
+    desk.run_worker(desk.clock.now() + timedelta(minutes=2), step=timedelta(seconds=30))
+    assert _page_dms(desk, DANA) == []
+    steps = [
+        (m.payload["step"], m.payload["user"])
+        for m in desk.outbox()
+        if m.kind == "page.notify" and m.payload.get("to") == "user"
+    ]
+    assert steps[0] == (0, DANA) and len(steps) > 1 and steps[1][0] == 1

@@ -29,7 +29,7 @@ from chatops.db import insert_if_absent, transaction
 from chatops.directory.lookup import is_admin_of, is_agent, known_zone
 from chatops.oncall import parse_shift
 from chatops.outbox import Notice, enqueue_many
-from chatops.paging import start_page
+from chatops.paging import hurry_pages_of_leavers, start_page
 from chatops.policy import Policy, SupportRules
 from chatops.schedule import reopen_handoffs
 from chatops.yamlfile import FileError, explain, problem_at, read_with_lines
@@ -454,6 +454,7 @@ def _upsert(session: Session, roster: RosterFile, policy: Policy, now: datetime)
             counts["rotations_removed"] += 1
     _sync_overrides(session, roster.overrides, now, counts)
     _release_cases(session, policy, now, counts)  # after the rotations: a page reads them
+    hurry_pages_of_leavers(session, now)
     for case_id in sorted(speaking - _speaking_for(session, admin_roles)):
         enqueue_many(
             session,
