@@ -206,7 +206,9 @@ def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: date
         )
     if row.kind == REQUESTER_NOTICE:
         return _requester(session, ctx, payload, rules, now)
-    if row.kind == PAGE and (_page_over(session, payload) or _page_to_leaver(session, payload)):
+    if row.kind == PAGE and _page_over(session, payload):
+        return Outgoing(text="", skip=True)
+    if row.kind in _STAFF_DMS and _to_leaver(session, payload):
         return Outgoing(text="", skip=True)
     text, extra = _case_notice(session, row.kind, ctx, payload, rules, now)
     return _routed(session, case, payload, text, extra)
@@ -221,10 +223,17 @@ def _page_over(session: Session, payload: dict[str, Any]) -> bool:
     return page is not None and (page.acknowledged_at is not None or page.stopped_at is not None)
 
 
-def _page_to_leaver(session: Session, payload: dict[str, Any]) -> bool:
-    """A waiting page DM to someone who is no longer a support agent (the roster took them
-    out or their role away meanwhile): they may not acknowledge it, and the case is no
-    longer theirs to read about; the escalation goes on without them."""
+# Notices about a case that go to support staff by DM (its owner, whoever is paged).
+_STAFF_DMS = frozenset(
+    {SLA_WARNING, SLA_BREACH, UPDATE_REMINDER, DOWNGRADE_OFFER, PAGE, CASE_REOPENED}
+)
+
+
+def _to_leaver(session: Session, payload: dict[str, Any]) -> bool:
+    """A waiting DM to support staff (a page, an owner's SLA notice) whose recipient is no
+    longer a support agent (the roster took them out or their role away meanwhile): they
+    may not act on it, and the case is no longer theirs to read about. The case's thread
+    has the same notice; a page's escalation goes on without them."""
     user = payload.get("user") if payload.get("to") == "user" else None
     return user is not None and not is_agent(find_person(session, str(user)))
 
@@ -699,7 +708,7 @@ def prepare_pages(
         return prepare(session, lead, rules, now)
     if all(_page_over(session, row.payload or {}) for row in rows):
         return Outgoing(text="", skip=True)  # every page it would list is over
-    if _page_to_leaver(session, lead.payload or {}):
+    if _to_leaver(session, lead.payload or {}):
         return Outgoing(text="", skip=True)
     text, body = render_page_group(session, lead, rules)
     return Outgoing(text=text, blocks=body, user=(lead.payload or {})["user"])

@@ -284,3 +284,27 @@ def test_a_page_to_an_agent_who_leaves_goes_on_to_the_next_step_at_once(
         if m.kind == "page.notify" and m.payload.get("to") == "user"
     ]
     assert steps[0] == (0, DANA) and len(steps) > 1 and steps[1][0] == 1
+
+
+def test_an_sla_warning_waiting_for_an_owner_who_leaves_is_not_sent_to_them(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """Slack refused the warning to Dana, the case's owner, and a retry waits; she leaves
+    the team before it: the warning is still posted in the case's thread, but nothing about
+    the case reaches her DMs any more."""
+    case = desk.open_case(ALICE)
+    _claimed_by(desk, case, DANA)
+    warn_at = desk.fresh(case).sla_warn_at
+    assert warn_at is not None
+    desk.run_worker(warn_at - timedelta(minutes=1), step=timedelta(hours=1))
+    desk.settle()
+    desk.standin.fail_next("chat.postMessage", status=500, times=2)  # the thread's and hers
+    desk.run_worker(warn_at + timedelta(seconds=1), step=timedelta(minutes=1))
+    warning = [m for m in desk.outbox() if m.kind == "sla.warning"]
+    assert {m.payload.get("to") for m in warning} == {"thread", "user"}
+    assert [m.status for m in warning if m.payload.get("to") == "user"] == ["pending"]
+    _load(desk, _edited_roster(tmp_path, _without(DANA)))
+    desk.run_worker(desk.clock.now() + timedelta(minutes=30), step=timedelta(minutes=1))
+    to_dana = json.dumps([c.args for c in posts(desk.standin, desk.standin.dm_channel(DANA))])
+    assert "about to miss" not in to_dana
+    assert any("about to miss" in t for t in _thread(desk, desk.fresh(case).card_ts))
