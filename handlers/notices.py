@@ -585,6 +585,9 @@ def _gap_text(payload: dict[str, Any], rules: SupportRules) -> str:
 def _handoff(
     session: Session, payload: dict[str, Any], rules: SupportRules, now: datetime
 ) -> Outgoing:
+    if _to_leaver(session, payload):
+        # the open work of every organisation, for someone no longer on the support team
+        return Outgoing(text="", skip=True)
     at = datetime.fromisoformat(payload["at"])
     ends = payload.get("shift_ends")
     started = datetime.fromisoformat(payload["previous_started"])

@@ -308,3 +308,35 @@ def test_an_sla_warning_waiting_for_an_owner_who_leaves_is_not_sent_to_them(
     to_dana = json.dumps([c.args for c in posts(desk.standin, desk.standin.dm_channel(DANA))])
     assert "about to miss" not in to_dana
     assert any("about to miss" in t for t in _thread(desk, desk.fresh(case).card_ts))
+
+
+# --- cover a lead added from Slack for someone who leaves ------------------------------------
+
+
+def _handoff_dms(desk: Desk, user: str) -> list[str]:
+    desk.settle()
+    return [t for t in _dms(desk, user) if t.startswith("Shift handoff")]
+
+
+def test_slack_added_cover_of_an_agent_who_leaves_ends_with_them(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """A lead put Eli on call from Slack for this afternoon, and for a stretch running now;
+    Eli leaves the team. Neither keeps him on call: /support oncall names who is really
+    there, and no shift handoff (with every organisation's open work) goes to his DMs."""
+    from tests.test_oncall_commands import _put_on_call
+
+    desk.clock.set(desk.clock.now() - timedelta(hours=1))  # 09:00 Beijing
+    _put_on_call(desk, "<@U0AGENT2>", "2026-11-25T09:30", "2026-11-25T12:00")
+    _put_on_call(desk, "<@U0AGENT2>", "2026-11-25T14:00", "2026-11-25T18:00")
+    desk.clock.set(desk.clock.now() + timedelta(hours=1))  # 10:00, Eli covering
+    oncall = json.dumps(desk.ask("U0CARL", "oncall"))
+    assert "*primary*: <@U0AGENT2>" in oncall
+    handoffs_to_eli = len(_handoff_dms(desk, ELI))
+    summary = _load(desk, _edited_roster(tmp_path, _without(ELI)))
+    assert summary.overrides_removed == 2
+    oncall = json.dumps(desk.ask("U0CARL", "oncall"))
+    assert "U0AGENT2" not in oncall
+    desk.run_worker(desk.clock.now() + timedelta(hours=9), step=timedelta(minutes=30))
+    assert len(_handoff_dms(desk, ELI)) == handoffs_to_eli
+    assert not _load(desk, _edited_roster(tmp_path, _without(ELI))).changed

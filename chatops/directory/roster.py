@@ -6,7 +6,8 @@ no-op. People and organisations missing from a later file are kept: the roster a
 updates, it never deletes (cases refer to them), but someone left out loses their roles and
 phone, and the open cases of an owner who is no longer support staff go back to the
 unclaimed queue (:func:`_release_cases`). The roster's own on-call overrides follow the
-file (see :func:`load_roster`); those leads add from Slack are left alone.
+file (see :func:`load_roster`); those leads add from Slack are left alone while their person
+is support staff.
 """
 
 from __future__ import annotations
@@ -342,7 +343,8 @@ def load_roster(
       which keeps its place among the overrides (a later-added one still beats it);
     * one the file no longer lists is dropped if it has not begun, ends now if it is running
       (who held the pager until now stays true), and is kept if it is over (it is history);
-    * overrides added from Slack are never touched.
+    * overrides added from Slack are left alone, unless their person is no longer support
+      staff after the load: those are ended or dropped the same way.
 
     Adding, editing or ending an override changes who is on call from its start. Unless it
     is all over (it ended before `now`, and did before the edit), it is handed off as a
@@ -590,14 +592,35 @@ def _sync_overrides(
             if row.ends_at != ended_before:
                 _hand_off(session, row.starts_at, max(row.ends_at, ended_before), now)
     for row in stored.values():  # no longer in the file
-        if row.ends_at <= now:
-            continue  # over: who was on call then stays on record
-        counts["overrides_removed"] += 1
-        reopen_handoffs(session, row.starts_at)
-        if row.starts_at >= now:
-            session.delete(row)  # it never put anyone on call
-        else:
-            row.ends_at = now  # who held the pager until now stays on record
+        _end_override(session, row, now, counts)
+    # Cover added from Slack is the lead's, except for someone no longer on the support
+    # team: it would keep them on call (listed by /support oncall, handed shifts with the
+    # open work of every organisation) though no page may reach them.
+    slack_added = session.exec(
+        select(OnCallOverride).where(
+            OnCallOverride.created_by != ROSTER_AUTHOR,
+            OnCallOverride.ends_at > now,  # type: ignore[operator]
+        )
+    ).all()
+    for row in slack_added:
+        if not is_agent(
+            session.exec(select(Person).where(Person.slack_user_id == row.person)).first()
+        ):
+            _end_override(session, row, now, counts)
+
+
+def _end_override(
+    session: Session, row: OnCallOverride, now: datetime, counts: dict[str, int]
+) -> None:
+    """Drop an override that has not begun, end one running at `now`, keep one over."""
+    if row.ends_at <= now:
+        return  # over: who was on call then stays on record
+    counts["overrides_removed"] += 1
+    reopen_handoffs(session, row.starts_at)
+    if row.starts_at >= now:
+        session.delete(row)  # it never put anyone on call
+    else:
+        row.ends_at = now  # who held the pager until now stays on record
 
 
 def _hand_off(session: Session, starts: datetime, ends: datetime, now: datetime) -> None:
