@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from chatops.directory.roster import LoadSummary, load_roster
@@ -340,3 +341,13 @@ def test_slack_added_cover_of_an_agent_who_leaves_ends_with_them(
     desk.run_worker(desk.clock.now() + timedelta(hours=9), step=timedelta(minutes=30))
     assert len(_handoff_dms(desk, ELI)) == handoffs_to_eli
     assert not _load(desk, _edited_roster(tmp_path, _without(ELI))).changed
+
+
+@pytest.mark.postgres
+def test_release_on_postgres(pg_desk: Desk, tmp_path: Path) -> None:
+    test_an_agent_left_out_hands_their_open_cases_back_to_the_unclaimed_queue(pg_desk, tmp_path)
+
+
+@pytest.mark.postgres
+def test_requester_moving_on_postgres(pg_desk: Desk, tmp_path: Path) -> None:
+    test_a_requester_who_moves_organisation_no_longer_hears_of_the_old_one_s_case(pg_desk, tmp_path)
