@@ -67,8 +67,10 @@ PREFIX_MIN = 3
 BM25_WEIGHTS = (10.0, 1.0, 4.0)
 
 # Words that carry no topic in a support question, and the pieces that "isn't", "don't" or
-# "we'll" split into. Dropped on both databases so they rank alike (PostgreSQL's `english`
-# configuration drops its own list as well).
+# "we'll" split into. The second block is the rest of PostgreSQL's `english` stop list
+# (tsearch_data/english.stop), which PostgreSQL drops from the query on its own: SQLite's FTS5
+# would search for them ("set up mail" ranked every article with "sign up" first), so the same
+# question would list other articles there. Dropped here, both databases search the same words.
 _STOP_WORDS_TEXT = """
     a about after all also am an and any are as at be been being but by can could did do
     does doing done for from get gets getting got had has have having he her here hers him his
@@ -77,6 +79,10 @@ _STOP_WORDS_TEXT = """
     too us was we were what when where which while who whom why will with would you your
     yours hi hello hey thanks thank
     isn aren wasn weren don doesn didn won wouldn couldn shouldn haven hasn hadn t s ll re ve
+
+    ourselves yourself yourselves himself herself themselves because until against between
+    through during before above below up down out off over under again further once both
+    each few more most other no nor not only own same very now
 """
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
