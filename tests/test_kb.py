@@ -3,6 +3,7 @@ and on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -203,6 +204,7 @@ def test_front_matter_and_heading_titles(engine: Engine, tmp_path: Path) -> None
 BAD_FILES: dict[str, tuple[str, str]] = {
     "empty body": ("---\ntitle: Nothing here\n---\n\n  \n", "no text below its title"),
     "heading only": ("# A title\n\n", "no text below its title"),
+    "comment only": ("# A title\n<!--\nto be written\n-->\n", "no text below its title"),
     "no title": ("Just some text without a heading.\n", "line 1: no title"),
     "no title after front matter": ("---\ntags: [x]\n---\nText.\n", "line 4: no title"),
     "bad yaml": ("---\ntitle: Fine\ntags: [a, b\n---\nText.\n", "line 3: expected"),
@@ -811,3 +813,41 @@ def test_a_question_is_answered_alike_on_both_databases(desk: Desk, pg_desk: Des
         assert sorted(on_sqlite) == sorted(on_postgres), (question, on_sqlite, on_postgres)
     # "up" says nothing about the topic: mail articles, not "sign up for a trial"
     assert "trial-to-paid" not in _listed(desk.ask("U0ALICE", "set up mail"))
+
+
+HIDDEN_NOTES = """---
+title: Forward mail to another address
+url: https://support.example.com/articles/forwarding
+---
+Turn on forwarding in the admin centre. <!-- internal: escalate to ticket 4411 -->
+
+<!--
+Reviewers: the workaround below is unsupported, keep quiet about it.
+-->
+Forwarded mail keeps its original sender.
+"""
+
+
+def test_html_comments_in_an_article_are_never_shown_or_searched(
+    desk: Desk, tmp_path: Path
+) -> None:
+    # A comment in markdown is a note to the article's writers, not text for its readers.
+    folder = tmp_path / "kb"
+    _write(folder, "forwarding.md", HIDDEN_NOTES)
+    load_articles(desk.engine, folder)
+    reply = desk.ask("U0CARL", "mail forwarding stopped")
+    shown = json.dumps(reply)
+    assert _listed(reply) == ["forwarding"]
+    assert "Turn on forwarding" in shown
+    for hidden in ("internal", "4411", "Reviewers", "unsupported", "&lt;!--"):
+        assert hidden not in shown, hidden
+    assert _listed(desk.ask("U0CARL", "workaround unsupported")) == []
+    assert markdown_to_text(HIDDEN_NOTES.split("---\n", 2)[2]) == (
+        "Turn on forwarding in the admin centre.\nForwarded mail keeps its original sender."
+    )
+    # a heading inside a comment is not the title; a comment shown as code stays code
+    _write(
+        folder, "forwarding.md", "<!--\n# Draft title\n-->\n# Real title\n```\n<!-- x -->\n```\n"
+    )
+    (article,) = read_articles(folder)
+    assert (article.title, article.body_text) == ("Real title", "<!-- x -->.")

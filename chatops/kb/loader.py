@@ -16,7 +16,8 @@ Text in markdown…
 
 The slug is the file name without `.md` (lower-case letters, digits, `-` and `_`). Without a
 `title` in the front matter, the first level-1 heading is the title and is taken out of the
-body. Every file is validated before anything is written — bad front matter, a missing title,
+body. HTML comments (`<!-- … -->`) are notes for the writers: never shown nor searched.
+Every file is validated before anything is written — bad front matter, a missing title,
 an empty body, a bad name: FileError naming the file and the line, and nothing is loaded.
 Then everything is upserted in one transaction.
 
@@ -32,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,7 +49,7 @@ from models.article import Article
 
 # Bump when the derived columns (body_text, keywords) are computed differently, so the next
 # load rewrites every article even though the files did not change.
-DERIVATION_VERSION = 1
+DERIVATION_VERSION = 2  # 2: HTML comments left out
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _H1 = re.compile(r"^\s{0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
@@ -229,6 +230,14 @@ def parse_article_text(content: str, slug: str, name: str) -> ParsedArticle:
         raise FileError(name, [f"line {len(lines)}: the article has no text below its title"])
     body = body.rstrip() + "\n"
     body_text = markdown_to_text(body)
+    if not body_text.strip():
+        raise FileError(
+            name,
+            [
+                f"line {len(lines)}: the article has no text below its title "
+                "(comments are not shown)"
+            ],
+        )
     keywords = " ".join([*front.tags, *front.services])
     digest = hashlib.sha256(
         json.dumps(
@@ -250,15 +259,54 @@ def parse_article_text(content: str, slug: str, name: str) -> ParsedArticle:
 
 
 def _first_heading(lines: list[str]) -> tuple[int, str] | None:
-    """The first level-1 ATX heading outside code fences: (line index, text)."""
-    fenced = False
-    for index, line in enumerate(lines):
-        if _FENCE.match(line):
-            fenced = not fenced
-            continue
+    """The first level-1 ATX heading outside code fences and HTML comments: (line index,
+    text)."""
+    for index, line, fenced in _visible_lines(lines):
         if not fenced and (match := _H1.match(line)):
             return index, match.group(1).strip()
     return None
+
+
+def _visible_lines(lines: list[str]) -> Iterator[tuple[int, str, bool]]:
+    """(index, line, inside a code fence) for every line, with HTML comments taken out of
+    the lines outside code fences; a fence line comes out blank (it ends a paragraph).
+
+    A comment (`<!-- … -->`, over any number of lines) is a note to the article's writers:
+    it is never shown in a snippet nor searched, and a `# heading` inside one is not the
+    title. A line that held only a comment comes out blank, which ends a paragraph as the
+    comment does in markdown.
+    """
+    fenced = in_comment = False
+    for index, line in enumerate(lines):
+        if not fenced and (in_comment or "<!--" in line):
+            line, in_comment = _without_comments(line, in_comment)
+            if in_comment or not line.strip():
+                yield index, "", False
+                continue
+        if _FENCE.match(line):
+            fenced = not fenced
+            yield index, "", False
+            continue
+        yield index, line, fenced
+
+
+def _without_comments(line: str, in_comment: bool) -> tuple[str, bool]:
+    """The line without its HTML comments, and whether a comment is still open at its end."""
+    kept: list[str] = []
+    at = 0
+    while True:
+        if in_comment:
+            end = line.find("-->", at)
+            if end < 0:
+                return "".join(kept), True
+            at, in_comment = end + 3, False
+        else:
+            start = line.find("<!--", at)
+            if start < 0:
+                kept.append(line[at:])
+                return "".join(kept), False
+            kept.append(line[at:start])
+            at, in_comment = start + 4, True
 
 
 # --- markdown to plain text ----------------------------------------------------------------
@@ -306,12 +354,7 @@ def markdown_to_text(markdown: str) -> str:
             blocks.append(" ".join(paragraph))
             paragraph.clear()
 
-    fenced = False
-    for line in markdown.split("\n"):
-        if _FENCE.match(line):
-            flush()
-            fenced = not fenced
-            continue
+    for _index, line, fenced in _visible_lines(markdown.split("\n")):
         if fenced:
             if line.strip():
                 blocks.append(line.strip())
