@@ -68,7 +68,8 @@ def register(app: App, desk: Desk) -> None:
             )
             ack(blocks=blocks.plain(message), text=message)
             return
-        word, _, rest = text.partition(" ")
+        # Any space separates words: Slack keeps an ideographic or no-break space as typed.
+        word, rest = [*text.split(maxsplit=1), ""][:2]
         word = word.lower()
         if word in handlers and not (rest and word in WITHOUT_ARGUMENTS):
             answer = handlers[word](desk, user_id, rest)
@@ -78,7 +79,9 @@ def register(app: App, desk: Desk) -> None:
                 return
             ack(blocks=answer, text="/support")
             return
-        if not rest:
+        # Subcommands are ASCII words. Chinese or Japanese write a whole question without a
+        # space, and a lone Hebrew word is no typo of one: those are searched (SC-6, SC-25).
+        if not rest and not _other_script(word):
             ack(blocks=blocks.plain(_unknown_subcommand(word, list(handlers))), text="Unknown")
             return
         ack(blocks=question_reply(desk, user_id, text), text="Support")
@@ -98,6 +101,11 @@ def _reader_tz(desk: Desk, user_id: str) -> str | None:
     with reading(desk.engine) as session:
         person = find_person(session, user_id)
         return person.tz if person else None
+
+
+def _other_script(word: str) -> bool:
+    """True when the word has a letter outside ASCII."""
+    return any(char.isalpha() and not char.isascii() for char in word)
 
 
 def _unknown_subcommand(word: str, known: list[str]) -> str:

@@ -851,3 +851,34 @@ def test_html_comments_in_an_article_are_never_shown_or_searched(
     )
     (article,) = read_articles(folder)
     assert (article.title, article.body_text) == ("Real title", "<!-- x -->.")
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "邮件转发停止了",  # Chinese writes a question without spaces
+        "メール転送が止まりました",
+        "邮件转发\u3000停止了",  # an ideographic space
+        "mail\u00a0forwarding",  # a no-break space
+        "סיסמה",
+    ],
+)
+def test_a_question_in_a_script_without_spaces_is_a_question(desk: Desk, question: str) -> None:
+    # SC-6: subcommands are ASCII words; text in another script is someone asking for help.
+    reply = desk.ask("U0ALICE", question)
+    shown = json.dumps(reply, ensure_ascii=False)
+    assert "not a `/support` subcommand" not in shown
+    assert f"*Your question:* {question}" in shown
+    assert "contact_support" in shown
+    folder = Path(desk.engine.url.database).parent / "cjk"
+    _write(folder, "forwarding-zh.md", "# 邮件转发\n\n在管理中心打开邮件转发。\n")
+    load_articles(desk.engine, folder)
+    if "\u3000" in question:  # words apart: each is searched
+        assert "在管理中心打开邮件转发" in json.dumps(
+            desk.ask("U0ALICE", question), ensure_ascii=False
+        )
+
+
+def test_a_single_ascii_word_is_still_a_subcommand(desk: Desk) -> None:
+    assert "not a `/support` subcommand" in json.dumps(desk.ask("U0ALICE", "hepl"))
+    assert "not a `/support` subcommand" in json.dumps(desk.ask("U0ALICE", "🙈"))
