@@ -882,3 +882,26 @@ def test_a_question_in_a_script_without_spaces_is_a_question(desk: Desk, questio
 def test_a_single_ascii_word_is_still_a_subcommand(desk: Desk) -> None:
     assert "not a `/support` subcommand" in json.dumps(desk.ask("U0ALICE", "hepl"))
     assert "not a `/support` subcommand" in json.dumps(desk.ask("U0ALICE", "🙈"))
+
+
+CACHE_ARTICLE = r"""# Clear the mail client's cache
+
+Close the client, then delete the folder `%LOCALAPPDATA%\Client\RoamCache` and the key
+HKEY_CURRENT_USER\Software\Client\Profiles. Prices are \*not\* affected \[really\].
+"""
+
+
+def test_backslashes_of_windows_paths_are_kept(desk: Desk, tmp_path: Path) -> None:
+    # Markdown only gives a backslash a meaning before punctuation (`\*`): before a letter,
+    # as in a Windows path or a registry key, it is text the reader must type.
+    folder = tmp_path / "kb"
+    _write(folder, "clear-cache.md", CACHE_ARTICLE)
+    load_articles(desk.engine, folder)
+    reply = desk.ask("U0CARL", "delete roamcache folder")
+    sections = [b["text"]["text"] for b in reply["blocks"] if b["type"] == "section"]
+    (section,) = [s for s in sections if s.startswith("*Help articles")]
+    assert r"%LOCALAPPDATA%\Client\RoamCache" in section
+    assert r"HKEY_CURRENT_USER\Software\Client\Profiles" in section
+    assert "Prices are *not* affected [really]." in section
+    assert "Clear the mail client" in json.dumps(desk.ask("U0CARL", "client profiles key"))
+    assert markdown_to_text(r"# A \# heading \\ with C:\Temp") == r"A # heading \ with C:\Temp."

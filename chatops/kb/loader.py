@@ -49,7 +49,7 @@ from models.article import Article
 
 # Bump when the derived columns (body_text, keywords) are computed differently, so the next
 # load rewrites every article even though the files did not change.
-DERIVATION_VERSION = 2  # 2: HTML comments left out
+DERIVATION_VERSION = 3  # 2: HTML comments left out; 3: backslashes kept
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _H1 = re.compile(r"^\s{0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
@@ -323,11 +323,20 @@ _BLOCK_PREFIX = re.compile(r"^\s{0,3}(?:>\s?)*(?:#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\
 _RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
 _REF_DEF = re.compile(r"^\s{0,3}\[[^\]]+\]:\s")
 _TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+# Markdown's backslash escapes: a backslash before ASCII punctuation. Before anything else
+# (a letter, as in `C:\Users` or a registry key) it is a backslash the reader must see.
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+# While the other rules run, an escaped character stands in the private use area, where no
+# rule mistakes it for markup (`\*not\*` is not emphasis).
+_HIDDEN = 0xE000
+_UNHIDE = {_HIDDEN + code: chr(code) for code in range(0x21, 0x7F)}
 
 
 def inline_plain(markdown: str) -> str:
     """One line of markdown as plain text: links, emphasis, code and tags reduced to text."""
-    out = _IMAGE.sub(r"\1", markdown)
+    out = _ESCAPED.sub(lambda m: chr(_HIDDEN + ord(m.group(1))), markdown)
+    out = out.rstrip().removesuffix("\\")  # a hard line break
+    out = _IMAGE.sub(r"\1", out)
     out = _LINK.sub(r"\1", out)
     out = _REF_LINK.sub(r"\1", out)
     out = _AUTOLINK.sub(r"\1", out)
@@ -335,8 +344,7 @@ def inline_plain(markdown: str) -> str:
     out = _HTML.sub("", out)
     for _ in range(2):  # nested emphasis (**bold _italic_**)
         out = _EMPHASIS.sub(r"\2", out)
-    out = _STRIKE.sub(r"\1", out)
-    out = out.replace("\\", "")
+    out = _STRIKE.sub(r"\1", out).translate(_UNHIDE)
     return " ".join(out.split())
 
 
