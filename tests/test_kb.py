@@ -905,3 +905,61 @@ def test_backslashes_of_windows_paths_are_kept(desk: Desk, tmp_path: Path) -> No
     assert "Prices are *not* affected [really]." in section
     assert "Clear the mail client" in json.dumps(desk.ask("U0CARL", "client profiles key"))
     assert markdown_to_text(r"# A \# heading \\ with C:\Temp") == r"A # heading \ with C:\Temp."
+
+
+MAILBOXES_AND_PATHS = """# Where help requests go
+
+Write to helpdesk@example.com, or watch https://status.example.com/mail/queue for delays.
+Logs are in /var/log/mailflow.log; version 2.0 of the sync tool needs the new-style
+connector, and C:\\Sync\\Profiles holds its settings.
+"""
+
+# Words people look for that sit inside an address, a link, a path or a version: PostgreSQL's
+# parser keeps those as one token ("helpdesk@example.com") where SQLite's splits them.
+GLUED_WORDS = [
+    "contact helpdesk@example.com",
+    "example helpdesk",
+    "mail queue",
+    "status page",
+    "mailflow log",
+    "sync profiles",
+    "connector style",
+]
+
+
+@pytest.mark.postgres
+def test_words_inside_addresses_and_paths_are_found_on_both_databases(
+    desk: Desk, pg_desk: Desk, tmp_path: Path
+) -> None:
+    folder = tmp_path / "kb"
+    _write(folder, "where-help-goes.md", MAILBOXES_AND_PATHS)
+    _write(folder, "other.md", "# Calendars\n\nSomething about calendars.\n")
+    for which in (desk, pg_desk):
+        load_articles(which.engine, folder)
+    for question in GLUED_WORDS:
+        on_sqlite = json.dumps(desk.ask("U0ALICE", question))
+        on_postgres = json.dumps(pg_desk.ask("U0ALICE", question))
+        assert "Where help requests go" in on_sqlite, question
+        assert "Where help requests go" in on_postgres, question
+
+
+@pytest.mark.postgres
+def test_a_search_column_of_an_older_version_is_made_again(pg_shipped: Engine) -> None:
+    with pg_shipped.begin() as conn:  # as versions before punctuation was a space made it
+        conn.exec_driver_sql("ALTER TABLE article DROP COLUMN search")
+        conn.exec_driver_sql(
+            "ALTER TABLE article ADD COLUMN search tsvector GENERATED ALWAYS AS "
+            "(to_tsvector('english', body_text)) STORED"
+        )
+        conn.exec_driver_sql("CREATE INDEX article_search_idx ON article USING GIN (search)")
+    ensure_search_index(pg_shipped)
+    with pg_shipped.connect() as conn:
+        made = conn.execute(
+            text(
+                "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef AS d JOIN pg_attribute "
+                "AS a ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
+                "WHERE d.adrelid = 'article'::regclass AND a.attname = 'search'"
+            )
+        ).scalar()
+    assert made is not None and "regexp_replace" in made
+    assert search_articles(pg_shipped, "shared mailbox")[0].slug == "shared-mailboxes"

@@ -17,13 +17,15 @@ Ranking:
   body and keywords (tags and services), as external content of `article` kept in sync by
   triggers. Ranked by `bm25()` with the title weighted 10, the keywords 4 and the body 1.
 - **PostgreSQL**: a stored generated `tsvector` column `article.search` — the title at weight
-  A, keywords and body at weight B (`english` configuration: stemming and stop words) — with
-  a GIN index. The query is `to_tsquery('english', …)` of the quoted tokens joined by `|`,
-  ranked by `ts_rank` (weights D 0.1, C 0.2, B 0.4, A 1.0) with normalisation 1 (the rank
-  divided by 1 + the log of the document length) so long articles do not win on bulk. On the
-  shipped articles this put the expected article first for every question in the tests;
-  `ts_rank_cd` with the same normalisation did not ("how to contact support" ranked the
-  article about deleting contacts first: cover density rewards one word repeated).
+  A, keywords and body at weight B (`english` configuration: stemming and stop words), ASCII
+  punctuation read as a space so that the words of an address, a link or a path are words as
+  on SQLite — with a GIN index. The query is `to_tsquery('english', …)` of the quoted
+  tokens joined by `|`, ranked by `ts_rank` (weights D 0.1, C 0.2, B 0.4, A 1.0) with
+  normalisation 1 (the rank divided by 1 + the log of the document length) so long articles
+  do not win on bulk. On the shipped articles this put the expected article first for every
+  question in the tests; `ts_rank_cd` with the same normalisation did not ("how to contact
+  support" ranked the article about deleting contacts first: cover density rewards one word
+  repeated).
   `websearch_to_tsquery` / `plainto_tsquery` were not used: their implicit AND returns nothing
   when the question has one word the answer lacks.
 
@@ -168,13 +170,27 @@ def _sqlite_ddl() -> list[str]:
     ]
 
 
+# PostgreSQL's parser keeps an address, a link, a path or a version as one token
+# ("helpdesk@example.com", "/var/log/mailflow.log", "2.0"), where SQLite's FTS5 and the
+# question's words (`query_tokens`) split at every punctuation mark: the words inside would
+# be found on SQLite only. ASCII punctuation is made a space before PostgreSQL parses the text,
+# so it sees the words SQLite sees.
+def _pg_words(column: str) -> str:
+    return f"regexp_replace(coalesce({column}, ''), '[[:punct:]]+', ' ', 'g')"
+
+
+# Written on the column, and read back to tell a column made by an older version (its words
+# parsed differently), which is made again.
+PG_SEARCH_VERSION = "chatops search 2: punctuation is a space"
 _PG_DDL = [
-    f"ALTER TABLE article ADD COLUMN IF NOT EXISTS {PG_SEARCH_COLUMN} tsvector "
+    f"ALTER TABLE article DROP COLUMN IF EXISTS {PG_SEARCH_COLUMN}",
+    f"ALTER TABLE article ADD COLUMN {PG_SEARCH_COLUMN} tsvector "
     "GENERATED ALWAYS AS ("
-    "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
-    "setweight(to_tsvector('english', coalesce(keywords, '')), 'B') || "
-    "setweight(to_tsvector('english', coalesce(body_text, '')), 'B')) STORED",
+    f"setweight(to_tsvector('english', {_pg_words('title')}), 'A') || "
+    f"setweight(to_tsvector('english', {_pg_words('keywords')}), 'B') || "
+    f"setweight(to_tsvector('english', {_pg_words('body_text')}), 'B')) STORED",
     f"CREATE INDEX IF NOT EXISTS {PG_SEARCH_INDEX} ON article USING GIN ({PG_SEARCH_COLUMN})",
+    f"COMMENT ON COLUMN article.{PG_SEARCH_COLUMN} IS '{PG_SEARCH_VERSION}'",
 ]
 
 
@@ -191,9 +207,10 @@ def _index_present(conn: Connection) -> bool:
         text(
             "SELECT to_regclass('article') IS NOT NULL AND to_regclass(:index) IS NOT NULL "
             "AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('article') "
-            "AND attname = :column AND NOT attisdropped)"
+            "AND attname = :column AND NOT attisdropped "
+            "AND col_description(attrelid, attnum) = :version)"
         ),
-        {"index": PG_SEARCH_INDEX, "column": PG_SEARCH_COLUMN},
+        {"index": PG_SEARCH_INDEX, "column": PG_SEARCH_COLUMN, "version": PG_SEARCH_VERSION},
     ).scalar()
     return bool(row)
 
