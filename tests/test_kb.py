@@ -963,3 +963,20 @@ def test_a_search_column_of_an_older_version_is_made_again(pg_shipped: Engine) -
         ).scalar()
     assert made is not None and "regexp_replace" in made
     assert search_articles(pg_shipped, "shared mailbox")[0].slug == "shared-mailboxes"
+
+
+@pytest.mark.postgres
+def test_the_last_word_is_no_prefix_of_a_stop_word_on_either_database(
+    desk: Desk, pg_desk: Desk, tmp_path: Path
+) -> None:
+    # PostgreSQL's index holds no stop words, so "bot" as a prefix finds "both" on SQLite only.
+    folder = tmp_path / "kb"
+    _write(folder, "chat-bot.md", "# The chat bot\n\nAdd the bot to a channel.\n")
+    _write(folder, "two-admins.md", "# Two admins\n\nBoth admins must approve it.\n")
+    for which in (desk, pg_desk):
+        load_articles(which.engine, folder)
+    for question in ("chat bot", "approve bot"):
+        on_sqlite = json.dumps(desk.ask("U0ALICE", question))
+        on_postgres = json.dumps(pg_desk.ask("U0ALICE", question))
+        for shown in (on_sqlite, on_postgres):
+            assert ("Two admins" in shown) == (question == "approve bot"), (question, shown)

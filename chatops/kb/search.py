@@ -8,7 +8,8 @@ lexeme on PostgreSQL — so quotes, `*`, `-`, `:`, `NEAR`, `AND`, parentheses, `
 emoji or 500 characters of anything never raise a syntax error. The tokens are OR-ed: a
 question rarely uses every word of the article that answers it, and the ranking puts the
 articles matching more (and rarer) words first. The last token also matches as a prefix when
-it has 3 or more characters (the person may still be typing it).
+it has 3 or more characters (the person may still be typing it) and does not begin a stop
+word.
 
 Ranking:
 
@@ -87,6 +88,12 @@ _STOP_WORDS_TEXT = """
     each few more most other no nor not only own same very now
 """
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
+# PostgreSQL's index holds no stop words and SQLite's holds them all, so a last word that
+# begins one ("bot" of "both", "thr" of "through") matched it as a prefix on SQLite only: such
+# a word is searched whole on both.
+STOP_WORD_PREFIXES = frozenset(
+    word[:end] for word in STOP_WORDS for end in range(PREFIX_MIN, len(word) + 1)
+)
 
 _TOKEN = re.compile(r"[^\W_]+")
 # The structures the models do not declare (schema comparison tools should leave them alone):
@@ -123,10 +130,15 @@ def query_tokens(query: str) -> list[str]:
     return list(seen)
 
 
+def _as_prefix(tokens: Sequence[str]) -> bool:
+    """Whether the last token also matches as a prefix (the person may still be typing it)."""
+    return bool(tokens) and len(tokens[-1]) >= PREFIX_MIN and tokens[-1] not in STOP_WORD_PREFIXES
+
+
 def fts5_query(tokens: Sequence[str]) -> str:
     """An FTS5 MATCH expression: every token quoted, OR-ed; the last one also as a prefix."""
     terms = [f'"{token}"' for token in tokens]
-    if tokens and len(tokens[-1]) >= PREFIX_MIN:
+    if _as_prefix(tokens):
         terms.append(f'"{tokens[-1]}"*')
     return " OR ".join(terms)
 
@@ -134,7 +146,7 @@ def fts5_query(tokens: Sequence[str]) -> str:
 def pg_tsquery(tokens: Sequence[str]) -> str:
     """A `to_tsquery` text: every token a quoted lexeme, OR-ed; the last one also a prefix."""
     terms = [f"'{token}'" for token in tokens]
-    if tokens and len(tokens[-1]) >= PREFIX_MIN:
+    if _as_prefix(tokens):
         terms.append(f"'{tokens[-1]}':*")
     return " | ".join(terms)
 
