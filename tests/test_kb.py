@@ -980,3 +980,22 @@ def test_the_last_word_is_no_prefix_of_a_stop_word_on_either_database(
         on_postgres = json.dumps(pg_desk.ask("U0ALICE", question))
         for shown in (on_sqlite, on_postgres):
             assert ("Two admins" in shown) == (question == "approve bot"), (question, shown)
+
+
+def test_a_front_matter_title_is_plain_text_on_one_line(desk: Desk, tmp_path: Path) -> None:
+    # A title is shown in bold (or as a link): markdown or a line break in it would show as
+    # stray asterisks and break the list of articles.
+    folder = tmp_path / "kb"
+    _write(
+        folder,
+        "reset-password.md",
+        "---\ntitle: |\n  Reset a **user's**\n  password\n---\nOpen Users, then Reset password.\n",
+    )
+    load_articles(desk.engine, folder)
+    reply = desk.ask("U0CARL", "reset password")
+    sections = [b["text"]["text"] for b in reply["blocks"] if b["type"] == "section"]
+    (shown,) = [s for s in sections if s.startswith("*Help articles")]
+    assert "\n• *Reset a user's password*\nOpen Users, then Reset password." in shown
+    _write(folder, "reset-password.md", "---\ntitle: '<br>'\n---\nText.\n")
+    with pytest.raises(FileError, match="line 2: the title must be 1 to 200 characters"):
+        read_articles(folder)

@@ -192,6 +192,7 @@ def parse_article(path: Path) -> ParsedArticle:
 def parse_article_text(content: str, slug: str, name: str) -> ParsedArticle:
     lines = content.split("\n")
     front = FrontMatter()
+    where: dict[tuple[str | int, ...], int] = {}  # YAML value → its line
     body_start = 0  # index of the first body line
     if lines and lines[0].rstrip() == "---":
         end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
@@ -208,7 +209,14 @@ def parse_article_text(content: str, slug: str, name: str) -> ParsedArticle:
         body_start = end + 1
     body_lines = lines[body_start:]
     title = front.title
-    if title is None:
+    if title is not None:
+        # Shown in bold or as a link's text: markdown or a line break would show as stray
+        # asterisks and break the list of articles.
+        title = inline_plain(title)
+        if not title or len(title) > 200:
+            line = where.get(("title",), 1)
+            raise FileError(name, [f"line {line}: the title must be 1 to 200 characters"])
+    else:
         heading = _first_heading(body_lines)
         if heading is None:
             raise FileError(
