@@ -999,3 +999,13 @@ def test_a_front_matter_title_is_plain_text_on_one_line(desk: Desk, tmp_path: Pa
     _write(folder, "reset-password.md", "---\ntitle: '<br>'\n---\nText.\n")
     with pytest.raises(FileError, match="line 2: the title must be 1 to 200 characters"):
         read_articles(folder)
+
+
+def test_a_chinese_sentence_gets_no_latin_full_stop(desk: Desk, tmp_path: Path) -> None:
+    folder = tmp_path / "kb"
+    _write(
+        folder, "forwarding-zh.md", "# 邮件转发\n\n在管理中心打开邮件转发。\n\n## 为什么停止了？\n"
+    )
+    load_articles(desk.engine, folder)
+    shown = json.dumps(desk.ask("U0ALICE", "邮件转发"), ensure_ascii=False)
+    assert "在管理中心打开邮件转发。 为什么停止了？" in shown, shown

@@ -49,7 +49,8 @@ from models.article import Article
 
 # Bump when the derived columns (body_text, keywords) are computed differently, so the next
 # load rewrites every article even though the files did not change.
-DERIVATION_VERSION = 3  # 2: HTML comments left out; 3: backslashes kept
+# 2: HTML comments left out; 3: backslashes kept; 4: other scripts' full stops kept alone.
+DERIVATION_VERSION = 4
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _H1 = re.compile(r"^\s{0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
@@ -330,6 +331,9 @@ _STRIKE = re.compile(r"~~(.+?)~~")
 _BLOCK_PREFIX = re.compile(r"^\s{0,3}(?:>\s?)*(?:#{1,6}\s+|[-*+]\s+(?:\[[ xX]\]\s+)?|\d+[.)]\s+)?")
 _RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
 _REF_DEF = re.compile(r"^\s{0,3}\[[^\]]+\]:\s")
+# What already ends a sentence, in Latin and in other scripts (Chinese and Japanese full-width
+# marks, Arabic and Devanagari ones): a line ending so gets no "." of its own.
+_SENTENCE_END = frozenset(".!?:;…)\"'" + "。．｡！？；：）」』】》〉”’" + "؟۔।॥")
 _TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 # Markdown's backslash escapes: a backslash before ASCII punctuation. Before anything else
 # (a letter, as in `C:\Users` or a registry key) it is a backslash the reader must see.
@@ -396,7 +400,7 @@ def markdown_to_text(markdown: str) -> str:
         block = block.strip()
         if not block:
             continue
-        if block[-1] not in ".!?:;…)\"'":
+        if block[-1] not in _SENTENCE_END:
             block += "."
         sentences.append(block)
     return "\n".join(sentences)
