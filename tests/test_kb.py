@@ -1009,3 +1009,20 @@ def test_a_chinese_sentence_gets_no_latin_full_stop(desk: Desk, tmp_path: Path) 
     load_articles(desk.engine, folder)
     shown = json.dumps(desk.ask("U0ALICE", "邮件转发"), ensure_ascii=False)
     assert "在管理中心打开邮件转发。 为什么停止了？" in shown, shown
+
+
+@pytest.mark.postgres
+def test_accents_are_matched_alike_on_both_databases(
+    desk: Desk, pg_desk: Desk, tmp_path: Path
+) -> None:
+    # SQLite's FTS5 folds accents away (remove_diacritics); PostgreSQL's `english` does not.
+    folder = tmp_path / "kb"
+    _write(folder, "resume-upload.md", "# Résumé uploads\n\nAttach your résumé in the portal.\n")
+    _write(folder, "resume-plain.md", "# Resume sync\n\nResume the paused sync.\n")
+    for which in (desk, pg_desk):
+        load_articles(which.engine, folder)
+    for question in ("upload résumé", "upload resume", "RÉSUMÉ upload"):
+        for which in (desk, pg_desk):
+            shown = json.dumps(which.ask("U0ALICE", question), ensure_ascii=False)
+            assert "Résumé uploads" in shown and "Resume sync" in shown, (question, shown)
+            assert "Attach your résumé in the portal." in shown

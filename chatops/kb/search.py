@@ -20,8 +20,9 @@ Ranking:
 - **PostgreSQL**: a stored generated `tsvector` column `article.search` — the title at weight
   A, keywords and body at weight B (`english` configuration: stemming and stop words), ASCII
   punctuation read as a space so that the words of an address, a link or a path are words as
-  on SQLite — with a GIN index. The query is `to_tsquery('english', …)` of the quoted
-  tokens joined by `|`, ranked by `ts_rank` (weights D 0.1, C 0.2, B 0.4, A 1.0) with
+  on SQLite, and accents removed as on SQLite (the question's words lose theirs before
+  either database sees them) — with a GIN index. The query is `to_tsquery('english', …)` of
+  the quoted tokens joined by `|`, ranked by `ts_rank` (weights D 0.1, C 0.2, B 0.4, A 1.0) with
   normalisation 1 (the rank divided by 1 + the log of the document length) so long articles
   do not win on bulk. On the shipped articles this put the expected article first for every
   question in the tests; `ts_rank_cd` with the same normalisation did not ("how to contact
@@ -48,6 +49,7 @@ import functools
 import re
 import threading
 import time
+import unicodedata
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,6 +98,28 @@ STOP_WORD_PREFIXES = frozenset(
 )
 
 _TOKEN = re.compile(r"[^\W_]+")
+# The combining accents (the Unicode blocks of combining diacritical marks). SQLite's FTS5
+# folds them away ("résumé" is indexed and searched as "resume"), PostgreSQL's `english` does
+# not: the question's words and PostgreSQL's index both lose them, so either spelling finds
+# either on both databases.
+_ACCENT_RANGES = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+_ACCENTS = re.compile(f"[{_ACCENT_RANGES}]+")
+
+
+def fold_accents(text: str) -> str:
+    """The text without combining accents, composed again (NFC)."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", _ACCENTS.sub("", unicodedata.normalize("NFD", text)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    """One character without its accents, still one character (offsets in a body hold)."""
+    folded = fold_accents(char)
+    return folded if len(folded) == 1 else char
+
+
 # The structures the models do not declare (schema comparison tools should leave them alone):
 # on SQLite the FTS5 table (and its shadow tables `article_fts_*`) and its triggers, on
 # PostgreSQL the generated column and its GIN index.
@@ -120,7 +144,7 @@ class ArticleHit:
 def query_tokens(query: str) -> list[str]:
     """The distinct word tokens of a question, in order, stop words removed."""
     seen: dict[str, None] = {}
-    for match in _TOKEN.finditer(query.lower()):
+    for match in _TOKEN.finditer(fold_accents(query.lower())):
         token = match.group()
         if len(token) > MAX_TOKEN_LENGTH or token in STOP_WORDS:
             continue
@@ -188,12 +212,14 @@ def _sqlite_ddl() -> list[str]:
 # be found on SQLite only. ASCII punctuation is made a space before PostgreSQL parses the text,
 # so it sees the words SQLite sees.
 def _pg_words(column: str) -> str:
-    return f"regexp_replace(coalesce({column}, ''), '[[:punct:]]+', ' ', 'g')"
+    spaced = f"regexp_replace(coalesce({column}, ''), '[[:punct:]]+', ' ', 'g')"
+    unaccented = f"regexp_replace(normalize({spaced}, NFD), '[{_ACCENT_RANGES}]+', '', 'g')"
+    return f"normalize({unaccented}, NFC)"
 
 
 # Written on the column, and read back to tell a column made by an older version (its words
 # parsed differently), which is made again.
-PG_SEARCH_VERSION = "chatops search 2: punctuation is a space"
+PG_SEARCH_VERSION = "chatops search 3: punctuation is a space, accents folded"
 _PG_DDL = [
     f"ALTER TABLE article DROP COLUMN IF EXISTS {PG_SEARCH_COLUMN}",
     f"ALTER TABLE article ADD COLUMN {PG_SEARCH_COLUMN} tsvector "
@@ -386,6 +412,8 @@ def _stem_matches(body_text: str, stems: set[str]) -> list[tuple[int, int, str]]
     lowered = body_text.lower()
     if len(lowered) != len(body_text):  # lower-casing moved the offsets (a dotted capital I)
         lowered = "".join(char.lower()[0] for char in body_text)
+    if not lowered.isascii():  # the question's words lost their accents (`query_tokens`)
+        lowered = "".join(map(_fold_char, lowered))
     found: dict[int, tuple[int, int, str]] = {}
     # str.find scans in C: a third of the time of one regular expression over the stems.
     for stem in sorted(stems, key=len, reverse=True):
@@ -404,11 +432,11 @@ def make_snippet(body_text: str, tokens: Sequence[str], limit: int = SNIPPET_MAX
     query words (then the most matching words, then the earliest), starting a few words
     before its first match; "…" where the body goes on before or after it; cut at words,
     whitespace collapsed. A word matches a token when it starts with the token's English
-    stem, case-insensitively (`_stem`). No match (an article found by its title or tags):
-    the body's start."""
+    stem, ignoring case and accents (`_stem`, `fold_accents`). No match (an article found by
+    its title or tags): the body's start."""
     if limit < 2:
         return ""
-    stems = {_stem(token.lower()) for token in tokens}
+    stems = {_stem(fold_accents(token.lower())) for token in tokens}
     found = _stem_matches(body_text, {stem for stem in stems if stem})
     lead = min(SNIPPET_LEAD, limit // 4)
     room = limit - 2  # the text between the two ellipses
