@@ -80,7 +80,9 @@ def _severity_modal(desk: Desk, case: Case, allowed: list[str]) -> dict[str, Any
         title=PlainTextObject(text="Change severity"),
         submit=PlainTextObject(text="Change"),
         close=PlainTextObject(text="Cancel"),
-        private_metadata=json.dumps({"case_id": case.id}),
+        # the severity the agent saw: a colleague's change made meanwhile is not overridden
+        # by a choice made against the old one
+        private_metadata=json.dumps({"case_id": case.id, "severity": case.severity}),
         blocks=[
             SectionBlock(
                 text=f"*{case.number}* is Sev {case.severity}. The time already "
@@ -110,6 +112,16 @@ def _metadata_case(view: dict[str, Any]) -> int:
         return record_id(json.loads(view.get("private_metadata") or "{}").get("case_id"))
     except (ValueError, AttributeError):
         return -1
+
+
+def _metadata_severity(view: dict[str, Any]) -> str | None:
+    """The severity the case had when its Change severity form was opened (None on a form
+    from before the form carried it)."""
+    try:
+        seen = json.loads(view.get("private_metadata") or "{}").get("severity")
+    except (ValueError, AttributeError):
+        return None
+    return seen if isinstance(seen, str) else None
 
 
 def _value(view: dict[str, Any], block: str) -> str:
@@ -298,6 +310,7 @@ def register(app: App, desk: Desk) -> None:
                 _value(view, "text"),
                 desk.rules,
                 desk.clock.now(),
+                from_severity=_metadata_severity(view),
             )
         except ClockChangeRefused as exc:
             field = "text" if "reason" in str(exc) else "severity"

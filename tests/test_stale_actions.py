@@ -458,3 +458,38 @@ def test_the_conditional_update_takes_no_case_that_is_not_open(desk: Desk) -> No
     [after] = desk.cases()
     assert (after.status, after.assignee_id) == ("resolved", None)
     assert [e.id for e in desk.events()] == [e.id for e in events]
+
+
+# --- a form opened before a colleague changed the case ------------------------------------
+
+
+def _open_form(desk: Desk, user: str, card: dict[str, Any], action: str) -> None:
+    before = len(desk.standin.calls("views.open"))
+    r = desk.slack.click_in(user, card, action, channel_id=TRIAGE, is_ephemeral=False)
+    assert r.status == 200
+    desk.standin.wait_for("views.open", count=before + 1)
+
+
+def test_a_severity_form_opened_before_a_colleagues_change_changes_nothing(desk: Desk) -> None:
+    # Dana and Eli both open Change severity on the Sev B case. Eli raises it to Sev A (the
+    # on-call engineer is paged); Dana's form, chosen against Sev B, would lower it to C and
+    # call the page off without Dana ever seeing that it had become Sev A.
+    case = desk.open_case(ALICE)
+    card = copy.deepcopy(desk.card(case))
+    _open_form(desk, DANA, card, "case_severity")
+    _open_form(desk, ELI, card, "case_severity")
+    r = desk.slack.submit_view(ELI, {"severity": "A", "text": "the whole company is down"})
+    assert r.status == 200 and "errors" not in (r.body or ""), r.body
+    desk.settle()
+    assert desk.fresh(case).severity == "A"
+    r = desk.slack.submit_view(DANA, {"severity": "C", "text": "only one user"})
+    assert r.status == 200
+    answer = r.json() or {}
+    assert answer.get("response_action") == "errors", answer
+    said = json.dumps(answer["errors"])
+    assert "is Sev A now, not Sev B: someone changed it since" in said, said
+    desk.settle()
+    after = desk.fresh(case)
+    assert after.severity == "A"
+    assert [(e.from_value, e.to_value) for e in desk.events("severity_changed")] == [("B", "A")]
+    assert all(p.stopped_at is None for p in _pages(desk))

@@ -123,7 +123,8 @@ def change_severity(
     is refused if the customer has written within that time — checked on the locked case,
     so a message arriving after the offer keeps the case at its severity. `from_severity`:
     the change was offered for a case at that severity (the offer lowers Sev A), so it is
-    refused once the case is at another one (someone changed it since)."""
+    refused once the case is at another one (someone changed it since): the offer, or the
+    form an agent chose the new severity in, was about a case that is no longer so."""
     reason = reason.strip()
     if not reason:
         raise ClockChangeRefused("Give a reason for the severity change.")
@@ -152,8 +153,8 @@ def change_severity(
             raise ClockChangeRefused(f"{case.number} is already Sev {new_severity}.")
         if from_severity is not None and case.severity != from_severity:
             raise ClockChangeRefused(
-                f"{case.number} is Sev {case.severity} now, not Sev {from_severity}: the "
-                "offer no longer applies."
+                f"{case.number} is Sev {case.severity} now, not Sev {from_severity}: someone "
+                "changed it since."
             )
         seen = case.customer_last_seen_at
         if quiet_for is not None and seen is not None and now - seen < quiet_for:
