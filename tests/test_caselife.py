@@ -347,3 +347,37 @@ def test_relay_once_on_postgres(pg_desk: Desk) -> None:
 @pytest.mark.postgres
 def test_survey_once_on_postgres(pg_desk: Desk) -> None:
     test_resolve_survey_once_reopen(pg_desk)
+
+
+def test_a_requester_now_admin_of_another_organisation_cannot_reopen(desk: Desk) -> None:
+    # SC-1: a case is worked for its organisation's admins. Alice opened it as Contoso's
+    # admin and has since moved to Fabrikam (an admin there): Contoso's case is no longer
+    # hers to reopen from the old DM, as she can no longer see it.
+    from sqlmodel import Session, select
+
+    from chatops.db import transaction
+    from chatops.directory import find_person
+    from models import Organisation
+
+    case = _claimed_case(desk)
+    desk.press("U0AGENT1", case, "case_resolve")
+    desk.submit_modal("U0AGENT1", text="Rule fixed.")
+    channel = desk.standin.dm_channel("U0ALICE")
+    call = desk.standin.wait_for("chat.postMessage", lambda c: "is resolved" in json.dumps(c.args))
+    resolved = desk.standin.message(channel, call[0].response["ts"])
+    desk.settle()
+    with Session(desk.engine) as session:
+        fabrikam = session.exec(select(Organisation).where(Organisation.name == "Fabrikam Design"))
+        fabrikam_id = fabrikam.one().id
+    with transaction(desk.engine) as session:
+        alice = find_person(session, "U0ALICE")
+        assert alice is not None and alice.organisation_id != fabrikam_id
+        alice.organisation_id = fabrikam_id
+        session.add(alice)
+    assert "No case" in json.dumps(desk.ask("U0ALICE", f"case {case.number}"))
+    desk.slack.click_in("U0ALICE", resolved, "case_reopen", channel_id=channel, is_ephemeral=False)
+    [told] = desk.standin.wait_for("response_url")
+    desk.settle()
+    assert "admins" in json.dumps(told.args) and "open again" not in json.dumps(told.args)
+    assert desk.fresh(case).status == "resolved"
+    assert desk.events("status_changed")[-1].to_value == "resolved"
