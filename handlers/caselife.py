@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 from sqlmodel import Session, select
 
-from chatops.cases import lifecycle
+from chatops.cases import lifecycle, states
 from chatops.cases.clock import ClockChangeRefused, change_severity
 from chatops.directory import find_person, is_agent
 from chatops.queues import find_case, parse_case_reference
@@ -159,12 +159,27 @@ def register(app: App, desk: Desk) -> None:
             refuse(respond, "That case does not exist.")
         return case
 
+    def open_case_for(
+        body: dict[str, Any], action: dict[str, Any], respond: Respond, to_do: str
+    ) -> Case | None:
+        """The case of a form button, if it is still open. A card seen before a colleague
+        resolved the case still offers the button: the agent is told now, not after
+        writing a whole reply or resolution into a form that can only be refused."""
+        case = agent_and_case(body, action, respond)
+        if case is None or case.status in states.OPEN_STATUSES:
+            return case
+        if to_do == "resolve" and case.status == states.RESOLVED:
+            refuse(respond, f"{case.number} is already resolved.")
+        else:
+            refuse(respond, states.not_open_reason(case.number, case.status, to_do))
+        return None
+
     @app.action(blocks.CASE_REPLY)
     def reply_button(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
         ack()
-        case = agent_and_case(body, action, respond)
+        case = open_case_for(body, action, respond, "reply")
         if case is not None:
             open_modal(
                 body,
@@ -206,7 +221,7 @@ def register(app: App, desk: Desk) -> None:
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
         ack()
-        case = agent_and_case(body, action, respond)
+        case = open_case_for(body, action, respond, "resolve")
         if case is not None:
             open_modal(
                 body,
@@ -227,7 +242,7 @@ def register(app: App, desk: Desk) -> None:
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
     ) -> None:
         ack()
-        case = agent_and_case(body, action, respond)
+        case = open_case_for(body, action, respond, "change its severity")
         if case is None:
             return
         with Session(desk.engine) as session:

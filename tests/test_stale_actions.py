@@ -493,3 +493,28 @@ def test_a_severity_form_opened_before_a_colleagues_change_changes_nothing(desk:
     assert after.severity == "A"
     assert [(e.from_value, e.to_value) for e in desk.events("severity_changed")] == [("B", "A")]
     assert all(p.stopped_at is None for p in _pages(desk))
+
+
+@pytest.mark.parametrize(
+    ("action", "said"),
+    [
+        ("case_reply", "CS-00001 is resolved; reopen it to reply."),
+        ("case_severity", "CS-00001 is resolved; reopen it to change its severity."),
+        ("case_resolve", "CS-00001 is already resolved."),
+    ],
+)
+def test_a_form_button_on_a_stale_card_of_a_resolved_case_says_so_at_once(
+    desk: Desk, action: str, said: str
+) -> None:
+    # Eli's copy of the card still offers Reply; Dana resolved the case meanwhile. A form
+    # Eli would fill in only to be refused at Send: he is told at the click instead.
+    case = desk.open_case(ALICE)
+    stale = copy.deepcopy(desk.card(case))
+    _resolve(desk, DANA, stale)
+    forms = len(desk.standin.calls("views.open"))
+    r = desk.slack.click_in(ELI, stale, action, channel_id=TRIAGE, is_ephemeral=False)
+    assert r.status == 200
+    assert said in _ephemeral_answer(desk)
+    desk.settle()
+    assert len(desk.standin.calls("views.open")) == forms
+    assert desk.fresh(case).status == "resolved"
