@@ -130,9 +130,12 @@ def _sla_sweep(
     for start in range(0, len(due), SWEEP_CHUNK):
         chunk = sorted(due[start : start + SWEEP_CHUNK])  # type: ignore[type-var]
         with transaction(engine) as session:
+            # Asked again under the lock: since the read above, a reply may have answered
+            # the case (SC-17), a resolve ended it, or a severity change moved its due
             taken = session.exec(
                 select(Case.id)
                 .where(Case.id.in_(chunk), marker.is_(None))  # type: ignore[union-attr]
+                .where(instant <= now, *_open_clock())
                 .order_by(Case.id)  # type: ignore[arg-type]
                 .with_for_update(skip_locked=True)
             ).all()

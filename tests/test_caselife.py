@@ -381,3 +381,35 @@ def test_a_requester_now_admin_of_another_organisation_cannot_reopen(desk: Desk)
     assert "admins" in json.dumps(told.args) and "open again" not in json.dumps(told.args)
     assert desk.fresh(case).status == "resolved"
     assert desk.events("status_changed")[-1].to_value == "resolved"
+
+
+def test_a_reply_while_the_worker_sweeps_gets_no_warning_for_the_answered_case(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The warning sweep finds the cases whose warning is due, then takes them one chunk at
+    # a time. Dana's reply lands in between: the case is answered (SC-17), on time, and a
+    # "about to miss its first-response target" for it would send the thread and Dana
+    # chasing a case that needs nothing.
+    import chatops.sweeps
+
+    case = _claimed_case(desk)
+    stored = desk.fresh(case)
+    assert stored.sla_warn_at is not None
+    real = chatops.sweeps.transaction
+    replied: list[bool] = []
+
+    def reply_first(engine):  # type: ignore[no-untyped-def]
+        if not replied:
+            replied.append(True)
+            desk.press("U0AGENT1", case, "case_reply")
+            desk.submit_modal("U0AGENT1", text="Looking at the forwarding rule now.")
+            desk.settle()
+            assert desk.fresh(case).first_responded_at is not None
+        return real(engine)
+
+    monkeypatch.setattr(chatops.sweeps, "transaction", reply_first)
+    desk.clock.set(stored.sla_warn_at)
+    tick(desk.service.desk, stored.sla_warn_at)
+    assert replied, "the sweep found nothing to warn of"
+    assert [m.kind for m in desk.outbox() if m.kind.startswith("sla.")] == []
+    assert "about to miss" not in json.dumps([c.args for c in posts(desk.standin)])
