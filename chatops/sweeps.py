@@ -268,6 +268,13 @@ def sweep_downgrade_offers(engine: Engine, rules: SupportRules, now: datetime) -
                 session.exec(  # type: ignore[call-overload]
                     update(Case)
                     .where(Case.id == case_id, Case.downgrade_offered_at.is_(None))  # type: ignore[union-attr]
+                    # still so when taken: the customer may have written since the read
+                    # above (SC-16), or the case been lowered or resolved
+                    .where(
+                        Case.severity == "A",
+                        Case.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
+                        Case.customer_last_seen_at <= now - silence,  # type: ignore[operator]
+                    )
                     .values(downgrade_offered_at=now)
                 ).rowcount
                 == 1

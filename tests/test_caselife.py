@@ -413,3 +413,41 @@ def test_a_reply_while_the_worker_sweeps_gets_no_warning_for_the_answered_case(
     assert replied, "the sweep found nothing to warn of"
     assert [m.kind for m in desk.outbox() if m.kind.startswith("sla.")] == []
     assert "about to miss" not in json.dumps([c.args for c in posts(desk.standin)])
+
+
+def test_a_customer_writing_while_the_worker_sweeps_gets_no_downgrade_offered(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SC-16: the offer to lower Sev A is for a customer silent for 2 hours. The sweep finds
+    # the quiet case, then takes it; Alice's message in between is the customer heard from,
+    # and an offer made after it would ask the owner to lower a case whose customer answers.
+    import inspect
+
+    import chatops.sweeps
+
+    case = _claimed_case(
+        desk, severity="A", business_impact="Nobody can send mail", available_contact="Alice"
+    )
+    desk.press("U0AGENT1", case, "case_reply")
+    desk.submit_modal("U0AGENT1", text="Send us the bounce, please.")
+    desk.settle()
+    thread = desk.wait_until(lambda: desk.fresh(case).requester_thread_ts, "DM thread")
+    real = chatops.sweeps.transaction
+    wrote: list[bool] = []
+
+    def customer_first(engine):  # type: ignore[no-untyped-def]
+        if not wrote and inspect.stack()[1].function == "sweep_downgrade_offers":
+            wrote.append(True)
+            dm = desk.standin.dm_channel("U0ALICE")
+            assert desk.slack.message("U0ALICE", dm, "Bounce attached", thread_ts=thread).status
+            desk.settle()
+            assert desk.events("customer_replied")
+        return real(engine)
+
+    monkeypatch.setattr(chatops.sweeps, "transaction", customer_first)
+    at = WED_10 + timedelta(hours=2, minutes=1)
+    desk.clock.set(at)
+    tick(desk.service.desk, at)
+    assert wrote, "the sweep found no quiet case"
+    assert [m for m in desk.outbox() if m.kind == "sev_a.downgrade_offer"] == []
+    assert desk.fresh(case).downgrade_offered_at is None
