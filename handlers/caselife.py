@@ -43,7 +43,13 @@ REPLY_VIEW, NOTE_VIEW, SEVERITY_VIEW, RESOLVE_VIEW, COMMENT_VIEW = (
 
 
 def _text_modal(
-    callback: str, title: str, label: str, submit: str, case: Case, hint: str | None = None
+    callback: str,
+    title: str,
+    label: str,
+    submit: str,
+    case: Case,
+    hint: str | None = None,
+    **seen: int,
 ) -> dict[str, Any]:
     return View(
         type="modal",
@@ -51,7 +57,7 @@ def _text_modal(
         title=PlainTextObject(text=clip(title, 24)),
         submit=PlainTextObject(text=submit),
         close=PlainTextObject(text="Cancel"),
-        private_metadata=json.dumps({"case_id": case.id}),
+        private_metadata=json.dumps({"case_id": case.id, **seen}),
         blocks=[
             SectionBlock(
                 text=f"*{case.number}* · Sev {case.severity} · {escaped_clip(case.title, 200)}"
@@ -114,14 +120,13 @@ def _metadata_case(view: dict[str, Any]) -> int:
         return -1
 
 
-def _metadata_severity(view: dict[str, Any]) -> str | None:
-    """The severity the case had when its Change severity form was opened (None on a form
-    from before the form carried it)."""
+def _metadata(view: dict[str, Any], key: str) -> Any:
+    """What the form was opened with under `key` (None on a form from before it carried
+    one, or a forged one): the state of the case the person saw."""
     try:
-        seen = json.loads(view.get("private_metadata") or "{}").get("severity")
+        return json.loads(view.get("private_metadata") or "{}").get(key)
     except (ValueError, AttributeError):
         return None
-    return seen if isinstance(seen, str) else None
 
 
 def _value(view: dict[str, Any], block: str) -> str:
@@ -223,6 +228,9 @@ def register(app: App, desk: Desk) -> None:
         ack()
         case = open_case_for(body, action, respond, "resolve")
         if case is not None:
+            with Session(desk.engine) as session:
+                # what the note is written against: a resolve and reopen meanwhile is news
+                resolved_before = lifecycle.resolutions(session, case.id)  # type: ignore[arg-type]
             open_modal(
                 body,
                 client,
@@ -234,6 +242,7 @@ def register(app: App, desk: Desk) -> None:
                     "Resolve",
                     case,
                     "Sent to the requester with a short survey.",
+                    resolutions=resolved_before,
                 ),
             )
 
@@ -311,11 +320,19 @@ def register(app: App, desk: Desk) -> None:
 
     @app.view(RESOLVE_VIEW)
     def resolve_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        submit_text(ack, body, view, lifecycle.resolve)
+        seen = _metadata(view, "resolutions")
+        seen = seen if isinstance(seen, int) and not isinstance(seen, bool) else None
+        submit_text(
+            ack,
+            body,
+            view,
+            lambda *args: lifecycle.resolve(*args, resolutions_seen=seen),
+        )
 
     @app.view(SEVERITY_VIEW)
     def severity_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         case_id = _metadata_case(view)
+        seen = _metadata(view, "severity")
         try:
             change_severity(
                 desk.engine,
@@ -325,7 +342,7 @@ def register(app: App, desk: Desk) -> None:
                 _value(view, "text"),
                 desk.rules,
                 desk.clock.now(),
-                from_severity=_metadata_severity(view),
+                from_severity=seen if isinstance(seen, str) else None,
             )
         except ClockChangeRefused as exc:
             field = "text" if "reason" in str(exc) else "severity"

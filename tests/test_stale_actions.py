@@ -518,3 +518,36 @@ def test_a_form_button_on_a_stale_card_of_a_resolved_case_says_so_at_once(
     desk.settle()
     assert len(desk.standin.calls("views.open")) == forms
     assert desk.fresh(case).status == "resolved"
+
+
+def test_a_resolve_form_opened_before_a_resolve_and_a_reopen_resolves_nothing(
+    desk: Desk,
+) -> None:
+    # Eli opens Resolve and leaves it open; Dana resolves the case, Alice reopens it ("still
+    # broken"). Eli's note was written for the case before either: sent now, it would close
+    # the requester's reopening with an answer to the earlier problem.
+    case = desk.open_case(ALICE)
+    card = copy.deepcopy(desk.card(case))
+    _open_form(desk, ELI, card, "case_resolve")
+    _open_form(desk, DANA, card, "case_resolve")
+    r = desk.slack.submit_view(DANA, {"text": "Forwarding rule re-enabled."})
+    assert r.status == 200 and "errors" not in (r.body or ""), r.body
+    desk.settle()
+    dm = desk.standin.dm_channel(ALICE)
+    call = desk.standin.wait_for("chat.postMessage", lambda c: "is resolved" in json.dumps(c.args))
+    resolved = desk.standin.message(dm, call[0].response["ts"])
+    desk.slack.click_in(ALICE, resolved, "case_reopen", channel_id=dm, is_ephemeral=False)
+    desk.standin.wait_for("response_url")
+    desk.settle()
+    assert desk.fresh(case).status == "in_progress"
+    r = desk.slack.submit_view(ELI, {"text": "Mailbox permissions fixed."})
+    answer = r.json() or {}
+    assert answer.get("response_action") == "errors", answer
+    assert "reopened" in json.dumps(answer["errors"]), answer
+    desk.settle()
+    after = desk.fresh(case)
+    assert after.status == "in_progress"
+    assert after.resolution_note == "Forwarding rule re-enabled."
+    assert "Mailbox permissions fixed" not in json.dumps(
+        [c.args for c in desk.standin.calls("chat.postMessage")]
+    )

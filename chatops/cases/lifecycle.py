@@ -33,7 +33,7 @@ from chatops.directory import find_person, is_admin_of, is_agent
 from chatops.outbox import enqueue
 from chatops.paging import acknowledge_by_claim, stop_pages
 from chatops.policy import SupportRules
-from models import Case, CaseMessage, Person, SurveyAnswer
+from models import Case, CaseEvent, CaseMessage, Person, SurveyAnswer
 
 MESSAGE_MAX = 3000  # what the Reply, Note and Resolve modals take; delivered whole
 # A requester's message in their case's DM thread is kept and relayed whole up to Slack's
@@ -332,14 +332,44 @@ def customer_message(
     return Done(case)
 
 
-def resolve(engine: Engine, case_id: int, agent_id: str, resolution: str, now: datetime) -> Done:
-    """Resolve with a note; the requester is told and gets the survey (SC-23)."""
+def resolutions(session: Session, case_id: int) -> int:
+    """How many times the case has been resolved (each reopening makes room for another)."""
+    return len(
+        session.exec(
+            select(CaseEvent.id).where(
+                CaseEvent.case_id == case_id,
+                CaseEvent.kind == "status_changed",
+                CaseEvent.to_value == states.RESOLVED,
+            )
+        ).all()
+    )
+
+
+def resolve(
+    engine: Engine,
+    case_id: int,
+    agent_id: str,
+    resolution: str,
+    now: datetime,
+    resolutions_seen: int | None = None,
+) -> Done:
+    """Resolve with a note; the requester is told and gets the survey (SC-23).
+
+    `resolutions_seen`: how many times the case had been resolved when the agent began the
+    note. If someone resolved it since (and it was reopened), the note answers a case that
+    has moved on — the reopening says the problem is back — so it is refused."""
     resolution = _text(resolution, "resolution note")
     with transaction(engine) as session:
         agent = _agent(session, agent_id)
         case = _case(session, case_id)
         if case.status not in states.OPEN_STATUSES:
             raise CaseActionRefused(f"{case.number} is already {case.status}.")
+        if resolutions_seen is not None and resolutions(session, case_id) != resolutions_seen:
+            raise CaseActionRefused(
+                f"{case.number} was resolved and reopened since you began this note: read its "
+                "thread for why, then resolve it again if your note still answers it. "
+                "Nothing was changed."
+            )
         case.resolved_at = now
         case.resolution_note = resolution
         case.next_update_reminder_at = None
