@@ -111,3 +111,27 @@ def test_a_requester_writing_on_a_resolved_or_closed_case_is_told_what_to_do(
     desk.settle()
     answers = _written_after_end_answers(desk, dm)
     assert len(answers) == 2 and "is closed" in answers[1] and "new case" in answers[1]
+
+
+def test_reopen_pressed_twice_reopens_once_and_says_it_is_open_already(desk: Desk) -> None:
+    # Alice presses Reopen in her DM; Dana, who saw the thread, presses it on the card. The
+    # second press is told the case is open again already, not that it "is not resolved".
+    case = desk.open_case("U0ALICE")
+    desk.slack.click_in("U0AGENT1", desk.card(case), "case_resolve", channel_id=TRIAGE)
+    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
+    assert desk.slack.submit_view("U0AGENT1", {"text": "Rule re-enabled."}).status == 200
+    desk.settle()
+    dm = desk.standin.dm_channel("U0ALICE")
+    call = desk.standin.wait_for("chat.postMessage", lambda c: "is resolved" in json.dumps(c.args))
+    resolved = desk.standin.message(dm, call[0].response["ts"])
+    stale_card = desk.card(case)
+    desk.slack.click_in("U0ALICE", resolved, "case_reopen", channel_id=dm, is_ephemeral=False)
+    desk.standin.wait_for("response_url")
+    desk.settle()
+    desk.slack.click_in("U0AGENT1", stale_card, "case_reopen", channel_id=TRIAGE)
+    answers = desk.standin.wait_for("response_url", count=2)
+    desk.settle()
+    second = json.dumps(answers[1].args)
+    assert "CS-00001 is open again already" in second and "not resolved" not in second, second
+    assert len([e for e in desk.events("status_changed") if e.to_value == "in_progress"]) == 1
+    assert len([c for c in posts(desk.standin) if "was reopened" in json.dumps(c.args)]) == 1

@@ -411,6 +411,12 @@ def reopen(engine: Engine, case_id: int, who: str, now: datetime, rules: Support
         if case.status == states.CLOSED:
             raise CaseActionRefused(f"{case.number} is closed; open a new case instead.")
         if case.status != states.RESOLVED:
+            if resolutions(session, case_id):
+                # a second press (the requester in the DM, an agent on the card): the first
+                # one did it, and "not resolved" would read as if the resolve never happened
+                raise CaseActionRefused(
+                    f"{case.number} is open again already; support is working on it."
+                )
             raise CaseActionRefused(f"{case.number} is not resolved.")
         case.resolved_at = None
         if case.severity == "A":
