@@ -42,7 +42,7 @@ from chatops.cases.notices import (
     SLA_WARNING,
     UPDATE_REMINDER,
 )
-from chatops.cases.states import CLOSED, RESOLVED
+from chatops.cases.states import CLOSED, OPEN_STATUSES, RESOLVED
 from chatops.directory import (
     admins_of,
     channel_for,
@@ -210,6 +210,8 @@ def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: date
         return Outgoing(text="", skip=True)
     if row.kind in _STAFF_DMS and _to_leaver(session, payload):
         return Outgoing(text="", skip=True)
+    if row.kind == SLA_WARNING and _warning_over(case, payload):
+        return Outgoing(text="", skip=True)
     text, extra = _case_notice(session, row.kind, ctx, payload, rules, now)
     return _routed(session, case, payload, text, extra)
 
@@ -236,6 +238,21 @@ def _to_leaver(session: Session, payload: dict[str, Any]) -> bool:
     has the same notice; a page's escalation goes on without them."""
     user = payload.get("user") if payload.get("to") == "user" else None
     return user is not None and not is_agent(find_person(session, str(user)))
+
+
+def _warning_over(case: Case, payload: dict[str, Any]) -> bool:
+    """A warning that waited (a retry, Slack's pace) for a due that no longer stands: the
+    case was answered (SC-17), resolved, paused or given another due since. "About to miss
+    its target" would send people after a case that needs nothing, or at the wrong time
+    (the new due has its own warning). A breach, once it happened, is still told."""
+    due = payload.get("due")
+    return (
+        case.first_responded_at is not None
+        or case.status not in OPEN_STATUSES
+        or case.sla_paused
+        or due is None
+        or case.first_response_due != datetime.fromisoformat(due)
+    )
 
 
 def _routed(

@@ -451,3 +451,30 @@ def test_a_customer_writing_while_the_worker_sweeps_gets_no_downgrade_offered(
     assert wrote, "the sweep found no quiet case"
     assert [m for m in desk.outbox() if m.kind == "sev_a.downgrade_offer"] == []
     assert desk.fresh(case).downgrade_offered_at is None
+
+
+def test_a_warning_slack_refused_is_not_sent_after_the_case_was_answered(desk: Desk) -> None:
+    # The warning is due; Slack answers 500 to it (in the thread and to Dana), so it waits
+    # for a retry. Dana replies meanwhile, on time (SC-17). When Slack is back, "about to
+    # miss its first-response target" would chase a case that has its answer.
+    case = _claimed_case(desk)
+    desk.settle()
+    stored = desk.fresh(case)
+    assert stored.sla_warn_at is not None
+    desk.standin.fail_next("chat.postMessage", status=500, times=2)
+    desk.clock.set(stored.sla_warn_at)
+    tick(desk.service.desk, stored.sla_warn_at)
+    desk.settle()
+    warnings = [m for m in desk.outbox() if m.kind == "sla.warning"]
+    assert len(warnings) == 2 and all(m.status == "pending" for m in warnings)
+    desk.press("U0AGENT1", case, "case_reply")
+    desk.submit_modal("U0AGENT1", text="Looking at the forwarding rule now.")
+    desk.settle()
+    assert desk.fresh(case).first_responded_at is not None
+    desk.run_worker(stored.sla_warn_at + timedelta(minutes=10))
+    desk.settle()
+    assert "about to miss" not in json.dumps([c.args for c in posts(desk.standin)])
+    assert all(m.status == "sent" for m in desk.outbox()), [
+        (m.kind, m.status) for m in desk.outbox() if m.status != "sent"
+    ]
+    assert "replied to the requester" in _thread_texts(desk)  # the reply's own post went out
