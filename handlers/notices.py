@@ -212,6 +212,8 @@ def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: date
         return Outgoing(text="", skip=True)
     if row.kind == SLA_WARNING and _warning_over(case, payload):
         return Outgoing(text="", skip=True)
+    if row.kind in (UPDATE_REMINDER, DOWNGRADE_OFFER) and _sev_a_notice_over(case, payload):
+        return Outgoing(text="", skip=True)
     text, extra = _case_notice(session, row.kind, ctx, payload, rules, now)
     return _routed(session, case, payload, text, extra)
 
@@ -252,6 +254,19 @@ def _warning_over(case: Case, payload: dict[str, Any]) -> bool:
         or case.sla_paused
         or due is None
         or case.first_response_due != datetime.fromisoformat(due)
+    )
+
+
+def _sev_a_notice_over(case: Case, payload: dict[str, Any]) -> bool:
+    """A Sev A reminder (SC-17) or downgrade offer (SC-16) that waited for its retry while
+    the case was resolved or left Sev A — or, for the offer, while the customer wrote: the
+    continuous effort it asks for, or the silence it offers to act on, is over."""
+    if case.status not in OPEN_STATUSES or case.severity != "A":
+        return True
+    seen = payload.get("customer_last_seen")
+    return seen is not None and (
+        case.customer_last_seen_at is None
+        or case.customer_last_seen_at != datetime.fromisoformat(seen)
     )
 
 

@@ -478,3 +478,36 @@ def test_a_warning_slack_refused_is_not_sent_after_the_case_was_answered(desk: D
         (m.kind, m.status) for m in desk.outbox() if m.status != "sent"
     ]
     assert "replied to the requester" in _thread_texts(desk)  # the reply's own post went out
+
+
+def test_a_sev_a_reminder_slack_refused_is_not_sent_after_the_case_was_resolved(
+    desk: Desk,
+) -> None:
+    # The hourly "post an update" (SC-17) for Dana's Sev A case meets a Slack 500 and waits;
+    # Dana resolves the case meanwhile. Continuous effort ends at the resolve: the retry
+    # must not ask her to update a customer whose case is resolved.
+    case = _claimed_case(
+        desk, severity="A", business_impact="Nobody can send mail", available_contact="Alice"
+    )
+    desk.press("U0AGENT1", case, "case_reply")
+    desk.submit_modal("U0AGENT1", text="On it.")
+    desk.settle()
+    reminder_at = desk.fresh(case).next_update_reminder_at
+    assert reminder_at is not None
+    desk.run_worker(reminder_at - timedelta(minutes=1), step=timedelta(minutes=5))
+    desk.settle()
+    desk.standin.fail_next("chat.postMessage", status=500, times=1)
+    desk.clock.set(reminder_at)
+    tick(desk.service.desk, reminder_at)
+    desk.settle()
+    [reminder] = [m for m in desk.outbox() if m.kind == "sev_a.update_reminder"]
+    assert reminder.status == "pending"
+    forms = len(desk.standin.calls("views.open"))
+    desk.press("U0AGENT1", case, "case_resolve")
+    desk.standin.wait_for("views.open", count=forms + 1)
+    desk.submit_modal("U0AGENT1", text="Mail flows again.")
+    desk.settle()
+    desk.run_worker(reminder_at + timedelta(minutes=10))
+    desk.settle()
+    assert "post an update" not in json.dumps([c.args for c in posts(desk.standin)])
+    assert all(m.status == "sent" for m in desk.outbox())
