@@ -511,3 +511,43 @@ def test_a_sev_a_reminder_slack_refused_is_not_sent_after_the_case_was_resolved(
     desk.settle()
     assert "post an update" not in json.dumps([c.args for c in posts(desk.standin)])
     assert all(m.status == "sent" for m in desk.outbox())
+
+
+def test_each_wait_for_the_customer_is_recorded_across_a_resolve_and_reopen(desk: Desk) -> None:
+    # README (the SLA clock): each waiting stretch is recorded. Resolving a case that waits
+    # for the customer ends that wait; after a reopen, the next wait is a stretch of its own.
+    from sqlmodel import Session, select
+
+    from models import CasePause
+
+    case = _claimed_case(desk)
+    desk.press("U0AGENT1", case, "case_reply")
+    desk.submit_modal("U0AGENT1", text="Could you send the headers?")
+    desk.settle()
+    desk.press("U0AGENT1", case, "case_await")
+    desk.wait_until(lambda: desk.fresh(case).status == "awaiting_customer", "awaiting")
+    desk.clock.advance(timedelta(hours=1))
+    resolved_at = desk.clock.now()
+    forms = len(desk.standin.calls("views.open"))
+    desk.press("U0AGENT1", case, "case_resolve")
+    desk.standin.wait_for("views.open", count=forms + 1)
+    desk.submit_modal("U0AGENT1", text="Fixed on our side.")
+    desk.settle()
+    assert not desk.fresh(case).sla_paused
+    desk.clock.advance(timedelta(hours=1))
+    desk.card_offers(case, "case_reopen")
+    desk.press("U0AGENT1", case, "case_reopen")
+    desk.wait_until(lambda: desk.fresh(case).status == "in_progress", "reopened")
+    desk.card_offers(case, "case_await")
+    desk.clock.advance(timedelta(minutes=30))
+    second_wait = desk.clock.now()
+    desk.press("U0AGENT1", case, "case_await")
+    desk.wait_until(lambda: desk.fresh(case).status == "awaiting_customer", "awaiting again")
+    desk.settle()
+    with Session(desk.engine) as session:
+        pauses = session.exec(select(CasePause).order_by(CasePause.id)).all()  # type: ignore[arg-type]
+    assert [(p.started_at, p.ended_at) for p in pauses] == [
+        (WED_10, resolved_at),
+        (second_wait, None),
+    ]
+    assert len(desk.events("clock_paused")) == 2

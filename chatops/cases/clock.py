@@ -297,3 +297,19 @@ def resume_case_clock(
         detail={"old_due": _iso(old_due), "new_due": _iso(case.first_response_due)},
     )
     return DueChange(old_due, case.first_response_due)
+
+
+def end_wait(session: Session, case: Case, now: datetime) -> None:
+    """The case stops waiting for the customer because it is resolved: the waiting stretch
+    is recorded as ending now, and no clock runs again (the resolve answered the case)."""
+    if not case.sla_paused:
+        return
+    due = case.first_response_due
+    _close_pause(session, case, now)
+    record_event(
+        session,
+        case.id,
+        "clock_resumed",
+        now,
+        detail={"old_due": _iso(due), "new_due": _iso(due), "reason": "resolved"},
+    )

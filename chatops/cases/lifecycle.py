@@ -23,7 +23,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from chatops.cases import states
-from chatops.cases.clock import pause_case_clock, resume_case_clock
+from chatops.cases.clock import end_wait, pause_case_clock, resume_case_clock
 from chatops.cases.events import record_event
 from chatops.cases.notices import CARD_REFRESH, CASE_MESSAGE, CASE_REOPENED, REQUESTER_NOTICE
 from chatops.cases.ownership import take_unclaimed
@@ -376,6 +376,9 @@ def resolve(
         # The resolution note goes to the requester (SC-23): that answers them, so the
         # first-response target is met or missed now, as by a reply.
         _first_response(session, case, agent, now, via="resolve")
+        # A wait for the customer ends with the resolve: left open, it would run through the
+        # resolved days, and a wait after a reopen would not be recorded as one of its own
+        end_wait(session, case, now)
         _set_status(session, case, agent, states.RESOLVED, now, resolution[:200])
         stop_pages(session, case_id, now)
         enqueue(
