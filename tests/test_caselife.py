@@ -551,3 +551,10 @@ def test_each_wait_for_the_customer_is_recorded_across_a_resolve_and_reopen(desk
         (second_wait, None),
     ]
     assert len(desk.events("clock_paused")) == 2
+
+
+@pytest.mark.postgres
+def test_sweep_rechecks_under_the_lock_on_postgres(
+    pg_desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    test_a_reply_while_the_worker_sweeps_gets_no_warning_for_the_answered_case(pg_desk, monkeypatch)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
+
 from tests.conftest import TRIAGE, Desk, posts
 
 
@@ -135,3 +137,55 @@ def test_reopen_pressed_twice_reopens_once_and_says_it_is_open_already(desk: Des
     assert "CS-00001 is open again already" in second and "not resolved" not in second, second
     assert len([e for e in desk.events("status_changed") if e.to_value == "in_progress"]) == 1
     assert len([c for c in posts(desk.standin) if "was reopened" in json.dumps(c.args)]) == 1
+
+
+def _reopened_at_once(desk: Desk) -> None:
+    """The requester (DM) and an agent (card) press Reopen at the same moment: one reopens,
+    the other is told it is open again already; one notice each, nothing twice."""
+    import threading
+
+    case = desk.open_case("U0ALICE")
+    desk.slack.click_in("U0AGENT1", desk.card(case), "case_resolve", channel_id=TRIAGE)
+    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
+    assert desk.slack.submit_view("U0AGENT1", {"text": "Rule re-enabled."}).status == 200
+    desk.settle()
+    dm = desk.standin.dm_channel("U0ALICE")
+    call = desk.standin.wait_for("chat.postMessage", lambda c: "is resolved" in json.dumps(c.args))
+    resolved = desk.standin.message(dm, call[0].response["ts"])
+    desk.card_offers(case, "case_reopen")
+    card = desk.card(case)
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def press(user: str, message: dict, channel: str) -> None:  # type: ignore[type-arg]
+        barrier.wait()
+        statuses.append(
+            desk.slack.click_in(user, message, "case_reopen", channel_id=channel).status
+        )
+
+    threads = [
+        threading.Thread(target=press, args=("U0ALICE", resolved, dm)),
+        threading.Thread(target=press, args=("U0AGENT1", card, TRIAGE)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert statuses == [200, 200]
+    answers = [json.dumps(c.args) for c in desk.standin.wait_for("response_url", count=2)]
+    desk.settle()
+    assert sorted("open again already" in a for a in answers) == [False, True], answers
+    assert len([e for e in desk.events("status_changed") if e.to_value == "in_progress"]) == 1
+    assert desk.fresh(case).status == "in_progress"
+    reopened = [c for c in posts(desk.standin) if "was reopened" in json.dumps(c.args)]
+    assert len(reopened) == 1
+    assert len([c for c in posts(desk.standin, dm) if "is open again" in json.dumps(c.args)]) == 1
+
+
+def test_reopen_pressed_by_two_at_once(desk: Desk) -> None:
+    _reopened_at_once(desk)
+
+
+@pytest.mark.postgres
+def test_reopen_pressed_by_two_at_once_on_postgres(pg_desk: Desk) -> None:
+    _reopened_at_once(pg_desk)
