@@ -414,13 +414,20 @@ def register(app: App, desk: Desk) -> None:
 
     @app.event("message")
     def relay(event: dict[str, Any], body: dict[str, Any]) -> None:
-        """The requester's replies in their case's DM thread reach the triage thread."""
+        """The requester's replies in their case's DM thread reach the triage thread; a
+        message written to the bot outside a case's thread is answered with where to write."""
         if event.get("channel_type") != "im" or event.get("bot_id"):
             return
         if (event.get("subtype") or None) not in RELAYED_SUBTYPES:
             return
         thread_ts, user = event.get("thread_ts"), event.get("user")
-        if not thread_ts or not user:
+        if not user or not isinstance(user, str):
+            return
+        if not thread_ts:
+            # Written to the bot, not in a case's thread: nothing reads it here, so the
+            # writer is told where their words would reach support.
+            if lifecycle.direct_message(desk.engine, user, desk.clock.now()):
+                desk.deliver(None)
             return
         done = lifecycle.customer_message(
             desk.engine,

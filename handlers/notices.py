@@ -30,6 +30,7 @@ from chatops.cases.notices import (
     CASE_MESSAGE,
     CASE_RELEASED,
     CASE_REOPENED,
+    DM_GUIDANCE,
     DOWNGRADE_OFFER,
     GROUP_PAGES,
     HANDOFF,
@@ -54,6 +55,7 @@ from chatops.directory import (
 from chatops.health import HEALTH_UPDATE
 from chatops.paging import total_steps
 from chatops.policy import SupportRules
+from chatops.queues import is_customer_admin
 from chatops.schedule import who_is_on_call
 from chatops.sla import format_time_left
 from chatops.verification import CODE_NOTICE, code_notice_text, verification_line
@@ -166,6 +168,9 @@ def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: date
         except LookupError as exc:
             raise PermanentFailure(str(exc)) from None
         return Outgoing(text=text, blocks=body, user=payload["user"])
+    if row.kind == DM_GUIDANCE:
+        text = _dm_guidance(session, str(payload.get("user") or ""), rules)
+        return Outgoing(text=text, blocks=_as_dicts([_section(text)]), user=payload["user"])
     # only the card shows the verification line: other messages skip its query
     ctx = case_context(session, row.case_id, rules if row.kind in (CARD, CARD_REFRESH) else None)
     case = ctx.case
@@ -216,6 +221,46 @@ def prepare(session: Session, row: OutboxMessage, rules: SupportRules, now: date
         return Outgoing(text="", skip=True)
     text, extra = _case_notice(session, row.kind, ctx, payload, rules, now)
     return _routed(session, case, payload, text, extra)
+
+
+DM_CASES_LISTED = 5
+
+
+def _dm_guidance(session: Session, user_id: str, rules: SupportRules) -> str:
+    """Where what someone writes to the bot reaches support, for who they are: a requester's
+    words reach it in their case's thread here, a new question through `/support`."""
+    person = find_person(session, user_id)
+    if is_agent(person):
+        return (
+            "I don't read messages written to me here. Cases are worked from their cards in "
+            "the triage channel; `/support help` lists what the desk can do."
+        )
+    ask = "To ask a question or open a case, type `/support` and your question"
+    if person is None or not is_customer_admin(person, rules):
+        return (
+            f"I don't read messages written to me here. {ask}: the help articles come "
+            "first, and your organisation's admins can contact support."
+        )
+    cases = session.exec(
+        select(Case)
+        .where(
+            col(Case.requester_id) == person.id,
+            col(Case.organisation_id) == person.organisation_id,
+            col(Case.status).in_(OPEN_STATUSES),
+            col(Case.requester_thread_ts).is_not(None),
+        )
+        .order_by(col(Case.id).desc())
+        .limit(DM_CASES_LISTED + 1)
+    ).all()
+    if not cases:
+        return f"I don't read messages written to me here. {ask}."
+    numbers = ", ".join(f"*{case.number}*" for case in cases[:DM_CASES_LISTED])
+    more = " and more" if len(cases) > DM_CASES_LISTED else ""
+    return (
+        "I don't read messages written to me here, only in your cases' threads. To add to "
+        f"an open case ({numbers}{more}), reply in the thread under its message above: it "
+        f"goes straight to the person working on it. {ask}."
+    )
 
 
 def _page_over(session: Session, payload: dict[str, Any]) -> bool:

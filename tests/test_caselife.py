@@ -558,3 +558,46 @@ def test_sweep_rechecks_under_the_lock_on_postgres(
     pg_desk: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     test_a_reply_while_the_worker_sweeps_gets_no_warning_for_the_answered_case(pg_desk, monkeypatch)
+
+
+def _dm_guidance(desk: Desk, user: str) -> list[str]:
+    channel = desk.standin.dm_channel(user)
+    return [
+        c.args["text"]
+        for c in desk.standin.calls("chat.postMessage")
+        if c.args["channel"] == channel and "I don't read messages" in json.dumps(c.args)
+    ]
+
+
+def test_a_message_to_the_bot_outside_a_cases_thread_is_answered_with_where_to_write(
+    desk: Desk,
+) -> None:
+    desk.clock.set(WED_10)
+    case = desk.open_case("U0ALICE")
+    desk.settle()
+    channel = desk.standin.dm_channel("U0ALICE")
+    first = desk.slack.message("U0ALICE", channel, "hello? is anyone reading this")
+    assert first.status == 200
+    desk.standin.wait_for("chat.postMessage", lambda c: "I don't read" in json.dumps(c.args))
+    [answer] = _dm_guidance(desk, "U0ALICE")
+    assert f"To add to an open case (*{case.number}*), reply in the thread under" in answer
+    assert "type `/support` and your question" in answer
+    # nothing reached the case: not relayed, the clock untouched
+    assert "hello? is anyone" not in _thread_texts(desk)
+    assert desk.events("customer_replied") == []
+    # Slack's retry of the event, and more lines within the hour: one answer
+    desk.slack.event(first.sent["event"], retry_num=1, event_id=first.event_id)
+    desk.slack.message("U0ALICE", channel, "hello again")
+    desk.settle()
+    assert len(_dm_guidance(desk, "U0ALICE")) == 1
+    # an hour later it is answered again; a non-admin and an agent get their own answer
+    desk.clock.advance(timedelta(hours=1))
+    desk.slack.message("U0ALICE", channel, "still there?")
+    desk.slack.message("U0CARL", desk.standin.dm_channel("U0CARL"), "hi")
+    desk.slack.message("U0AGENT1", desk.standin.dm_channel("U0AGENT1"), "hi")
+    desk.settle()
+    assert len(_dm_guidance(desk, "U0ALICE")) == 2
+    [carl] = _dm_guidance(desk, "U0CARL")
+    assert "your organisation's admins can contact support" in carl and "CS-" not in carl
+    [agent] = _dm_guidance(desk, "U0AGENT1")
+    assert "Cases are worked from their cards in the triage channel" in agent

@@ -25,7 +25,13 @@ from sqlmodel import Session, select
 from chatops.cases import states
 from chatops.cases.clock import end_wait, pause_case_clock, resume_case_clock
 from chatops.cases.events import record_event
-from chatops.cases.notices import CARD_REFRESH, CASE_MESSAGE, CASE_REOPENED, REQUESTER_NOTICE
+from chatops.cases.notices import (
+    CARD_REFRESH,
+    CASE_MESSAGE,
+    CASE_REOPENED,
+    DM_GUIDANCE,
+    REQUESTER_NOTICE,
+)
 from chatops.cases.ownership import take_unclaimed
 from chatops.cases.severity import next_update_reminder
 from chatops.db import insert_if_absent, transaction
@@ -330,6 +336,21 @@ def customer_message(
                 payload={"event": "written_after_end"},
             )
     return Done(case)
+
+
+def direct_message(engine: Engine, user_id: str, now: datetime) -> bool:
+    """Someone wrote to the bot in its DMs, not in a case's thread: nothing reads it there,
+    so they are told where their words would reach support. At most once in each hour of
+    the clock per person (a retried event, or a few lines typed one after another, get one
+    answer, not one each); True when an answer was queued."""
+    with transaction(engine) as session:
+        return enqueue(
+            session,
+            key=f"dm_guidance:{user_id}:{now:%Y-%m-%dT%H}",
+            kind=DM_GUIDANCE,
+            now=now,
+            payload={"to": "user", "user": user_id},
+        )
 
 
 def resolutions(session: Session, case_id: int) -> int:

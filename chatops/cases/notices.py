@@ -17,6 +17,7 @@ CASE_REOPENED = "case.reopened"  # the triage thread, and the owner if someone e
 CASE_RELEASED = "case.released"  # the triage thread: its owner left the support team
 # the triage thread: its requester no longer speaks for its organisation (roster)
 REQUESTER_GONE = "case.requester_gone"
+DM_GUIDANCE = "dm.guidance"  # someone wrote to the bot outside a case's thread
 
 # Where a notice goes, in its payload: {"to": "thread"} (the case card's thread in the
 # triage channel), {"to": "user", "user": U} (a DM), {"to": "channel", "channel": purpose}.
