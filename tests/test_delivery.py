@@ -147,7 +147,7 @@ def test_a_busy_channel_holds_up_neither_the_deliverer_nor_other_channels(desk: 
     _book_channel(desk, TRIAGE, 0)
     _delivered_once(desk)
     assert desk.card(case)["blocks"]
-    assert all(m.status == "sent" for m in desk.outbox())
+    _eventually(lambda: all(m.status == "sent" for m in desk.outbox()))
 
 
 def test_the_dm_channel_is_asked_for_once_per_person(desk: Desk) -> None:
