@@ -238,15 +238,15 @@ def test_messages_leased_together_and_held_up_are_let_go_at_once(desk: Desk) -> 
 
 
 def test_a_message_leased_together_has_its_lease_renewed_when_it_has_aged(desk: Desk) -> None:
-    # Each post takes 0.8 s and leases last 2 s: by the requester's notice, its lease
+    # Each post takes 2.4 s and leases last 6 s: by the requester's notice, its lease
     # taken with the card's has less than three quarters of its length left, so it is
     # renewed before the send (a send always starts with most of its lease ahead of it).
-    # The card's own send starts with more than that left unless taking it took 0.5 s: a
-    # loaded machine stalls for a tenth of a second, not for half of one.
+    # The card's own send starts with more than that left unless taking it took 1.5 s.
+    # (With 0.8 s and 2 s, a loaded machine once took the 0.5 s that left.)
     delivery = desk.service.desk.delivery
-    delivery.lease = timedelta(seconds=2)
+    delivery.lease = timedelta(seconds=6)
     case_id = _open_without_delivery(desk)
-    desk.standin.delay("chat.postMessage", 0.8)
+    desk.standin.delay("chat.postMessage", 2.4)
     leases = _LeaseStatements(desk.engine)
     try:
         assert delivery.deliver_pending(case_id=case_id) == 2
