@@ -38,6 +38,17 @@ def _claimed_case(desk: Desk, **values):  # type: ignore[no-untyped-def]
     return case
 
 
+def _answered_sev_a(desk: Desk, reply: str):  # type: ignore[no-untyped-def]
+    """Alice's Sev A case, claimed by Dana, who has replied `reply` to her."""
+    case = _claimed_case(
+        desk, severity="A", business_impact="Nobody can send mail", available_contact="Alice"
+    )
+    desk.press("U0AGENT1", case, "case_reply")
+    desk.submit_modal("U0AGENT1", text=reply)
+    desk.settle()
+    return case
+
+
 def test_reply_reaches_the_requester_and_stops_the_clock(desk: Desk) -> None:
     case = _claimed_case(desk)
     desk.press("U0AGENT1", case, "case_reply")
@@ -425,12 +436,7 @@ def test_a_customer_writing_while_the_worker_sweeps_gets_no_downgrade_offered(
 
     import chatops.sweeps
 
-    case = _claimed_case(
-        desk, severity="A", business_impact="Nobody can send mail", available_contact="Alice"
-    )
-    desk.press("U0AGENT1", case, "case_reply")
-    desk.submit_modal("U0AGENT1", text="Send us the bounce, please.")
-    desk.settle()
+    case = _answered_sev_a(desk, "Send us the bounce, please.")
     thread = desk.wait_until(lambda: desk.fresh(case).requester_thread_ts, "DM thread")
     real = chatops.sweeps.transaction
     wrote: list[bool] = []
@@ -486,12 +492,7 @@ def test_a_sev_a_reminder_slack_refused_is_not_sent_after_the_case_was_resolved(
     # The hourly "post an update" (SC-17) for Dana's Sev A case meets a Slack 500 and waits;
     # Dana resolves the case meanwhile. Continuous effort ends at the resolve: the retry
     # must not ask her to update a customer whose case is resolved.
-    case = _claimed_case(
-        desk, severity="A", business_impact="Nobody can send mail", available_contact="Alice"
-    )
-    desk.press("U0AGENT1", case, "case_reply")
-    desk.submit_modal("U0AGENT1", text="On it.")
-    desk.settle()
+    case = _answered_sev_a(desk, "On it.")
     reminder_at = desk.fresh(case).next_update_reminder_at
     assert reminder_at is not None
     desk.run_worker(reminder_at - timedelta(minutes=1), step=timedelta(minutes=5))

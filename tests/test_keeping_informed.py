@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from models import Case
 from tests.conftest import TRIAGE, Desk, posts
 
 
@@ -115,9 +117,9 @@ def test_a_requester_writing_on_a_resolved_or_closed_case_is_told_what_to_do(
     assert len(answers) == 2 and "is closed" in answers[1] and "new case" in answers[1]
 
 
-def test_reopen_pressed_twice_reopens_once_and_says_it_is_open_already(desk: Desk) -> None:
-    # Alice presses Reopen in her DM; Dana, who saw the thread, presses it on the card. The
-    # second press is told the case is open again already, not that it "is not resolved".
+def _resolved_by_dana(desk: Desk) -> tuple[Case, str, dict[str, Any]]:
+    """Alice's case, resolved by Dana from its card: the case, Alice's DM channel and the
+    "is resolved" message there (with its Reopen button)."""
     case = desk.open_case("U0ALICE")
     desk.slack.click_in("U0AGENT1", desk.card(case), "case_resolve", channel_id=TRIAGE)
     desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
@@ -126,6 +128,13 @@ def test_reopen_pressed_twice_reopens_once_and_says_it_is_open_already(desk: Des
     dm = desk.standin.dm_channel("U0ALICE")
     call = desk.standin.wait_for("chat.postMessage", lambda c: "is resolved" in json.dumps(c.args))
     resolved = desk.standin.message(dm, call[0].response["ts"])
+    return case, dm, resolved
+
+
+def test_reopen_pressed_twice_reopens_once_and_says_it_is_open_already(desk: Desk) -> None:
+    # Alice presses Reopen in her DM; Dana, who saw the thread, presses it on the card. The
+    # second press is told the case is open again already, not that it "is not resolved".
+    case, dm, resolved = _resolved_by_dana(desk)
     stale_card = desk.card(case)
     desk.slack.click_in("U0ALICE", resolved, "case_reopen", channel_id=dm, is_ephemeral=False)
     desk.standin.wait_for("response_url")
@@ -144,14 +153,7 @@ def _reopened_at_once(desk: Desk) -> None:
     the other is told it is open again already; one notice each, nothing twice."""
     import threading
 
-    case = desk.open_case("U0ALICE")
-    desk.slack.click_in("U0AGENT1", desk.card(case), "case_resolve", channel_id=TRIAGE)
-    desk.standin.wait_for("views.open", lambda c: c.args["view"]["callback_id"] != "intake")
-    assert desk.slack.submit_view("U0AGENT1", {"text": "Rule re-enabled."}).status == 200
-    desk.settle()
-    dm = desk.standin.dm_channel("U0ALICE")
-    call = desk.standin.wait_for("chat.postMessage", lambda c: "is resolved" in json.dumps(c.args))
-    resolved = desk.standin.message(dm, call[0].response["ts"])
+    case, dm, resolved = _resolved_by_dana(desk)
     desk.card_offers(case, "case_reopen")
     card = desk.card(case)
     barrier = threading.Barrier(2)

@@ -19,10 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from chatops import metrics
 from chatops.db import make_engine
 from chatops.standin import SlackSender, SlackStandIn
-from tests.conftest import ROSTER, SECRET, TRIAGE, Desk
+from tests.conftest import SECRET, TRIAGE, Desk
 from tests.postgres import _free_port
 from tests.test_cli_errors import _closed_port
-from tests.test_serve import _wait_healthy
+from tests.test_serve import _wait_healthy, start_serve
 
 
 def _scrape(desk: Desk) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -85,39 +85,6 @@ def test_a_database_that_does_not_answer_leaves_the_counters_readable() -> None:
     assert "secret-pw" not in text
 
 
-def _serve(
-    tmp_path: Path, standin: SlackStandIn, workers: int
-) -> tuple[int, subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": standin.bot_token,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": standin.api_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    subprocess.run(
-        [sys.executable, "-m", "chatops.cli", "load", str(ROSTER)],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "chatops.cli", "serve", "--host", "127.0.0.1"),
-            *("--port", str(port), "--workers", str(workers), "--threads", "2"),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
-    return port, process
-
-
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as answer:
         return str(answer.read().decode())
@@ -127,7 +94,7 @@ def test_every_scrape_of_a_multi_worker_server_counts_every_request(tmp_path: Pa
     """gunicorn hands each connection, a scrape's included, to any of its workers: a scrape
     must count the requests all of them answered, not those of the one it reached."""
     with SlackStandIn() as standin:
-        port, process = _serve(tmp_path, standin, workers=3)
+        port, process = start_serve(tmp_path, standin, workers=3, threads=2)
         try:
             sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SECRET, standin)
             # at once, so that each worker takes some of them

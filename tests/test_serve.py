@@ -31,47 +31,62 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 3
     raise AssertionError("chatops serve did not become healthy")
 
 
+def start_serve(
+    tmp_path: Path,
+    standin: SlackStandIn,
+    *,
+    workers: int,
+    threads: int,
+    keep_output: bool = False,
+    **settings: str,
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """`chatops load` of the example roster, then `chatops serve` on a free port of
+    127.0.0.1, once it answers /healthz: (port, process). `keep_output`: its log (stdout
+    and stderr) stays readable, else it is discarded."""
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": standin.bot_token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": standin.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        **settings,
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each server shares its counters in its own
+    subprocess.run(
+        [sys.executable, "-m", "chatops.cli", "load", str(ROSTER)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    port = _free_port()
+    output = subprocess.PIPE if keep_output else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "chatops.cli", "serve", "--host", "127.0.0.1"),
+            *("--port", str(port), "--workers", str(workers), "--threads", str(threads)),
+        ],
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT if keep_output else subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.communicate(timeout=30)
+        raise
+    return port, process
+
+
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_serve_answers_signed_commands_and_health(tmp_path: Path, log_format: str) -> None:
     with SlackStandIn() as standin:
-        env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": standin.bot_token,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": standin.api_url,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-            "CHATOPS_LOG_FORMAT": log_format,
-        }
-        subprocess.run(
-            [sys.executable, "-m", "chatops.cli", "load", str(ROSTER)],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        port = _free_port()
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "chatops.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        port, process = start_serve(
+            tmp_path, standin, workers=2, threads=4, keep_output=True, CHATOPS_LOG_FORMAT=log_format
         )
         try:
-            _wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
             sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SECRET, standin)
             reply = sender.command("U0ALICE", "mail forwarding stopped")
             assert reply.status == 200
