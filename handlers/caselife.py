@@ -362,6 +362,7 @@ def register(app: App, desk: Desk) -> None:
                 body["user"]["id"],
                 record_id(rating),
                 None,
+                desk.rules,
                 desk.clock.now(),
             )
         except lifecycle.CaseActionRefused as exc:
@@ -380,11 +381,16 @@ def register(app: App, desk: Desk) -> None:
     ) -> None:
         ack()
         # only the requester rates and comments: anyone else learns nothing of the case
-        case = lifecycle.requester_case(
-            desk.engine, record_id(action.get("value")), body["user"]["id"]
-        )
-        if case is None:
-            refuse(respond, "That case does not exist.")
+        try:
+            case = lifecycle.requester_case(
+                desk.engine,
+                record_id(action.get("value")),
+                body["user"]["id"],
+                desk.rules,
+                "comment on",
+            )
+        except lifecycle.CaseActionRefused as exc:
+            refuse(respond, str(exc))
             return
         open_modal(
             body,
@@ -405,7 +411,12 @@ def register(app: App, desk: Desk) -> None:
         case_id = _metadata_case(view)
         try:
             lifecycle.answer_survey_comment(
-                desk.engine, case_id, body["user"]["id"], _value(view, "text"), desk.clock.now()
+                desk.engine,
+                case_id,
+                body["user"]["id"],
+                _value(view, "text"),
+                desk.rules,
+                desk.clock.now(),
             )
         except lifecycle.CaseActionRefused as exc:
             ack(response_action="errors", errors={"text": str(exc)})

@@ -3,8 +3,10 @@ once, awaiting customer, severity change, resolve + survey, reopen, auto-close, 
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -174,7 +176,7 @@ def test_resolve_survey_once_reopen(desk: Desk) -> None:
         "U0ALICE", resolved, "survey_rate_1", channel_id=channel, is_ephemeral=False
     )
     answers = [json.dumps(c.args) for c in desk.standin.wait_for("response_url", count=3)]
-    assert "Only the person who opened the case" in answers[0]
+    assert "not a case of yours" in answers[0]  # as for a case that does not exist
     assert "Thank you for rating" in answers[1]
     assert "already rated" in answers[2]
     from sqlmodel import Session, select
@@ -392,6 +394,90 @@ def test_a_requester_now_admin_of_another_organisation_cannot_reopen(desk: Desk)
     assert "admins" in json.dumps(told.args) and "open again" not in json.dumps(told.args)
     assert desk.fresh(case).status == "resolved"
     assert desk.events("status_changed")[-1].to_value == "resolved"
+
+
+def _pointing_at(message: dict[str, Any], case_id: int) -> dict[str, Any]:
+    """A copy of the requester's "is resolved" message whose buttons carry `case_id` (a
+    forged click: Slack relays the value a client sends)."""
+    forged = copy.deepcopy(message)
+    for block in forged["blocks"]:
+        for element in block.get("elements", []):
+            if "value" in element:
+                _, colon, rating = element["value"].partition(":")
+                element["value"] = f"{case_id}{colon}{rating}"
+    return forged
+
+
+def _survey_state(desk: Desk) -> tuple[Any, ...]:
+    """What a refused rating, comment or reopening must leave as it was."""
+    from sqlmodel import Session, select
+
+    from models import SurveyAnswer
+
+    with Session(desk.engine) as session:
+        answers = [(a.case_id, a.rating, a.comment) for a in session.exec(select(SurveyAnswer))]
+    return (
+        [(c.id, c.status, c.resolved_at) for c in desk.cases()],
+        answers,
+        [(e.id, e.kind) for e in desk.events()],
+    )
+
+
+@pytest.mark.parametrize("action", ["survey_rate_5", "survey_comment", "case_reopen"])
+def test_a_requester_button_pressed_by_anyone_else_reads_as_for_no_case(
+    desk: Desk, action: str
+) -> None:
+    # Org isolation (DESIGN): the buttons of Alice's "is resolved" DM carry her case's id.
+    # Pressed by someone it is not the case of (Frank of Fabrikam, Bill, Contoso's other
+    # admin, Carl, Contoso without an admin role, someone unknown), or forged to carry an
+    # id no case has (by Alice too), every answer is the same: whether a case exists is
+    # not told, and nothing changes.
+    from tests.test_keeping_informed import _resolved_by_dana
+
+    case, _, resolved = _resolved_by_dana(desk)
+    before = _survey_state(desk)
+    views_before = len(desk.standin.calls("views.open"))
+    no_case = _pointing_at(resolved, case.id + 100)
+    clicks = [
+        (user, message)
+        for user in ("U0FRANK", "U0BILL", "U0CARL", "U0STRANGER")
+        for message in (resolved, no_case)
+    ] + [("U0ALICE", no_case)]
+    for count, (user, message) in enumerate(clicks, 1):
+        where = desk.standin.dm_channel(user)
+        desk.slack.click_in(user, message, action, channel_id=where, is_ephemeral=False)
+        desk.standin.wait_for("response_url", count=count)
+    desk.settle()
+    answers = {c.args["text"] for c in desk.standin.calls("response_url")}
+    assert len(answers) == 1, answers
+    assert len(desk.standin.calls("views.open")) == views_before  # no comment form
+    assert _survey_state(desk) == before
+
+
+def test_a_comment_form_for_a_case_not_the_senders_reads_as_for_no_case(desk: Desk) -> None:
+    # The comment form carries its case's id in private_metadata, which a forged
+    # submission sets: another's case and a case that does not exist are refused alike.
+    from sqlmodel import Session, select
+
+    from models import SurveyAnswer
+    from tests.test_hostile_shapes import _modal
+    from tests.test_keeping_informed import _resolved_by_dana
+
+    case, dm, resolved = _resolved_by_dana(desk)
+    desk.slack.click_in("U0ALICE", resolved, "survey_rate_4", channel_id=dm, is_ephemeral=False)
+    desk.standin.wait_for("response_url")
+    desk.settle()
+    values = {"text": {"text": {"type": "plain_text_input", "value": "great service"}}}
+    errors = []
+    for case_id in (case.id, case.id + 100):
+        view = _modal("survey_comment_view", json.dumps({"case_id": case_id}), values)
+        answer = desk.slack.raw_view_submission("U0FRANK", view).json() or {}
+        assert answer.get("response_action") == "errors", answer
+        errors.append(answer["errors"])
+    assert errors[0] == errors[1], errors
+    with Session(desk.engine) as session:
+        [answer] = session.exec(select(SurveyAnswer)).all()
+    assert (answer.rating, answer.comment) == (4, None)
 
 
 def test_a_reply_while_the_worker_sweeps_gets_no_warning_for_the_answered_case(

@@ -220,6 +220,45 @@ def test_a_requester_who_moved_organisation_cannot_reopen_the_old_one_s_case(
     assert desk.fresh(case).status == "resolved"
 
 
+def _demoted(slack_id: str) -> Callable[[dict[str, Any]], None]:
+    def edit(data: dict[str, Any]) -> None:
+        for person in data["people"]:
+            if person["slack_id"] == slack_id:
+                person["roles"] = []
+
+    return edit
+
+
+@pytest.mark.parametrize("change", [_without, _demoted, _moves_to_fabrikam])
+def test_a_requester_who_no_longer_speaks_for_the_organisation_cannot_rate_its_case(
+    desk: Desk, tmp_path: Path, change: Callable[[str], Callable[[dict[str, Any]], None]]
+) -> None:
+    """SC-1: Alice's case was resolved and she has the survey in her DMs; a load then leaves
+    her out, takes her admin role away or moves her to Fabrikam. As with Reopen, her rating
+    and her comment are refused, she is told why, and nothing is recorded."""
+    from sqlmodel import Session, select
+
+    from models import SurveyAnswer
+    from tests.test_keeping_informed import _resolved_by_dana
+
+    case, dm, resolved = _resolved_by_dana(desk)
+    _load(desk, _edited_roster(tmp_path, change(ALICE)))
+    events = len(desk.events())
+    views = len(desk.standin.calls("views.open"))
+    for count, action in enumerate(("survey_rate_5", "survey_comment", "case_reopen"), 1):
+        desk.slack.click_in(ALICE, resolved, action, channel_id=dm, is_ephemeral=False)
+        desk.standin.wait_for("response_url", count=count)
+    desk.settle()
+    told = [str(c.args["text"]) for c in desk.standin.calls("response_url")]
+    assert all("admins" in t and case.number in t for t in told), told
+    assert "Thank you" not in told[0]
+    assert len(desk.standin.calls("views.open")) == views  # no comment form
+    with Session(desk.engine) as session:
+        assert session.exec(select(SurveyAnswer)).all() == []
+    assert len(desk.events()) == events
+    assert desk.fresh(case).status == "resolved"
+
+
 def test_a_requester_left_out_gets_no_more_updates(desk: Desk, tmp_path: Path) -> None:
     from tests.test_long_text import work
 

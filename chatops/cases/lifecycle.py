@@ -52,6 +52,12 @@ CUSTOMER_MESSAGE_MAX = 40_000
 NO_LONGER_ADMIN = "no_longer_admin"
 
 
+# The one answer to a requester's button or form (rate, comment, reopen) pressed by someone
+# whose case it is not, and to one carrying an id no case has (DESIGN: org isolation): told
+# apart, they would tell a forger which case ids exist.
+NOT_YOUR_CASE = "That is not a case of yours, or it does not exist. Nothing was changed."
+
+
 class CaseActionRefused(Exception):
     """The action is not allowed now or for this person; the message says why."""
 
@@ -75,6 +81,32 @@ def _case(session: Session, case_id: int) -> Case:
     if case is None:
         raise CaseActionRefused("That case does not exist.")
     return case
+
+
+def _requesters_case(
+    session: Session,
+    case_id: int,
+    user_id: str,
+    rules: SupportRules,
+    to_do: str,
+    lock: bool = False,
+    then: str = "",
+) -> tuple[Case, Person]:
+    """The case `user_id` opened and its requester, while they still speak for its
+    organisation. Anyone else gets NOT_YOUR_CASE, as for a case that does not exist. The
+    requester who has left the roster, lost the admin role or moved to another organisation
+    since is told they may no longer `to_do` it (SC-1), then `then`."""
+    case = session.get(Case, case_id, with_for_update=lock)
+    requester = session.get(Person, case.requester_id) if case is not None else None
+    if case is None or requester is None or requester.slack_user_id != user_id:
+        raise CaseActionRefused(NOT_YOUR_CASE)
+    if not is_admin_of(requester, case.organisation_id, set(rules.policy.admin_roles)):
+        raise CaseActionRefused(
+            f"The support desk's directory no longer lists you as one of the admins of the "
+            f"organisation {case.number} was opened for, so you cannot {to_do} it (SC-1)."
+            f"{then} Nothing was changed."
+        )
+    return case, requester
 
 
 def _text(text: str, what: str) -> str:
@@ -420,18 +452,21 @@ def reopen(engine: Engine, case_id: int, who: str, now: datetime, rules: Support
     its owner is asked for updates as before (SC-17), the first after the policy's
     interval."""
     with transaction(engine) as session:
-        case = _case(session, case_id)
         person = find_person(session, who)
-        requester = session.get(Person, case.requester_id)
+        if is_agent(person):
+            case = _case(session, case_id)
+            requester = session.get(Person, case.requester_id)
+        else:
+            case, requester = _requesters_case(
+                session,
+                case_id,
+                who,
+                rules,
+                "reopen",
+                lock=True,
+                then=" If the problem is back, one of them can open a new case.",
+            )
         is_requester = requester is not None and requester.slack_user_id == who
-        if not is_agent(person):
-            if not is_requester:
-                raise CaseActionRefused("Only the requester or a support agent can reopen a case.")
-            if not is_admin_of(requester, case.organisation_id, set(rules.policy.admin_roles)):
-                raise CaseActionRefused(
-                    "Only your organisation's admins can reopen its cases (SC-1); ask one "
-                    "of them, or open a new case through them."
-                )
         if case.status == states.CLOSED:
             raise CaseActionRefused(f"{case.number} is closed; open a new case instead.")
         if case.status != states.RESOLVED:
@@ -517,9 +552,16 @@ def close_resolved(engine: Engine, rules: SupportRules, now: datetime) -> int:
 
 
 def answer_survey(
-    engine: Engine, case_id: int, user_id: str, rating: int, comment: str | None, now: datetime
+    engine: Engine,
+    case_id: int,
+    user_id: str,
+    rating: int,
+    comment: str | None,
+    rules: SupportRules,
+    now: datetime,
 ) -> str:
     """Record the requester's rating (once per case); a comment may be added to it later.
+    Only while they still speak for the case's organisation (SC-1), as for a reopening.
 
     Returns "thanks", "commented", "already" (a second rating is kept as it was).
     """
@@ -527,12 +569,7 @@ def answer_survey(
         raise CaseActionRefused("Ratings go from 1 to 5.")
     comment = (comment or "").strip()[:MESSAGE_MAX] or None
     with transaction(engine) as session:
-        case = session.get(Case, case_id)
-        if case is None:
-            raise CaseActionRefused("That case does not exist.")
-        requester = session.get(Person, case.requester_id)
-        if requester is None or requester.slack_user_id != user_id:
-            raise CaseActionRefused("Only the person who opened the case can rate it.")
+        case, requester = _requesters_case(session, case_id, user_id, rules, "rate")
         if case.status not in (states.RESOLVED, states.CLOSED):
             raise CaseActionRefused(f"{case.number} is not resolved yet.")
         created = insert_if_absent(
@@ -558,29 +595,25 @@ def answer_survey(
         return "already"
 
 
-def requester_case(engine: Engine, case_id: int, user_id: str) -> Case | None:
-    """The case if `user_id` is the person who opened it, else None — the same answer as for
-    a case that does not exist, so a forged button tells nobody else what a case is about."""
+def requester_case(
+    engine: Engine, case_id: int, user_id: str, rules: SupportRules, to_do: str
+) -> Case:
+    """The case `user_id` opened, for a form they may `to_do` it with; refused as the
+    action itself would be (NOT_YOUR_CASE to anyone else, SC-1 to a requester who no longer
+    speaks for its organisation), so the form shows no one else what a case is about."""
     with Session(engine) as session:
-        return session.exec(
-            select(Case)
-            .join(Person, Person.id == Case.requester_id)  # type: ignore[arg-type]
-            .where(Case.id == case_id, Person.slack_user_id == user_id)
-        ).first()
+        case, _ = _requesters_case(session, case_id, user_id, rules, to_do)
+        return case
 
 
 def answer_survey_comment(
-    engine: Engine, case_id: int, user_id: str, comment: str, now: datetime
+    engine: Engine, case_id: int, user_id: str, comment: str, rules: SupportRules, now: datetime
 ) -> None:
-    """The optional comment of a survey answer (after the rating; once)."""
+    """The optional comment of a survey answer (after the rating; once), on the terms of
+    the rating."""
     comment = _text(comment, "comment")
     with transaction(engine) as session:
-        case = session.get(Case, case_id)
-        if case is None:
-            raise CaseActionRefused("That case does not exist.")
-        requester = session.get(Person, case.requester_id)
-        if requester is None or requester.slack_user_id != user_id:
-            raise CaseActionRefused("Only the person who opened the case can comment on it.")
+        case, requester = _requesters_case(session, case_id, user_id, rules, "comment on")
         answer = session.exec(select(SurveyAnswer).where(SurveyAnswer.case_id == case_id)).first()
         if answer is None:
             raise CaseActionRefused("Rate the case first (the 1–5 buttons), then comment.")
