@@ -28,7 +28,7 @@ from chatops.directory import find_person, is_agent
 from chatops.queues import find_case, parse_case_reference
 from handlers import blocks
 from handlers.desk import Desk
-from handlers.text import clip, escape, escaped_clip, mention, record_id
+from handlers.text import clip, escape, escaped_clip, mention, record_id, view_metadata
 from models import Case, CaseEvent, CaseMessage, Organisation, Person, SurveyAnswer
 
 log = logging.getLogger(__name__)
@@ -114,19 +114,13 @@ def _load(desk: Desk, case_id: int) -> Case | None:
 
 
 def _metadata_case(view: dict[str, Any]) -> int:
-    try:
-        return record_id(json.loads(view.get("private_metadata") or "{}").get("case_id"))
-    except (ValueError, AttributeError):
-        return -1
+    return record_id(view_metadata(view).get("case_id"))
 
 
 def _metadata(view: dict[str, Any], key: str) -> Any:
     """What the form was opened with under `key` (None on a form from before it carried
     one, or a forged one): the state of the case the person saw."""
-    try:
-        return json.loads(view.get("private_metadata") or "{}").get(key)
-    except (ValueError, AttributeError):
-        return None
+    return view_metadata(view).get(key)
 
 
 def _value(view: dict[str, Any], block: str) -> str:

@@ -43,7 +43,7 @@ from chatops import health as core
 from chatops.directory import find_person, is_lead
 from chatops.policy import SupportRules
 from handlers.blocks import SECTION_MAX, when
-from handlers.text import clip, escape, escaped_clip, record_id
+from handlers.text import clip, escape, escaped_clip, record_id, view_metadata
 from models.health import HealthIncident, HealthUpdate
 
 if TYPE_CHECKING:
@@ -444,14 +444,6 @@ def _answer(body: dict[str, Any], client: WebClient, respond: Respond, text: str
         log.warning("health answer by DM failed: %s", exc.response.get("error"))
 
 
-def _metadata(view: dict[str, Any]) -> dict[str, Any]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _state(view: dict[str, Any], block_id: str) -> dict[str, Any]:
     values = (view.get("state") or {}).get("values") or {}
     actions = values.get(block_id)
@@ -633,7 +625,7 @@ def register(app: App, desk: Desk) -> None:
     def submit_status(
         ack: Ack, body: dict[str, Any], view: dict[str, Any], *, resolve: bool
     ) -> None:
-        incident_id = record_id(_metadata(view).get("incident_id"))
+        incident_id = record_id(view_metadata(view).get("incident_id"))
         change = core.resolve_incident if resolve else core.update_incident
         try:
             change(

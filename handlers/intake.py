@@ -3,7 +3,6 @@ category and severity, and turning its submission into a case."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -18,6 +17,7 @@ from chatops.directory import find_requester, learn_timezone
 from handlers import blocks
 from handlers.desk import Desk
 from handlers.health import intake_notice, with_intake_notice
+from handlers.text import view_metadata
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def register(app: App, desk: Desk) -> None:
         user_id = body["user"]["id"]
         values = view.get("state", {}).get("values", {})
         form = read_form(values)
-        question = _metadata(view).get("question", "")
+        question = view_metadata(view).get("question", "")
         choices, _ = initial_choices(desk, user_id, question)
         if choices is None:
             return
@@ -191,14 +191,6 @@ def _state_value(state: dict[str, Any]) -> str | None:
         return None
     value = str(value).strip()
     return value or None
-
-
-def _metadata(view: dict[str, Any]) -> dict[str, Any]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _block_ids(view: dict[str, Any]) -> list[str]:

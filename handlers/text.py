@@ -3,7 +3,9 @@ buttons and modals carry read back."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 from chatops.db import parse_row_id
 
@@ -101,3 +103,14 @@ def record_id(value: object) -> int:
     click."""
     row_id = parse_row_id(str(value))
     return -1 if row_id is None else row_id
+
+
+def view_metadata(view: dict[str, Any]) -> dict[str, Any]:
+    """What a modal was opened with (its `private_metadata`, JSON the desk wrote there); {}
+    when it carries none, or nothing the desk could have written (a forged form)."""
+    text = view.get("private_metadata")
+    try:
+        data = json.loads(text) if isinstance(text, str) and text else {}
+    except (ValueError, RecursionError):  # nested deeper than json.loads goes: forged
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -39,7 +39,7 @@ from chatops.verification import (
 )
 from handlers.blocks import when
 from handlers.desk import Desk
-from handlers.text import clip, escape, mention, record_id
+from handlers.text import clip, escape, mention, record_id, view_metadata
 from models import Case, Organisation
 
 log = logging.getLogger(__name__)
@@ -161,14 +161,6 @@ def verified_modal(case_number: str | None, text: str) -> dict[str, Any]:
 # --- listeners -----------------------------------------------------------------------------
 
 
-def _metadata(view: dict[str, Any]) -> dict[str, Any]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _typed(view: dict[str, Any], block_id: str, action_id: str) -> str | None:
     values = (view.get("state") or {}).get("values") or {}
     state = (values.get(block_id) or {}).get(action_id) or {}
@@ -223,7 +215,7 @@ def register(app: App, desk: Desk) -> None:
     @app.view(VERIFY_CALLER)
     def number_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         user_id = body["user"]["id"]
-        case_id = record_id(_metadata(view).get("case_id"))
+        case_id = record_id(view_metadata(view).get("case_id"))
         number = _typed(view, NUMBER_BLOCK, NUMBER_ACTION)
         outcome = start_verification(
             desk.engine, case_id, user_id, number, desk.clock.now(), desk.rules
@@ -253,7 +245,7 @@ def register(app: App, desk: Desk) -> None:
     @app.view(CODE_CALLBACK)
     def code_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         user_id = body["user"]["id"]
-        verification_id = record_id(_metadata(view).get("verification_id"))
+        verification_id = record_id(view_metadata(view).get("verification_id"))
         code = _typed(view, CODE_BLOCK, CODE_ACTION)
         outcome = check_code(desk.engine, verification_id, user_id, code, desk.clock.now())
         if outcome.outcome == "verified":

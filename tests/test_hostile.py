@@ -138,6 +138,35 @@ def test_forged_view_submissions_for_another_case(desk: Desk) -> None:
     assert stored.status == "new"
 
 
+def test_forged_form_metadata_nested_too_deep_is_answered_like_any_forged_form(
+    desk: Desk,
+) -> None:
+    """`private_metadata` is JSON the desk wrote; one nested deeper than json.loads goes
+    is read as none (the form is refused as for a case that does not exist), not a 500."""
+    case = desk.open_case("U0ALICE")
+    for callback in (
+        "case_note_view",
+        "case_severity_view",
+        "verify_caller",
+        "verify_caller_code",
+        "intake",
+        "health_update",
+    ):
+        view = {
+            "id": "VFORGED",
+            "type": "modal",
+            "callback_id": callback,
+            "private_metadata": "[" * 100_000,
+            "blocks": [],
+            "state": {"values": {"text": {"text": {"type": "plain_text_input", "value": "hi"}}}},
+        }
+        response = desk.slack.raw_view_submission("U0AGENT1", view)
+        assert response.status == 200, (callback, response.body)
+    desk.settle()
+    [stored] = desk.cases()
+    assert stored.id == case.id and desk.events("note") == []
+
+
 def test_mrkdwn_injection_everywhere(desk: Desk) -> None:
     """Every field a person types, echoed anywhere, arrives escaped."""
     acks: list[str] = []
