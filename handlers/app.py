@@ -20,14 +20,17 @@ from chatops.clock import Clock
 from chatops.config import Settings
 from chatops.db import DeskBusy
 from chatops.policy import SupportRules
+from chatops.queues import parse_case_reference
 from chatops.readiness import DatabaseCheck
-from handlers import actions, commands, extensions, intake, oncall
+from handlers import actions, blocks, commands, extensions, intake, oncall
 from handlers.delivery import OutboxDelivery
 from handlers.desk import Desk
 from handlers.listener_pool import ANSWER_BUDGET, LISTENER_THREADS, RECEIVED_AT, ListenerPool
 from handlers.pump import DeliveryPump
 from handlers.slack_body import parse_slack_body
+from handlers.text import record_id, view_metadata
 from handlers.webapi import KeepAliveWebClient
+from models.case import case_number
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +275,9 @@ class SlackWsgi:
             # Bolt reading an envelope field of a shape parse_slack_body does not check
             log.warning("malformed %s payload: %r", kind, exc)
             return kind, "malformed", _reply(start_response, 400, "malformed payload")
-        with logs.context(request_id=slack_request_id(document), kind=kind):
+        with logs.context(
+            request_id=slack_request_id(document), kind=kind, case=request_case(document)
+        ):
             response = self.app.dispatch(request)
         out_headers = [(k, v) for k, values in response.headers.items() for v in values]
         start_response(f"{response.status} {_REASONS.get(response.status, 'OK')}", out_headers)
@@ -302,6 +307,35 @@ def slack_request_id(document: dict[str, Any]) -> str | None:
         if isinstance(value, str) and value:
             return value[:64]
     return None
+
+
+def request_case(document: dict[str, Any]) -> str | None:
+    """The case a Slack request is about, as the log names it (`CS-00042`), read from what
+    the desk itself put in the request: a case button's value (`blocks.CASE_BUTTONS`), a
+    case form's `private_metadata`, `/support case CS-00042`. Read as the listener reads it,
+    so a forged value names no case here either. A reply in a case's DM thread names none:
+    its case is found by a query, which the log alone does not warrant on every message."""
+    kind = document.get("type")
+    case_id: int | None = None
+    if kind == "block_actions":
+        actions = document.get("actions")
+        # Bolt hands a click to the listener of its first action
+        action = actions[0] if isinstance(actions, list) and actions else None
+        if isinstance(action, dict) and isinstance(action.get("action_id"), str):
+            action_id, value = action["action_id"], action.get("value")
+            if action_id in blocks.CASE_BUTTONS:
+                case_id = record_id(value)
+            elif action_id.startswith(f"{blocks.SURVEY_RATE}_") and isinstance(value, str):
+                case_id = record_id(value.partition(":")[0])
+    elif kind == "view_submission":
+        view = document.get("view")
+        if isinstance(view, dict):
+            case_id = record_id(view_metadata(view).get("case_id"))
+    elif document.get("command") == "/support" and isinstance(document.get("text"), str):
+        word, rest = [*document["text"].split(maxsplit=1), "", ""][:2]
+        if word.lower() == "case":  # as handlers.caselife.case_detail reads it
+            case_id = parse_case_reference(rest.strip() or "-")
+    return case_number(case_id) if case_id is not None and case_id > 0 else None
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}

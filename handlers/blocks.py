@@ -66,6 +66,24 @@ CASE_REOPEN = "case_reopen"
 VERIFY_CALLER = "verify_caller"
 SURVEY_RATE = "survey_rate"
 SURVEY_COMMENT = "survey_comment"
+DOWNGRADE_CASE = "downgrade_case"
+# The buttons whose value is the id of the case they act on (a rating's, `survey_rate_<n>`,
+# is "<case id>:<n>"): each request from one is logged with its case (handlers/app.py
+# `request_case`). A new case button belongs here.
+CASE_BUTTONS = frozenset(
+    {
+        CLAIM_CASE,
+        CASE_REPLY,
+        CASE_NOTE,
+        CASE_AWAIT,
+        CASE_SEVERITY,
+        CASE_RESOLVE,
+        CASE_REOPEN,
+        VERIFY_CALLER,
+        SURVEY_COMMENT,
+        DOWNGRADE_CASE,
+    }
+)
 
 STATUS_LABELS = {
     "new": "New",

@@ -67,7 +67,7 @@ from models import Case, CaseMessage, Organisation, OutboxMessage, Page, Person
 
 ACKNOWLEDGE_PAGE = "acknowledge_page"
 ACKNOWLEDGE_PAGES = blocks.ACKNOWLEDGE_PAGES
-DOWNGRADE_CASE = "downgrade_case"
+DOWNGRADE_CASE = blocks.DOWNGRADE_CASE
 LIST_LIMIT = 5  # most urgent items listed by name in a handoff; the rest are counted
 SECTION_MAX = blocks.SECTION_MAX
 MESSAGE_BLOCKS = blocks.MESSAGE_BLOCKS_MAX

@@ -51,7 +51,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 
 from chatops import logs, metrics
 from chatops.config import Settings, SettingsError, load_settings
-from handlers.app import SlackWsgi, slack_request_id
+from handlers.app import SlackWsgi, request_case, slack_request_id
 from handlers.server import Service, ThreadedServer, build_service, tune_collector_for_serving
 from handlers.slack_body import check_envelope_payload
 
@@ -122,7 +122,11 @@ class DeskSocketModeHandler(SocketModeHandler):
                 client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
                 return
             req.payload = payload
-            with logs.context(request_id=slack_request_id(payload) or req.envelope_id, kind=kind):
+            with logs.context(
+                request_id=slack_request_id(payload) or req.envelope_id,
+                kind=kind,
+                case=request_case(payload),
+            ):
                 response = run_bolt_app(self.app, req)
             outcome = "ok" if response.status < 400 else f"http_{response.status}"
             send_response(client, req, response, started)

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+import handlers.caselife
 from chatops import logs
+from handlers.app import request_case
 from models.case import case_number
-from tests.conftest import SECRET, Desk, _make_desk
+from tests.conftest import SECRET, TRIAGE, Desk, _make_desk
 from tests.test_verification import UNREGISTERED, enter_code, enter_number, the_code, wrong
 
 
@@ -86,6 +88,147 @@ def test_lines_carry_the_slack_request_and_the_case(
     desk.settle()
     [parked] = [e for e in _entries(stream) if "parked" in e["message"]]
     assert parked["case"] == case_number(case.id or 0)
+
+
+def _lines(stream: io.StringIO, words: str) -> list[dict[str, Any]]:
+    return [e for e in _entries(stream) if words in e["message"]]
+
+
+def test_a_click_on_a_case_card_is_logged_with_its_case(
+    production_log: tuple[io.StringIO, Desk],
+) -> None:
+    """What a listener logs while it works a case from its card names the case, as the
+    delivery of the case's messages does: an operator finds both by one field."""
+    stream, desk = production_log
+    case = desk.open_case("U0ALICE")
+    number = case_number(case.id or 0)
+    card = desk.card(case)
+    desk.settle()
+
+    desk.standin.fail_next("views.open", error="expired_trigger_id")
+    desk.press("U0AGENT1", case, "case_reply")
+    desk.settle()
+    [refused] = _lines(stream, "views.open failed")
+    assert refused["case"] == number and refused["kind"] == "block_actions"
+
+    # a listener that fails after its ack: the error line names the case too
+    desk.standin.fail_next("chat.postEphemeral", error="channel_not_found")
+    click = desk.slack.click_in("U0ALICE", card, "claim_case", channel_id=TRIAGE)
+    assert click.status == 200
+    desk.settle()
+    [failed] = _lines(stream, "listener failed")
+    assert failed["case"] == number
+    assert failed["request_id"] == click.sent["trigger_id"]
+
+
+def test_a_modal_submitted_for_a_case_is_logged_with_its_case(
+    production_log: tuple[io.StringIO, Desk], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream, desk = production_log
+    case = desk.open_case("U0ALICE")
+    # nothing listens there: the code's e-mail fails after the modal's answer, and says so
+    monkeypatch.setenv("CHATOPS_SMTP_URL", "smtp://127.0.0.1:1")
+    enter_number(desk, case, UNREGISTERED)
+    desk.settle()
+    [unsent] = _lines(stream, "not sent")
+    assert unsent["case"] == case_number(case.id or 0)
+    assert unsent["kind"] == "view_submission"
+
+
+def test_a_command_about_a_case_is_logged_with_its_case(
+    production_log: tuple[io.StringIO, Desk], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream, desk = production_log
+    case = desk.open_case("U0ALICE")
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("the case could not be read")
+
+    monkeypatch.setattr(handlers.caselife, "find_case", broken)
+    desk.slack.command("U0AGENT1", f"case cs{case.id}")
+    desk.settle()
+    [failed] = _lines(stream, "listener failed")
+    assert failed["case"] == case_number(case.id or 0) and failed["kind"] == "command"
+
+
+def test_a_forged_case_in_a_request_is_logged_without_one_and_answered_as_ever(
+    production_log: tuple[io.StringIO, Desk],
+) -> None:
+    """The log names the case a listener acts on, never one a forged value spells out;
+    and reading it never stands in the way of the request's own answer."""
+    stream, desk = production_log
+    case = desk.open_case("U0ALICE")
+    card = desk.card(case)
+    desk.settle()
+    card["blocks"][-1]["elements"][0]["value"] = "DROP TABLE case"
+
+    desk.standin.fail_next("chat.postEphemeral", error="channel_not_found")
+    click = desk.slack.click_in("U0AGENT1", card, "claim_case", channel_id=TRIAGE)
+    assert click.status == 200
+    desk.settle()
+    [failed] = _lines(stream, "listener failed")
+    assert "case" not in failed and failed["request_id"] == click.sent["trigger_id"]
+
+    click = desk.slack.click_in("U0AGENT1", card, "claim_case", channel_id=TRIAGE)
+    assert click.status == 200
+    told = desk.standin.wait_for("chat.postEphemeral", lambda c: c.ok)[0]
+    assert "does not exist" in told.args["text"]
+
+    for metadata in (
+        json.dumps({"case_id": "CS-00001; DROP TABLE case"}),
+        json.dumps({"case_id": True}),
+        json.dumps({"case_id": {"id": case.id}}),
+        json.dumps([case.id]),
+        "[" * 100_000,  # deeper than json.loads goes
+        "not JSON",
+    ):
+        view = {
+            "id": "VFORGED",
+            "type": "modal",
+            "callback_id": "case_note_view",
+            "private_metadata": metadata,
+            "blocks": [],
+            "state": {"values": {"text": {"text": {"type": "plain_text_input", "value": "hi"}}}},
+        }
+        response = desk.slack.raw_view_submission("U0AGENT1", view)
+        assert response.status == 200, (metadata[:40], response.body)
+        assert "does not exist" in json.dumps(response.json()), metadata[:40]
+
+    answer = desk.slack.command("U0AGENT1", "case CS-1; DROP TABLE case").json()
+    assert "Which case?" in json.dumps(answer)
+    desk.settle()
+    named = [e for e in _entries(stream) if "case" in e and "request_id" in e]
+    assert not named, "a forged case was logged"
+    assert [c.id for c in desk.cases()] == [case.id] and desk.events("note") == []
+
+
+def test_only_a_case_id_the_desk_put_in_a_request_names_its_case() -> None:
+    def click(action_id: str, value: Any) -> dict[str, Any]:
+        return {"type": "block_actions", "actions": [{"action_id": action_id, "value": value}]}
+
+    def form(metadata: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "view_submission", "view": {"private_metadata": json.dumps(metadata)}}
+
+    assert request_case(click("survey_rate_4", "42:4")) == "CS-00042"
+    assert request_case(click("downgrade_case", "42")) == "CS-00042"
+    assert request_case(form({"case_id": 42, "severity": "B"})) == "CS-00042"
+    assert request_case({"command": "/support", "text": "case  CS-00042 "}) == "CS-00042"
+    for other in (
+        click("acknowledge_page", "42"),  # a page's id, an incident's: not a case's
+        click("follow_incident", "42"),
+        form({"incident_id": 42}),
+        form({"verification_id": 42}),
+        click("claim_case", None),
+        click("claim_case", "0"),
+        {"type": "block_actions", "actions": [["claim_case"]]},
+        {"type": "view_submission", "view": "42"},
+        {"command": "/support", "text": "list mine 42"},
+        {"command": "/support", "text": ""},
+        {"command": "/support", "text": "case"},
+        {"command": "/support"},
+        {"type": "event_callback", "event": {"type": "message", "thread_ts": "1.2"}},
+    ):
+        assert request_case(other) is None, other
 
 
 def test_the_passwords_in_the_database_and_mail_urls_are_masked() -> None:
