@@ -525,3 +525,91 @@ def test_write_in_a_cases_dm_thread_is_the_requesters_alone(tmp_path: Path) -> N
     assert "#triage (C0TRIAGE)" in relayed
     assert "(requester) wrote: >Still broken >since this morning" in relayed
     assert flat.count("(requester) wrote:") == 1  # dana's attempt reached nothing
+
+
+class _Terminal(io.StringIO):
+    """Keyboard input at a terminal: None in `typed` is a Ctrl-D, which ends one read (the
+    terminal goes on reading afterwards); after the last line every read is an end of input."""
+
+    def __init__(self, typed: list[str | None]) -> None:
+        super().__init__()
+        self._typed = list(typed)
+        self.reads_past_the_end = 0
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        if not self._typed:
+            self.reads_past_the_end += 1
+            assert self.reads_past_the_end < 5, "the demo keeps reading after the input ended"
+            return ""
+        line = self._typed.pop(0)
+        return "" if line is None else line + "\n"
+
+
+def _at_terminal(typed: list[str | None]) -> tuple[int, str, _Terminal]:
+    terminal, out = _Terminal(typed), io.StringIO()
+    code = run_demo(roster=ROSTER, out=out, inp=terminal)
+    return code, out.getvalue(), terminal
+
+
+def test_ctrl_d_in_a_form_closes_the_form_and_the_demo_goes_on() -> None:
+    # Ctrl-D at the category: the form closes as in Slack, the prompt comes back
+    ask = ["/support outlook stopped forwarding mail", "press Contact support", "technical"]
+    code, transcript, terminal = _at_terminal([*ask, None, "cases", "triage", None])
+    assert code == 0, transcript[-2000:]
+    assert terminal.reads_past_the_end == 0  # the second Ctrl-D, at the prompt, ended it
+    form, _, after = transcript.partition("Form closed; nothing was sent.")
+    assert after, transcript[-2000:]
+    assert "Form: Contact support" in form
+    assert "The input ended" not in transcript
+    after = _flat(after)
+    assert after.startswith("(Ctrl-D closes a form; at the prompt it leaves the demo.) alice>")
+    assert "No cases yet." in after  # nothing was stored
+    assert "#triage (C0TRIAGE) 0 messages" in after and "Your case CS-" not in transcript
+    assert after.endswith("Bye. The demo database and the local Slack stand-in are gone with it.")
+
+    # input that really ends inside a form (the terminal closed): the demo still ends
+    code, transcript, terminal = _at_terminal(ask[:2])
+    assert code == 0, transcript[-2000:]
+    assert terminal.reads_past_the_end == 2  # once in the form, once at the prompt
+    flat = _flat(transcript)
+    assert "Form closed; nothing was sent" in flat
+    assert flat.endswith("Bye. The demo database and the local Slack stand-in are gone with it.")
+
+
+def test_a_long_advance_shows_a_summary_and_a_short_one_every_message(tmp_path: Path) -> None:
+    """Days of time bring dozens of notices (a year: about 800): a long advance counts them
+    by kind and by place, lists the breaches and pages, and shows the last few whole."""
+    from datetime import UTC, datetime
+
+    script = tmp_path / "demo.txt"
+    script.write_text(
+        "/support outlook stopped forwarding mail\npress 1\n" + FILL_SEV_B + "advance 30m\n"
+        "advance 10d\nnow\n",
+        encoding="utf-8",
+    )
+    out = io.StringIO()
+    start = datetime(2026, 11, 25, 0, 40, tzinfo=UTC)  # Wed 08:40 Beijing time
+    code = run_demo(roster=ROSTER, script=script, out=out, inp=io.StringIO(), start=start)
+    transcript = out.getvalue()
+    assert code == 0, transcript[-2000:]
+    short = transcript.split("alice> advance 30m", 1)[1].split("alice> advance 10d", 1)[0]
+    long = transcript.split("alice> advance 10d", 1)[1].split("alice> now", 1)[0]
+    # 30 minutes: the 09:00 handoff, whole, in the channel and in Dana's DMs
+    assert "The demo clock moved forward 30 min." in short
+    assert _flat(short).count("Shift handoff — primary: @Eli Gomez (Eli Gomez) → @Dana") == 2
+    assert "while the clock moved" not in short
+    # 10 days: a summary a person can read
+    assert len(long.splitlines()) < 90, long
+    flat = _flat(long)
+    assert "The demo clock moved forward 10 d." in flat
+    assert "messages while the clock moved" in flat
+    assert "By kind: shift handoff" in flat
+    assert "By place: #handoff (C0HANDOFF)" in flat
+    assert "DM to Dana Park" in flat and "`dm dana`" in flat
+    assert "SLA breach CS-00001 · Sev B · Forwarding to the shared mailbox stopped" in flat
+    assert "The last 3 messages:" in flat
+    assert "`advance 10d all` shows every message" in flat
+    assert flat.count("Shift handoff — primary") <= 3  # only the last few in full

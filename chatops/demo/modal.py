@@ -4,6 +4,8 @@ Selects and radio buttons list numbered options; text inputs read a line (Enter 
 value shown). A field that dispatches actions (category, severity) tells the app right away,
 so the form changes like it does in Slack, and the walk goes on with the updated form. On
 submit, errors the app sends back are shown under their fields and only those are asked again.
+`cancel`, Ctrl-C or Ctrl-D at a terminal close the form like its close button in Slack: nothing
+is sent and the demo goes on. A script or pipe that ends inside a form ends the demo.
 """
 
 from __future__ import annotations
@@ -33,8 +35,13 @@ class Cancelled(Exception):
     """The person typed `cancel`."""
 
 
+class Dismissed(Cancelled):
+    """Ctrl-D at a terminal: the form closes as the modal's close button does in Slack, and
+    the demo goes on (a second Ctrl-D, at the prompt, ends it)."""
+
+
 class InputEnded(Exception):
-    """The script or keyboard input ended with the form open."""
+    """A script or piped input ended with the form open."""
 
 
 class ScriptMismatch(Exception):
@@ -99,6 +106,10 @@ class ModalWalker:
                     continue
                 submitted_at = len(self.world.standin.calls())
                 view = self._submit(view)
+        except Dismissed:
+            self._close("Form closed" + self._unsent() + ".")
+            self.shell.note("(Ctrl-D closes a form; at the prompt it leaves the demo.)")
+            return WalkResult(None, False)
         except (Cancelled, KeyboardInterrupt):
             self._close("Form closed" + self._unsent() + ".")
             return WalkResult(None, False)
@@ -192,7 +203,8 @@ class ModalWalker:
     def _read(self) -> str:
         line = self.shell.lines.read("  > ")
         if line is None:
-            raise InputEnded
+            # a terminal reads on after Ctrl-D; a script or a pipe has nothing more to give
+            raise Dismissed if self.shell.lines.interactive else InputEnded
         if line.strip().lower() == "cancel":
             raise Cancelled
         return line
@@ -390,10 +402,9 @@ class ModalWalker:
         has_inputs = any(
             isinstance(b, dict) and b.get("type") == "input" for b in view.get("blocks") or []
         )
+        how = "type cancel (or Ctrl-D)" if self.shell.lines.interactive else "type cancel"
         self.shell.write("")
-        self.shell.rule(
-            f"Form: {title}", "type cancel at any prompt to close it" if has_inputs else ""
-        )
+        self.shell.rule(f"Form: {title}", f"{how} at any prompt to close it" if has_inputs else "")
 
     def _close(self, message: str) -> None:
         if self.world.standin.open_view(self.user) is not None:

@@ -2,22 +2,53 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import re
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from chatops.cases import notices
+from chatops.cases.notices import COALESCED_INTO
 from chatops.demo.lines import LineSource
 from chatops.demo.modal import ModalWalker
 from chatops.demo.render import JSONDict, Renderer, Style, visible_len, wrap
 from chatops.demo.world import GENERAL, LATEST, DemoPerson, World
 from chatops.standin import WebApiCall
 
+# A year of shift handoffs alone is some 800 messages: an advance of a day or more that
+# brings more than SUMMARY_OVER is summed up, with the last few messages shown whole.
+SUMMARY_FROM = timedelta(days=1)
+SUMMARY_OVER = 12
+LAST_SHOWN = 3
+NOTABLE_SHOWN = 8
+_KIND_LABELS = {
+    notices.CARD: "new case card",
+    notices.CARD_REFRESH: "case card updated",
+    notices.REQUESTER_NOTICE: "to the requester",
+    notices.SLA_WARNING: "SLA warning",
+    notices.SLA_BREACH: "SLA breach",
+    notices.UPDATE_REMINDER: "Sev A update reminder",
+    notices.DOWNGRADE_OFFER: "Sev A downgrade offer",
+    notices.PAGE: "page",
+    notices.PAGE_ACKNOWLEDGED: "page acknowledged",
+    notices.HANDOFF: "shift handoff",
+    notices.ONCALL_GAP: "nobody on call",
+    notices.CASE_MESSAGE: "case message",
+    notices.CASE_REOPENED: "case reopened",
+    notices.CASE_RELEASED: "case released",
+    notices.REQUESTER_GONE: "requester gone",
+    notices.DM_GUIDANCE: "DM guidance",
+}
+_NOTABLE = (notices.SLA_WARNING, notices.SLA_BREACH, notices.PAGE, notices.ONCALL_GAP)
 HELP = [
     ("/support <question>", "ask the desk as the current person (also: /support help)"),
     ("press N", "press button [N] of a message shown above"),
@@ -25,12 +56,18 @@ HELP = [
     ("triage, general", "show a channel (also `channel NAME`); `dm` shows your DMs with the bot"),
     ("cases", "the cases in the database"),
     ("write CS-00001 TEXT", "as the case's requester, write in its DM thread with the bot"),
-    ("advance 2h|30m|1d", "move the demo clock forward; `now` shows the time"),
-    ("help, quit", "this list; leave the demo (Ctrl-D works too)"),
+    (
+        "advance 2h|30m|1d",
+        "move the demo clock forward; `now` shows the time. A day or more that brings over "
+        f"{SUMMARY_OVER} messages is summed up: counts, breaches and pages, the last "
+        f"{LAST_SHOWN} whole (`advance 30d all` shows every one)",
+    ),
+    ("help, quit", "this list; leave the demo (Ctrl-D at this prompt works too)"),
 ]
 FORM_HELP = (
     "In a form, answer each field in turn: a number or an option's name for a choice, a line "
-    "of text for text (\\n for a new line); Enter keeps the value shown; cancel closes it."
+    "of text for text (\\n for a new line); Enter keeps the value shown; cancel (or Ctrl-D) "
+    "closes it without sending anything."
 )
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
@@ -229,12 +266,12 @@ class Shell:
         if heading:
             self.note(f"You are {self.me.short}. `as NAME` switches.")
 
-    def _table(self, rows: list[tuple[str, ...]]) -> None:
+    def _table(self, rows: list[tuple[str, ...]], head: bool = True) -> None:
         widths = [max(visible_len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for n, row in enumerate(rows):
             cells = [cell + " " * (widths[i] - visible_len(cell)) for i, cell in enumerate(row)]
             text = " " + "  ".join(cells).rstrip()
-            self.write(self.style.dim(text) if n == 0 else text)
+            self.write(self.style.dim(text) if head and n == 0 else text)
 
     def become(self, word: str) -> None:
         if not word:
@@ -688,7 +725,11 @@ class Shell:
             self.note(f"({_duration(moved)} after the demo's start)")
 
     def advance(self, text: str) -> None:
-        spec = text.replace(" ", "").lower()
+        """Move the clock as a running worker sees time pass, then show what it sent: every
+        message, or for a long advance that sent many a summary (`all` shows every one)."""
+        words = text.split()
+        everything = bool(words) and words[-1].lower() == "all"
+        spec = "".join(words[:-1] if everything else words).lower()
         parts = _DURATION.findall(spec)
         if not spec or not parts or _DURATION.sub("", spec):
             self.note("Advance by how much? e.g. `advance 2h`, `advance 30m`, `advance 1d 4h`.")
@@ -704,11 +745,152 @@ class Shell:
         if delta <= timedelta(0):
             self.note("The demo clock only moves forward.")
             return
+        since = self.world.clock.now()
         self.world.tick_until(target)
         self.write(f"  The demo clock moved forward {_duration(delta)}.")
         self.now()
         # what the worker sent while time passed: warnings, pages, handoffs
-        self._show_new(self.world.settle(self.cursor))
+        calls = self.world.settle(self.cursor)
+        shown = [n for n, call in enumerate(calls) if self._shows(call)]
+        if everything or delta < SUMMARY_FROM or len(shown) <= SUMMARY_OVER:
+            self._show_new(calls)
+            return
+        last = shown[-LAST_SHOWN]
+        with self._muted():
+            # as if shown: buttons keep their numbers, cards updated since lose theirs
+            self._show_new(calls[:last])
+        self._summary([calls[n] for n in shown], since, target)
+        self.write("")
+        self.write("  " + self.style.bold(f"The last {LAST_SHOWN} messages:"))
+        self._show_new(calls[last:])
+        self.write("")
+        command = " ".join(words[:-1] if everything else words)
+        self.note(
+            f"`advance {command} all` shows every message as it comes; the commands beside "
+            "the places above show theirs."
+        )
+
+    def _shows(self, call: WebApiCall) -> bool:
+        """Whether the demo shows this call (a message, a form, a refusal) or only counts it
+        (conversations.open before a DM)."""
+        return call.failed or hasattr(self, "_call_" + call.method.replace(".", "_"))
+
+    @contextlib.contextmanager
+    def _muted(self) -> Iterator[None]:
+        out = self.out
+        self.out = io.StringIO()
+        try:
+            yield
+        finally:
+            self.out = out
+
+    def _summary(self, calls: list[WebApiCall], since: datetime, until: datetime) -> None:
+        """How many messages went where and of which kind, and the ones worth a look."""
+        self.write("")
+        count = f"{len(calls)} messages while the clock moved"
+        self.rule(count, "a summary")
+        kinds = self._kinds_sent(since, until)
+        if kinds:
+            self.write("  " + self.style.bold("By kind:"))
+            self._counts([(label, n, "") for label, n in kinds.most_common()])
+        places: Counter[tuple[str, str]] = Counter(self._place(call) for call in calls)
+        self.write("  " + self.style.bold("By place:"))
+        self._counts([(where, n, command) for (where, command), n in places.most_common()])
+        refused = sum(1 for call in calls if call.failed)
+        if refused:
+            self.warn(f"Slack refused {refused} of them.")
+        notable = self._notable(since, until)
+        if not notable:
+            self.note("No SLA warnings or breaches, pages or on-call gaps in that time.")
+            return
+        policy = self.world.rules.policy
+        zone = ZoneInfo(policy.support_timezone)
+        heading = "Worth a look: SLA warnings and breaches, pages, on-call gaps"
+        self.write("  " + self.style.bold(heading) + f" ({policy.support_timezone_label})")
+        if len(notable) > NOTABLE_SHOWN:
+            self.note(f"  … {len(notable) - NOTABLE_SHOWN} earlier, then the last {NOTABLE_SHOWN}:")
+        rows = [
+            (f"   {at.astimezone(zone):%a %d %b, %H:%M}", self.style.warn(what), case)
+            for at, what, case in notable[-NOTABLE_SHOWN:]
+        ]
+        self._table(rows, head=False)
+
+    def _counts(self, rows: list[tuple[str, int, str]]) -> None:
+        """Labels, their counts right-aligned, and the command that shows them."""
+        digits = max(len(str(n)) for _, n, _ in rows)
+        self._table(
+            [
+                ("   " + label, str(n).rjust(digits), f"`{command}`" if command else "")
+                for label, n, command in rows
+            ],
+            head=False,
+        )
+
+    def _place(self, call: WebApiCall) -> tuple[str, str]:
+        """Where a call's message went, and the command that shows that place."""
+        response = call.response if isinstance(call.response, dict) else {}
+        channel = str(response.get("channel") or call.args.get("channel") or "")
+        if call.method == "views.publish":
+            return "App Home", ""
+        if call.method == "chat.postEphemeral":
+            where = self.world.channel_label(channel)
+            return f"{self._visible_to(str(call.args.get('user')))} in {where}", ""
+        if channel.startswith("D"):
+            person = self.world.person(channel[1:])
+            return self._where(channel), f"dm {person.short}" if person else ""
+        if channel in self.world.channels:
+            return self._where(channel), self.world.channels[channel]
+        return channel or call.method, ""
+
+    def _kinds_sent(self, since: datetime, until: datetime) -> Counter[str]:
+        """The notices the app delivered in (since, until], by kind, as a person names them."""
+        from models import OutboxMessage
+
+        with Session(self.world.engine) as session:
+            rows = session.exec(
+                select(OutboxMessage.kind, OutboxMessage.payload).where(
+                    OutboxMessage.status == "sent",
+                    col(OutboxMessage.sent_at) > since,
+                    col(OutboxMessage.sent_at) <= until,
+                )
+            ).all()
+        kinds: Counter[str] = Counter()
+        for kind, payload in rows:
+            if COALESCED_INTO not in (payload or {}):  # went out in another row's message
+                kinds[_KIND_LABELS.get(kind, kind)] += 1
+        return kinds
+
+    def _notable(self, since: datetime, until: datetime) -> list[tuple[datetime, str, str]]:
+        """SLA warnings and breaches, pages and on-call gaps sent in (since, until], oldest
+        first, once each (a breach goes to the case's thread and to its owner)."""
+        from models import Case, OutboxMessage
+
+        with Session(self.world.engine) as session:
+            rows = session.exec(
+                select(OutboxMessage)
+                .where(
+                    col(OutboxMessage.kind).in_(_NOTABLE),
+                    OutboxMessage.status == "sent",
+                    col(OutboxMessage.sent_at) > since,
+                    col(OutboxMessage.sent_at) <= until,
+                )
+                .order_by(col(OutboxMessage.sent_at), col(OutboxMessage.id))
+            ).all()
+            cases = {c.id: c for c in session.exec(select(Case)).all()}
+        seen: set[tuple[str, int | None, datetime | None]] = set()
+        notable: list[tuple[datetime, str, str]] = []
+        for row in rows:
+            key = (row.kind, row.case_id, row.sent_at)
+            if key in seen or row.sent_at is None:
+                continue
+            seen.add(key)
+            case = cases.get(row.case_id)
+            about = ""
+            if case is not None:
+                title = case.title if len(case.title) <= 40 else case.title[:39] + "…"
+                about = f"{case.number} · Sev {case.severity} · {title}"
+            notable.append((row.sent_at, _KIND_LABELS.get(row.kind, row.kind), about))
+        return notable
 
 
 def _dm_user(channel: str) -> str | None:
