@@ -6,7 +6,8 @@ real time and moves on `advance`. You type as any person in the roster (`as dana
 `/support`, press the buttons the bot shows and fill in its forms field by field.
 
 Modules: ``world`` wires the desk, ``shell`` is the command loop, ``modal`` walks a form,
-``render`` turns Block Kit into terminal text, ``lines`` reads a script or the keyboard.
+``render`` turns Block Kit into terminal text, ``lines`` reads a script or the keyboard,
+``summary`` sums up what a long `advance` sent.
 Nothing here imports slack_bolt until :func:`run_demo` runs.
 """
 

@@ -6,49 +6,22 @@ import contextlib
 import difflib
 import io
 import re
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from chatops.cases import notices
-from chatops.cases.notices import COALESCED_INTO
 from chatops.demo.lines import LineSource
 from chatops.demo.modal import ModalWalker
 from chatops.demo.render import JSONDict, Renderer, Style, visible_len, wrap
+from chatops.demo.summary import LAST_SHOWN, SUMMARY_FROM, SUMMARY_OVER, show_summary
 from chatops.demo.world import GENERAL, LATEST, DemoPerson, World
 from chatops.standin import WebApiCall
 
-# A year of shift handoffs alone is some 800 messages: an advance of a day or more that
-# brings more than SUMMARY_OVER is summed up, with the last few messages shown whole.
-SUMMARY_FROM = timedelta(days=1)
-SUMMARY_OVER = 12
-LAST_SHOWN = 3
-NOTABLE_SHOWN = 8
-_KIND_LABELS = {
-    notices.CARD: "new case card",
-    notices.CARD_REFRESH: "case card updated",
-    notices.REQUESTER_NOTICE: "to the requester",
-    notices.SLA_WARNING: "SLA warning",
-    notices.SLA_BREACH: "SLA breach",
-    notices.UPDATE_REMINDER: "Sev A update reminder",
-    notices.DOWNGRADE_OFFER: "Sev A downgrade offer",
-    notices.PAGE: "page",
-    notices.PAGE_ACKNOWLEDGED: "page acknowledged",
-    notices.HANDOFF: "shift handoff",
-    notices.ONCALL_GAP: "nobody on call",
-    notices.CASE_MESSAGE: "case message",
-    notices.CASE_REOPENED: "case reopened",
-    notices.CASE_RELEASED: "case released",
-    notices.REQUESTER_GONE: "requester gone",
-    notices.DM_GUIDANCE: "DM guidance",
-}
-_NOTABLE = (notices.SLA_WARNING, notices.SLA_BREACH, notices.PAGE, notices.ONCALL_GAP)
 HELP = [
     ("/support <question>", "ask the desk as the current person (also: /support help)"),
     ("press N", "press button [N] of a message shown above"),
@@ -262,11 +235,12 @@ class Shell:
             roles = ", ".join(p.role_labels) or "— (no admin role)"
             here = "▸" if p is self.me else ""
             rows.append((here, p.short, p.slack_id, p.name, p.organisation or "(support)", roles))
-        self._table(rows)
+        self.table(rows)
         if heading:
             self.note(f"You are {self.me.short}. `as NAME` switches.")
 
-    def _table(self, rows: list[tuple[str, ...]], head: bool = True) -> None:
+    def table(self, rows: list[tuple[str, ...]], head: bool = True) -> None:
+        """Rows in aligned columns, the first dimmed as a heading unless ``head`` is false."""
         widths = [max(visible_len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for n, row in enumerate(rows):
             cells = [cell + " " * (widths[i] - visible_len(cell)) for i, cell in enumerate(row)]
@@ -463,7 +437,7 @@ class Shell:
                 shown = True
         return shown
 
-    def _where(self, channel: str) -> str:
+    def where(self, channel: str) -> str:
         """Where a bot message went: ``#triage (C0TRIAGE)`` or ``DM to Alice Chen``."""
         if channel.startswith("D"):
             return f"DM to {self.world.display_name(channel[1:]) or channel[1:]}"
@@ -477,7 +451,7 @@ class Shell:
         response = call.response if isinstance(call.response, dict) else {}
         channel, message = str(response.get("channel")), response.get("message") or {}
         self.write("")
-        self.rule(self._where(channel), self._thread_note(message))
+        self.rule(self.where(channel), self._thread_note(message))
         self.show_message(message, channel, only_for=_dm_user(channel))
         return True
 
@@ -485,7 +459,7 @@ class Shell:
         response = call.response if isinstance(call.response, dict) else {}
         channel, message = str(response.get("channel")), response.get("message") or {}
         label = "updated " + ("" if channel.startswith("D") else "message in ")
-        label += self._where(channel)
+        label += self.where(channel)
         for button in self.buttons.values():  # those still on it are registered again below
             if button.channel == channel and button.message.get("ts") == message.get("ts"):
                 button.gone = True
@@ -503,7 +477,7 @@ class Shell:
         )
         self._seen_ephemerals.add((user, str(ts)))
         self.write("")
-        self.rule(self._visible_to(user), f"in {self.world.channel_label(channel)}")
+        self.rule(self.visible_to(user), f"in {self.world.channel_label(channel)}")
         self.show_message(stored, str(stored.get("channel") or channel), only_for=user)
         return True
 
@@ -562,7 +536,8 @@ class Shell:
         self.rule(f"a message was deleted in {self.world.channel_label(channel)}")
         return True
 
-    def _visible_to(self, user: str) -> str:
+    def visible_to(self, user: str) -> str:
+        """Who sees an ephemeral message: ``only visible to you`` or to whom."""
         if user == self.me.slack_id:
             return "only visible to you"
         return f"only visible to {self.world.display_name(user) or user}"
@@ -710,7 +685,7 @@ class Shell:
                     title,
                 )
             )
-        self._table(rows)
+        self.table(rows)
 
     def now(self) -> None:
         policy = self.world.rules.policy
@@ -759,7 +734,7 @@ class Shell:
         with self._muted():
             # as if shown: buttons keep their numbers, cards updated since lose theirs
             self._show_new(calls[:last])
-        self._summary([calls[n] for n in shown], since, target)
+        show_summary(self, [calls[n] for n in shown], since, target)
         self.write("")
         self.write("  " + self.style.bold(f"The last {LAST_SHOWN} messages:"))
         self._show_new(calls[last:])
@@ -783,114 +758,6 @@ class Shell:
             yield
         finally:
             self.out = out
-
-    def _summary(self, calls: list[WebApiCall], since: datetime, until: datetime) -> None:
-        """How many messages went where and of which kind, and the ones worth a look."""
-        self.write("")
-        count = f"{len(calls)} messages while the clock moved"
-        self.rule(count, "a summary")
-        kinds = self._kinds_sent(since, until)
-        if kinds:
-            self.write("  " + self.style.bold("By kind:"))
-            self._counts([(label, n, "") for label, n in kinds.most_common()])
-        places: Counter[tuple[str, str]] = Counter(self._place(call) for call in calls)
-        self.write("  " + self.style.bold("By place:"))
-        self._counts([(where, n, command) for (where, command), n in places.most_common()])
-        refused = sum(1 for call in calls if call.failed)
-        if refused:
-            self.warn(f"Slack refused {refused} of them.")
-        notable = self._notable(since, until)
-        if not notable:
-            self.note("No SLA warnings or breaches, pages or on-call gaps in that time.")
-            return
-        policy = self.world.rules.policy
-        zone = ZoneInfo(policy.support_timezone)
-        heading = "Worth a look: SLA warnings and breaches, pages, on-call gaps"
-        self.write("  " + self.style.bold(heading) + f" ({policy.support_timezone_label})")
-        if len(notable) > NOTABLE_SHOWN:
-            self.note(f"  … {len(notable) - NOTABLE_SHOWN} earlier, then the last {NOTABLE_SHOWN}:")
-        rows = [
-            (f"   {at.astimezone(zone):%a %d %b, %H:%M}", self.style.warn(what), case)
-            for at, what, case in notable[-NOTABLE_SHOWN:]
-        ]
-        self._table(rows, head=False)
-
-    def _counts(self, rows: list[tuple[str, int, str]]) -> None:
-        """Labels, their counts right-aligned, and the command that shows them."""
-        digits = max(len(str(n)) for _, n, _ in rows)
-        self._table(
-            [
-                ("   " + label, str(n).rjust(digits), f"`{command}`" if command else "")
-                for label, n, command in rows
-            ],
-            head=False,
-        )
-
-    def _place(self, call: WebApiCall) -> tuple[str, str]:
-        """Where a call's message went, and the command that shows that place."""
-        response = call.response if isinstance(call.response, dict) else {}
-        channel = str(response.get("channel") or call.args.get("channel") or "")
-        if call.method == "views.publish":
-            return "App Home", ""
-        if call.method == "chat.postEphemeral":
-            where = self.world.channel_label(channel)
-            return f"{self._visible_to(str(call.args.get('user')))} in {where}", ""
-        if channel.startswith("D"):
-            person = self.world.person(channel[1:])
-            return self._where(channel), f"dm {person.short}" if person else ""
-        if channel in self.world.channels:
-            return self._where(channel), self.world.channels[channel]
-        return channel or call.method, ""
-
-    def _kinds_sent(self, since: datetime, until: datetime) -> Counter[str]:
-        """The notices the app delivered in (since, until], by kind, as a person names them."""
-        from models import OutboxMessage
-
-        with Session(self.world.engine) as session:
-            rows = session.exec(
-                select(OutboxMessage.kind, OutboxMessage.payload).where(
-                    OutboxMessage.status == "sent",
-                    col(OutboxMessage.sent_at) > since,
-                    col(OutboxMessage.sent_at) <= until,
-                )
-            ).all()
-        kinds: Counter[str] = Counter()
-        for kind, payload in rows:
-            if COALESCED_INTO not in (payload or {}):  # went out in another row's message
-                kinds[_KIND_LABELS.get(kind, kind)] += 1
-        return kinds
-
-    def _notable(self, since: datetime, until: datetime) -> list[tuple[datetime, str, str]]:
-        """SLA warnings and breaches, pages and on-call gaps sent in (since, until], oldest
-        first, once each (a breach goes to the case's thread and to its owner)."""
-        from models import Case, OutboxMessage
-
-        with Session(self.world.engine) as session:
-            rows = session.exec(
-                select(OutboxMessage)
-                .where(
-                    col(OutboxMessage.kind).in_(_NOTABLE),
-                    OutboxMessage.status == "sent",
-                    col(OutboxMessage.sent_at) > since,
-                    col(OutboxMessage.sent_at) <= until,
-                )
-                .order_by(col(OutboxMessage.sent_at), col(OutboxMessage.id))
-            ).all()
-            cases = {c.id: c for c in session.exec(select(Case)).all()}
-        seen: set[tuple[str, int | None, datetime | None]] = set()
-        notable: list[tuple[datetime, str, str]] = []
-        for row in rows:
-            key = (row.kind, row.case_id, row.sent_at)
-            if key in seen or row.sent_at is None:
-                continue
-            seen.add(key)
-            case = cases.get(row.case_id)
-            about = ""
-            if case is not None:
-                title = case.title if len(case.title) <= 40 else case.title[:39] + "…"
-                about = f"{case.number} · Sev {case.severity} · {title}"
-            notable.append((row.sent_at, _KIND_LABELS.get(row.kind, row.kind), about))
-        return notable
 
 
 def _dm_user(channel: str) -> str | None:
